@@ -1,0 +1,5 @@
+"""`python -m serverroom` runs the command-line interface."""
+
+from serverroom.cli import main
+
+main()

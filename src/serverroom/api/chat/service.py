@@ -1,0 +1,312 @@
+"""Chat Completions service: messages → prompt → engine → ``ChatCompletion`` or chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
+from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
+from openai.types.chat.chat_completion_message import ChatCompletionMessage
+from openai.types.chat.chat_completion_token_logprob import ChatCompletionTokenLogprob, TopLogprob
+from openai.types.completion_usage import (
+    CompletionTokensDetails,
+    CompletionUsage,
+    PromptTokensDetails,
+)
+
+from serverroom.api.chat.schemas import ChatCompletionRequest
+from serverroom.api.common import (
+    SYSTEM_FINGERPRINT,
+    check_context,
+    choice_seed,
+    logit_bias_ids,
+    sampling_params,
+)
+from serverroom.catalog import ModelEntry
+from serverroom.context import AppContext
+from serverroom.metering import Ticket, Usage
+from serverroom.principal import Principal
+from serverroom.engine.base import ChatMessage, Engine, SamplingParams
+from serverroom.engine.textgen import TextDelta, TextDone, TextEvent, TokenInfo, generate_text
+from serverroom.errors import InvalidRequestError
+from serverroom.ids import new_id
+from serverroom.sse import DONE, sse_event
+
+
+@dataclass
+class ChatPlan:
+    """Everything needed to run one chat request."""
+
+    request: ChatCompletionRequest
+    entry: ModelEntry
+    engine: Engine
+    prompt: list[int]
+    params: list[SamplingParams]
+    stop: list[str]
+    completion_id: str
+    created: int
+    ticket: Ticket
+
+
+def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
+    out: list[ChatMessage] = []
+    for index, message in enumerate(request.messages):
+        if isinstance(message.content, list):
+            for part_index, part in enumerate(message.content):
+                if part.type != "text":
+                    raise InvalidRequestError(
+                        f"Content type '{part.type}' is not supported by this model; only"
+                        " text parts are.",
+                        param=f"messages[{index}].content[{part_index}].type",
+                        code="unsupported_content_type",
+                    )
+        role = "system" if message.role == "developer" else message.role
+        extra = {}
+        if message.tool_calls:
+            extra["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+        if message.tool_call_id:
+            extra["tool_call_id"] = message.tool_call_id
+        out.append(ChatMessage(role=role, content=message.text(), extra=extra))
+    return out
+
+
+async def plan_chat(
+    ctx: AppContext, request: ChatCompletionRequest, principal: Principal
+) -> ChatPlan:
+    entry = ctx.catalog.resolve(request.model)
+    engine = await ctx.engines.get(entry)
+    text = engine.render_chat(to_chat_messages(request))
+    prompt = engine.tokenize(text, special=True)
+    max_tokens = check_context(
+        engine, len(prompt), request.output_limit(), param="messages", what="messages"
+    )
+    bias = logit_bias_ids(engine, request.logit_bias)
+    top = (request.top_logprobs or 0) if request.logprobs else None
+    n = request.n or 1
+    params = [
+        sampling_params(
+            max_tokens=max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            seed=choice_seed(request.seed, i) if (request.seed is not None or n > 1) else None,
+            presence_penalty=request.presence_penalty,
+            frequency_penalty=request.frequency_penalty,
+            logit_bias=bias,
+            top_logprobs=top,
+        )
+        for i in range(n)
+    ]
+    ticket = await ctx.metering.admit(
+        principal,
+        entry,
+        endpoint="/v1/chat/completions",
+        prompt_tokens=len(prompt),
+        max_output_tokens=max_tokens * n,
+    )
+    return ChatPlan(
+        request=request,
+        entry=entry,
+        engine=engine,
+        prompt=prompt,
+        params=params,
+        stop=request.stop_list(),
+        completion_id=new_id("chatcmpl-", 12),
+        created=int(time.time()),
+        ticket=ticket,
+    )
+
+
+def usage(prompt: int, cached: int, completion: int) -> CompletionUsage:
+    return CompletionUsage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached, audio_tokens=0),
+        completion_tokens_details=CompletionTokensDetails(
+            reasoning_tokens=0,
+            audio_tokens=0,
+            accepted_prediction_tokens=0,
+            rejected_prediction_tokens=0,
+        ),
+    )
+
+
+def chat_logprobs(infos: list[TokenInfo]) -> list[ChatCompletionTokenLogprob]:
+    return [
+        ChatCompletionTokenLogprob(
+            token=info.token,
+            logprob=info.logprob,
+            bytes=info.bytes,
+            top_logprobs=[TopLogprob(token=t, logprob=lp, bytes=b) for t, lp, b in info.top],
+        )
+        for info in infos
+    ]
+
+
+async def _collect(plan: ChatPlan, index: int, request_id: str) -> tuple[TextDone, list[TokenInfo]]:
+    infos: list[TokenInfo] = []
+    done: TextDone | None = None
+    async for event in generate_text(
+        plan.engine, plan.prompt, plan.params[index], plan.stop, request_id=request_id
+    ):
+        if isinstance(event, TextDelta):
+            infos.extend(event.logprobs)
+        else:
+            done = event
+    assert done is not None
+    return done, infos
+
+
+async def complete_chat(plan: ChatPlan, request_id: str) -> ChatCompletion:
+    results = await asyncio.gather(
+        *(_collect(plan, i, request_id) for i in range(len(plan.params)))
+    )
+    choices = []
+    for index, (done, infos) in enumerate(results):
+        logprobs = None
+        if plan.request.logprobs:
+            logprobs = ChoiceLogprobs(content=chat_logprobs(infos), refusal=None)
+        choices.append(
+            Choice(
+                index=index,
+                finish_reason=done.finish_reason,
+                logprobs=logprobs,
+                message=ChatCompletionMessage(
+                    role="assistant", content=done.text, refusal=None, annotations=[]
+                ),
+            )
+        )
+    prompt = len(plan.prompt)
+    cached = max(done.cached_tokens for done, _ in results)
+    completion = sum(done.completion_tokens for done, _ in results)
+    await plan.ticket.settle(Usage(prompt, cached, completion))
+    return ChatCompletion(
+        id=plan.completion_id,
+        object="chat.completion",
+        created=plan.created,
+        model=plan.entry.id,
+        choices=choices,
+        usage=usage(prompt, cached, completion),
+        system_fingerprint=SYSTEM_FINGERPRINT,
+        service_tier="default",
+    )
+
+
+def _chunk(plan: ChatPlan, choices: list[ChunkChoice], with_usage: bool) -> bytes:
+    chunk = ChatCompletionChunk(
+        id=plan.completion_id,
+        object="chat.completion.chunk",
+        created=plan.created,
+        model=plan.entry.id,
+        choices=choices,
+        system_fingerprint=SYSTEM_FINGERPRINT,
+        service_tier="default",
+    )
+    if with_usage:
+        chunk.usage = None
+    return sse_event(chunk.model_dump(mode="json", exclude_unset=True))
+
+
+async def merge_choices(
+    plan: ChatPlan, request_id: str
+) -> AsyncIterator[tuple[int, TextEvent]]:
+    """Run every choice concurrently and interleave their events."""
+    if len(plan.params) == 1:
+        async for event in generate_text(
+            plan.engine, plan.prompt, plan.params[0], plan.stop, request_id=request_id
+        ):
+            yield 0, event
+        return
+    queue: asyncio.Queue[tuple[int, TextEvent] | BaseException] = asyncio.Queue()
+
+    async def pump(index: int) -> None:
+        try:
+            async for event in generate_text(
+                plan.engine, plan.prompt, plan.params[index], plan.stop, request_id=request_id
+            ):
+                await queue.put((index, event))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            await queue.put(exc)
+
+    tasks = [asyncio.create_task(pump(i)) for i in range(len(plan.params))]
+    remaining = len(tasks)
+    try:
+        while remaining:
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item[1], TextDone):
+                remaining -= 1
+            yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _content_chunks(
+    plan: ChatPlan,
+    events: AsyncIterator[tuple[int, TextEvent]],
+    include_usage: bool,
+    with_logprobs: bool,
+) -> AsyncIterator[bytes | TextDone]:
+    """Content and finish chunks; each choice's ``TextDone`` is passed up for usage."""
+    async for index, event in events:
+        if isinstance(event, TextDelta):
+            choice = ChunkChoice(
+                index=index, delta=ChoiceDelta(content=event.text), finish_reason=None
+            )
+            if with_logprobs:
+                choice.logprobs = ChunkLogprobs(
+                    content=chat_logprobs(event.logprobs), refusal=None
+                )
+            yield _chunk(plan, [choice], include_usage)
+        else:
+            yield event
+            final = ChunkChoice(index=index, delta=ChoiceDelta(), finish_reason=event.finish_reason)
+            yield _chunk(plan, [final], include_usage)
+
+
+async def stream_chat(
+    plan: ChatPlan, events: AsyncIterator[tuple[int, TextEvent]]
+) -> AsyncIterator[bytes]:
+    """SSE body: role chunk, content chunks, finish chunks, optional usage, ``[DONE]``."""
+    opts = plan.request.stream_options
+    include_usage = bool(opts and opts.include_usage)
+    with_logprobs = bool(plan.request.logprobs)
+    for index in range(len(plan.params)):
+        role = ChunkChoice(
+            index=index, delta=ChoiceDelta(role="assistant", content=""), finish_reason=None
+        )
+        if with_logprobs:
+            role.logprobs = None
+        yield _chunk(plan, [role], include_usage)
+    cached = 0
+    completion = 0
+    try:
+        async for chunk in _content_chunks(plan, events, include_usage, with_logprobs):
+            if isinstance(chunk, bytes):
+                yield chunk
+            else:
+                cached = max(cached, chunk.cached_tokens)
+                completion += chunk.completion_tokens
+    finally:
+        await plan.ticket.settle(Usage(len(plan.prompt), cached, completion))
+    if include_usage:
+        chunk = ChatCompletionChunk(
+            id=plan.completion_id,
+            object="chat.completion.chunk",
+            created=plan.created,
+            model=plan.entry.id,
+            choices=[],
+            system_fingerprint=SYSTEM_FINGERPRINT,
+            usage=usage(len(plan.prompt), cached, completion),
+        )
+        yield sse_event(chunk.model_dump(mode="json", exclude_unset=True))
+    yield DONE

@@ -1,0 +1,81 @@
+"""Helpers the generation services share: prompt checks, sampling parameters, usage."""
+
+from __future__ import annotations
+
+import secrets
+
+from serverroom.engine.base import Engine, SamplingParams, TokenConstraint
+from serverroom.errors import ContextLengthExceededError, InvalidRequestError
+
+SYSTEM_FINGERPRINT = "fp_serverroom"
+
+
+def check_context(
+    engine: Engine, prompt_tokens: int, max_tokens: int | None, *, param: str, what: str
+) -> int:
+    """Validate prompt + output against the context window; return the output budget."""
+    limit = engine.context_length
+    if prompt_tokens >= limit:
+        raise ContextLengthExceededError(
+            f"This model's maximum context length is {limit} tokens. However, your {what}"
+            f" resulted in {prompt_tokens} tokens. Please reduce the length of the {what}.",
+            param=param,
+        )
+    budget = limit - prompt_tokens
+    if max_tokens is None:
+        return budget
+    if max_tokens > budget:
+        raise ContextLengthExceededError(
+            f"This model's maximum context length is {limit} tokens. However, you requested"
+            f" {prompt_tokens + max_tokens} tokens ({prompt_tokens} in the {what},"
+            f" {max_tokens} in the completion). Please reduce the length of the {what} or"
+            " completion.",
+            param=param,
+        )
+    return max_tokens
+
+
+def logit_bias_ids(engine: Engine, bias: dict[str, float] | None) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for key, value in (bias or {}).items():
+        token = int(key)
+        if not 0 <= token < engine.vocab_size:
+            raise InvalidRequestError(
+                f"Invalid key in 'logit_bias': {key} is not a valid token id for this model.",
+                param="logit_bias",
+                code="invalid_value",
+            )
+        out[token] = value
+    return out
+
+
+def sampling_params(
+    *,
+    max_tokens: int,
+    temperature: float | None,
+    top_p: float | None,
+    seed: int | None,
+    presence_penalty: float | None = None,
+    frequency_penalty: float | None = None,
+    logit_bias: dict[int, float] | None = None,
+    top_logprobs: int | None = None,
+    constraint: TokenConstraint | None = None,
+) -> SamplingParams:
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=1.0 if temperature is None else temperature,
+        top_p=1.0 if top_p is None else top_p,
+        seed=seed,
+        presence_penalty=presence_penalty or 0.0,
+        frequency_penalty=frequency_penalty or 0.0,
+        logit_bias=logit_bias or {},
+        top_logprobs=top_logprobs,
+        constraint=constraint,
+    )
+
+
+def choice_seed(seed: int | None, index: int) -> int:
+    """The seed for choice ``index`` (n > 1): distinct per choice, reproducible per request."""
+    if seed is None:
+        return secrets.randbits(31)
+    return (seed + index * 7919) & 0x7FFFFFFF

@@ -1,0 +1,273 @@
+"""Legacy Completions service: prompt(s) → engine → ``Completion`` or chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from openai.types import Completion, CompletionChoice
+from openai.types.completion_choice import Logprobs
+from openai.types.completion_usage import CompletionUsage
+
+from serverroom.api.common import (
+    SYSTEM_FINGERPRINT,
+    check_context,
+    choice_seed,
+    logit_bias_ids,
+    sampling_params,
+)
+from serverroom.api.completions.schemas import CompletionRequest
+from serverroom.catalog import ModelEntry
+from serverroom.context import AppContext
+from serverroom.engine.base import Engine, SamplingParams
+from serverroom.engine.textgen import TextDelta, TextDone, TokenInfo, generate_text
+from serverroom.errors import InvalidRequestError
+from serverroom.metering import Ticket, Usage
+from serverroom.principal import Principal
+from serverroom.ids import new_id
+from serverroom.sse import DONE, sse_event
+
+
+@dataclass
+class Job:
+    """One choice: which prompt, which sampling parameters, which output index."""
+
+    index: int
+    prompt: list[int]
+    prompt_text: str
+    params: SamplingParams
+
+
+@dataclass
+class CompletionPlan:
+    request: CompletionRequest
+    entry: ModelEntry
+    engine: Engine
+    jobs: list[Job]
+    stop: list[str]
+    completion_id: str
+    created: int
+    ticket: Ticket
+
+
+def _prompt_tokens(engine: Engine, prompt: str | list[int], index: int) -> list[int]:
+    if isinstance(prompt, str):
+        return engine.tokenize(prompt, special=True)
+    for token in prompt:
+        if not 0 <= token < engine.vocab_size:
+            raise InvalidRequestError(
+                f"Invalid token id {token} in prompt.", param="prompt", code="invalid_value"
+            )
+    return list(prompt)
+
+
+async def plan_completion(
+    ctx: AppContext, request: CompletionRequest, principal: Principal
+) -> CompletionPlan:
+    if request.best_of is not None and request.best_of != (request.n or 1):
+        raise InvalidRequestError(
+            "best_of other than n is not supported.", param="best_of",
+            code="unsupported_parameter",
+        )
+    if request.suffix:
+        raise InvalidRequestError(
+            "suffix is not supported by this model.", param="suffix",
+            code="unsupported_parameter",
+        )
+    entry = ctx.catalog.resolve(request.model)
+    engine = await ctx.engines.get(entry)
+    prompts = request.prompts()
+    if not prompts:
+        raise InvalidRequestError("The prompt must not be empty.", param="prompt")
+    bias = logit_bias_ids(engine, request.logit_bias)
+    n = request.n or 1
+    jobs: list[Job] = []
+    for p_index, prompt in enumerate(prompts):
+        tokens = _prompt_tokens(engine, prompt, p_index)
+        max_tokens = check_context(
+            engine, len(tokens), request.max_tokens or None, param="prompt", what="prompt"
+        )
+        if request.max_tokens == 0:
+            max_tokens = 0
+        text = prompt if isinstance(prompt, str) else ""
+        for i in range(n):
+            params = sampling_params(
+                max_tokens=max_tokens,
+                temperature=request.temperature,
+                top_p=request.top_p,
+                seed=choice_seed(request.seed, i) if (request.seed is not None or n > 1) else None,
+                presence_penalty=request.presence_penalty,
+                frequency_penalty=request.frequency_penalty,
+                logit_bias=bias,
+                top_logprobs=request.logprobs,
+            )
+            jobs.append(Job(p_index * n + i, tokens, text, params))
+    ticket = await ctx.metering.admit(
+        principal,
+        entry,
+        endpoint="/v1/completions",
+        prompt_tokens=sum(len(job.prompt) for job in jobs[::n]),
+        max_output_tokens=sum(job.params.max_tokens for job in jobs),
+    )
+    return CompletionPlan(
+        request=request,
+        entry=entry,
+        engine=engine,
+        jobs=jobs,
+        stop=request.stop_list(),
+        completion_id=new_id("cmpl-", 12),
+        created=int(time.time()),
+        ticket=ticket,
+    )
+
+
+def legacy_logprobs(infos: list[TokenInfo], offset: int) -> Logprobs:
+    offsets = []
+    for info in infos:
+        offsets.append(offset)
+        offset += len(info.token)
+    return Logprobs(
+        tokens=[i.token for i in infos],
+        token_logprobs=[i.logprob for i in infos],
+        top_logprobs=[{t: lp for t, lp, _ in i.top} for i in infos],
+        text_offset=offsets,
+    )
+
+
+async def _run(
+    plan: CompletionPlan, job: Job, request_id: str
+) -> tuple[TextDone, list[TokenInfo]]:
+    if job.params.max_tokens == 0:
+        return TextDone("length", "", len(job.prompt), 0, 0, []), []
+    infos: list[TokenInfo] = []
+    done: TextDone | None = None
+    async for event in generate_text(
+        plan.engine, job.prompt, job.params, plan.stop, request_id=request_id
+    ):
+        if isinstance(event, TextDelta):
+            infos.extend(event.logprobs)
+        else:
+            done = event
+    assert done is not None
+    return done, infos
+
+
+def _usage(plan: CompletionPlan, completion: int) -> CompletionUsage:
+    n = plan.request.n or 1
+    prompt = sum(len(job.prompt) for job in plan.jobs[::n])
+    return CompletionUsage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
+
+
+async def complete(plan: CompletionPlan, request_id: str) -> Completion:
+    results = await asyncio.gather(*(_run(plan, job, request_id) for job in plan.jobs))
+    used = _usage(plan, sum(done.completion_tokens for done, _ in results))
+    cached = max((done.cached_tokens for done, _ in results), default=0)
+    await plan.ticket.settle(Usage(used.prompt_tokens, cached, used.completion_tokens))
+    choices = []
+    for job, (done, infos) in zip(plan.jobs, results, strict=True):
+        prefix = job.prompt_text if plan.request.echo else ""
+        logprobs = None
+        if plan.request.logprobs is not None:
+            logprobs = legacy_logprobs(infos, len(prefix))
+        choices.append(
+            CompletionChoice(
+                index=job.index,
+                text=prefix + done.text,
+                finish_reason=done.finish_reason,
+                logprobs=logprobs,
+            )
+        )
+    return Completion(
+        id=plan.completion_id,
+        object="text_completion",
+        created=plan.created,
+        model=plan.entry.id,
+        choices=choices,
+        usage=used,
+        system_fingerprint=SYSTEM_FINGERPRINT,
+    )
+
+
+def _chunk(plan: CompletionPlan, choice: CompletionChoice) -> bytes:
+    chunk = Completion(
+        id=plan.completion_id,
+        object="text_completion",
+        created=plan.created,
+        model=plan.entry.id,
+        choices=[choice],
+        system_fingerprint=SYSTEM_FINGERPRINT,
+    )
+    return sse_event(chunk.model_dump(mode="json", exclude_unset=True))
+
+
+async def job_events(
+    plan: CompletionPlan, request_id: str
+) -> AsyncIterator[tuple[Job, TextDelta | TextDone]]:
+    """Each job's events in order (jobs run one after another on the stream)."""
+    for job in plan.jobs:
+        if job.params.max_tokens == 0:
+            yield job, TextDone("length", "", len(job.prompt), 0, 0, [])
+            continue
+        async for event in generate_text(
+            plan.engine, job.prompt, job.params, plan.stop, request_id=request_id
+        ):
+            yield job, event
+
+
+async def stream_completion(
+    plan: CompletionPlan, events: AsyncIterator[tuple[Job, TextDelta | TextDone]]
+) -> AsyncIterator[bytes]:
+    opts = plan.request.stream_options
+    total = 0
+    cached = 0
+    try:
+        async for chunk in _stream_chunks(plan, events):
+            if isinstance(chunk, bytes):
+                yield chunk
+            else:
+                total += chunk.completion_tokens
+                cached = max(cached, chunk.cached_tokens)
+    finally:
+        used = _usage(plan, total)
+        await plan.ticket.settle(Usage(used.prompt_tokens, cached, total))
+    if opts and opts.include_usage:
+        chunk = Completion(
+            id=plan.completion_id,
+            object="text_completion",
+            created=plan.created,
+            model=plan.entry.id,
+            choices=[],
+            usage=_usage(plan, total),
+            system_fingerprint=SYSTEM_FINGERPRINT,
+        )
+        yield sse_event(chunk.model_dump(mode="json", exclude_unset=True))
+    yield DONE
+
+
+async def _stream_chunks(
+    plan: CompletionPlan, events: AsyncIterator[tuple[Job, TextDelta | TextDone]]
+) -> AsyncIterator[bytes | TextDone]:
+    echoed: set[int] = set()
+    async for job, event in events:
+        if plan.request.echo and job.index not in echoed:
+            echoed.add(job.index)
+            yield _chunk(plan, CompletionChoice(index=job.index, text=job.prompt_text,
+                                                finish_reason=None, logprobs=None))  # type: ignore[arg-type]
+        if isinstance(event, TextDelta):
+            logprobs = None
+            if plan.request.logprobs is not None:
+                logprobs = legacy_logprobs(event.logprobs, 0)
+            choice = CompletionChoice.model_construct(
+                index=job.index, text=event.text, finish_reason=None, logprobs=logprobs
+            )
+            yield _chunk(plan, choice)
+        else:
+            yield event
+            choice = CompletionChoice.model_construct(
+                index=job.index, text="", finish_reason=event.finish_reason, logprobs=None
+            )
+            yield _chunk(plan, choice)

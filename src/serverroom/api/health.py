@@ -1,0 +1,18 @@
+"""``GET /health``: 200 once the default model is loaded, 503 while it loads."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from serverroom.context import AppContext, get_context
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health(ctx: AppContext = Depends(get_context)) -> JSONResponse:
+    model = ctx.settings.default_model
+    if ctx.engines.ready(model):
+        return JSONResponse({"status": "ok", "model": model})
+    return JSONResponse({"status": "loading", "model": model}, status_code=503)

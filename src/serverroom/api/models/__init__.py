@@ -1,0 +1,1 @@
+"""Models: ``GET /v1/models`` and ``GET /v1/models/{id}``."""

@@ -1,0 +1,28 @@
+"""Routes for the model catalog (ids may contain ``/``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from openai.types import Model
+
+from serverroom.catalog import ModelEntry
+from serverroom.context import AppContext, get_context
+
+router = APIRouter(tags=["models"])
+
+
+def model_object(entry: ModelEntry) -> dict[str, Any]:
+    return Model(id=entry.id, object="model", created=entry.created, owned_by=entry.owned_by)\
+        .model_dump(mode="json")
+
+
+@router.get("/models")
+async def list_models(ctx: AppContext = Depends(get_context)) -> dict[str, Any]:
+    return {"object": "list", "data": [model_object(e) for e in ctx.catalog.entries()]}
+
+
+@router.get("/models/{model_id:path}")
+async def retrieve_model(model_id: str, ctx: AppContext = Depends(get_context)) -> dict[str, Any]:
+    return model_object(ctx.catalog.resolve(model_id))

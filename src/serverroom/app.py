@@ -1,0 +1,68 @@
+"""The application factory: ``create_app(settings)`` builds a complete serverroom app.
+
+It wires the catalog, the engine registry and the per-resource routers, installs the one
+error handler and the request-id middleware, and starts the default model in the lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from serverroom import __version__
+from serverroom.api.chat.router import router as chat_router
+from serverroom.api.completions.router import router as completions_router
+from serverroom.api.health import router as health_router
+from serverroom.api.models.router import router as models_router
+from serverroom.catalog import Catalog
+from serverroom.context import AppContext
+from serverroom.engine.registry import EngineFactory, EngineRegistry, default_factory
+from serverroom.errors import install_error_handlers
+from serverroom.middleware import RequestContextMiddleware
+from serverroom.settings import Settings
+from serverroom.storage.db import Database
+
+logger = logging.getLogger("serverroom")
+
+RESOURCE_ROUTERS: tuple[APIRouter, ...] = (models_router, chat_router, completions_router)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine_factory: EngineFactory | None = None,
+    catalog: Catalog | None = None,
+) -> FastAPI:
+    """Build the ASGI app. Tests pass a fake engine factory; ``serve`` passes nothing."""
+    settings = settings or Settings()
+    catalog = catalog or Catalog.load(settings.catalog_file)
+    registry = EngineRegistry(catalog, engine_factory or default_factory(settings))
+    db = Database(settings.resolved_database_url())
+    context = AppContext(settings=settings, catalog=catalog, engines=registry, db=db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.migrate()
+        registry.start_in_background(settings.default_model)
+        try:
+            yield
+        finally:
+            await registry.close()
+            await db.close()
+
+    app = FastAPI(
+        title="serverroom",
+        version=__version__,
+        description="A self-hosted OpenAI API platform on local models.",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    app.include_router(health_router)
+    for router in RESOURCE_ROUTERS:
+        app.include_router(router, prefix="/v1")
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,148 @@
+"""The model catalog: which model names exist, what runs them, and what they cost.
+
+The catalog is a TOML file shipped with the package (``models.toml``), merged with an optional
+user file. Aliases (``alias_of``) let the platform's names (``gpt-4.1``, ``o3`` …) resolve to a
+local model while keeping their own prices. An unknown name is ``ModelNotFoundError`` (404
+``model_not_found``): a request is never silently served by another model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from serverroom.errors import ModelNotFoundError
+
+Backend = Literal["llamacpp", "fake", "upstream"]
+Kind = Literal["chat", "embedding"]
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """US dollars per 1M tokens."""
+
+    input: float = 0.0
+    cached_input: float = 0.0
+    output: float = 0.0
+
+    def cost(self, input_tokens: int, cached_tokens: int, output_tokens: int) -> float:
+        """Cost in dollars of one request's tokens (cached tokens are part of ``input_tokens``)."""
+        uncached = max(0, input_tokens - cached_tokens)
+        return (
+            uncached * self.input + cached_tokens * self.cached_input + output_tokens * self.output
+        ) / 1_000_000
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One name clients can use; ``target`` is the real model that runs it."""
+
+    id: str
+    target: str
+    backend: Backend
+    kind: Kind
+    gguf: str | None
+    context_length: int
+    created: int
+    owned_by: str
+    pricing: Pricing
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_alias(self) -> bool:
+        return self.id != self.target
+
+
+class CatalogError(ValueError):
+    """The catalog file is malformed."""
+
+
+def locate_weights(ref: str, base_dir: Path | None = None) -> Path:
+    """Resolve a weights reference: ``pkg:<package>/<file>`` or a filesystem path."""
+    if ref.startswith("pkg:"):
+        package, _, name = ref[4:].partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"package {package!r} holding {name!r} is not installed")
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / name
+            if candidate.exists():
+                return candidate
+        raise FileNotFoundError(f"{name!r} not found in package {package!r}")
+    path = Path(ref).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogError(f"cannot read model catalog {path}: {exc}") from exc
+    models = data.get("model", [])
+    if not isinstance(models, list):
+        raise CatalogError(f"{path}: [[model]] must be an array of tables")
+    for raw in models:
+        raw.setdefault("_base_dir", str(path.parent))
+    return models
+
+
+def _build(raw: dict[str, Any], real: dict[str, dict[str, Any]]) -> ModelEntry:
+    model_id = str(raw["id"])
+    target_id = str(raw.get("alias_of", model_id))
+    base = real.get(target_id)
+    if base is None:
+        raise CatalogError(f"model {model_id!r} is an alias of unknown model {target_id!r}")
+    pricing_raw = raw.get("pricing", base.get("pricing", {}))
+    gguf = base.get("gguf")
+    if gguf is not None and not str(gguf).startswith("pkg:"):
+        gguf = str(locate_weights(str(gguf), Path(base["_base_dir"])))
+    return ModelEntry(
+        id=model_id,
+        target=target_id,
+        backend=base.get("backend", "llamacpp"),
+        kind=base.get("kind", "chat"),
+        gguf=gguf,
+        context_length=int(base.get("context_length", 4096)),
+        created=int(raw.get("created", base.get("created", 1700000000))),
+        owned_by=str(raw.get("owned_by", base.get("owned_by", "serverroom"))),
+        pricing=Pricing(**{k: float(v) for k, v in pricing_raw.items()}),
+        options=dict(base.get("options", {})),
+    )
+
+
+class Catalog:
+    """The merged catalog: the built-in file, then the user's file over it."""
+
+    def __init__(self, entries: list[ModelEntry]) -> None:
+        self._entries = {entry.id: entry for entry in entries}
+
+    @classmethod
+    def load(cls, user_file: Path | None = None) -> Catalog:
+        raws = _read(Path(__file__).with_name("models.toml"))
+        if user_file is not None:
+            raws += _read(user_file)
+        merged: dict[str, dict[str, Any]] = {}
+        for raw in raws:
+            if "id" not in raw:
+                raise CatalogError("every [[model]] needs an id")
+            merged[str(raw["id"])] = raw
+        real = {k: v for k, v in merged.items() if "alias_of" not in v}
+        return cls([_build(raw, real) for raw in merged.values()])
+
+    def resolve(self, name: str) -> ModelEntry:
+        """The entry for a model name, or 404 ``model_not_found``."""
+        entry = self._entries.get(name)
+        if entry is None:
+            raise ModelNotFoundError(name)
+        return entry
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries.values())
+
+    def real_models(self) -> list[ModelEntry]:
+        return [e for e in self._entries.values() if not e.is_alias]

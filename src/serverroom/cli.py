@@ -1,0 +1,65 @@
+"""The ``serverroom`` command line.
+
+``serverroom serve`` takes its flags from ``Settings`` itself (``--port 9000``,
+``--engine.slots 8``), so every environment variable has a flag of the same name.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+from pydantic_settings import CliApp
+
+from serverroom.settings import Settings
+
+app = typer.Typer(help="serverroom: a self-hosted OpenAI API platform.", no_args_is_help=True)
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def load_settings(args: list[str]) -> Settings:
+    """Settings from the environment, overridden by command-line flags."""
+    return CliApp.run(Settings, cli_args=args, cli_prog_name="serverroom serve")
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def serve(ctx: typer.Context) -> None:
+    """Start the API server (flags: every Settings field, see --help)."""
+    import uvicorn
+
+    from serverroom.app import create_app
+
+    settings = load_settings(list(ctx.args))
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def models() -> None:
+    """List the model catalog."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from serverroom.catalog import Catalog
+
+    settings = Settings()
+    table = Table("id", "runs", "context", "$/1M in", "$/1M cached", "$/1M out")
+    for entry in Catalog.load(settings.catalog_file).entries():
+        p = entry.pricing
+        table.add_row(entry.id, entry.target, str(entry.context_length),
+                      f"{p.input:g}", f"{p.cached_input:g}", f"{p.output:g}")
+    Console().print(table)
+
+
+def main() -> None:
+    app()

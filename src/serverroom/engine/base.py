@@ -1,0 +1,135 @@
+"""The engine contract: what the API layer may ask of any inference backend.
+
+An engine turns a prompt (token ids) into a stream of sampled tokens. It also tokenizes, renders
+chat templates and reports its limits. Everything above it (text assembly, stop strings, usage,
+response objects) is shared code, so the llama.cpp engine and the fake test engine behave alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+class TokenConstraint(Protocol):
+    """Constrains sampling token by token (grammars, JSON schemas)."""
+
+    def allowed_mask(self) -> npt.NDArray[np.bool_] | None:
+        """Tokens allowed next (length = vocab size), or None when anything goes."""
+
+    def accept(self, token: int) -> None:
+        """Advance past a sampled token."""
+
+    def is_finished(self) -> bool:
+        """Whether the constraint is complete and generation must stop."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-sequence sampling parameters."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    top_logprobs: int | None = None  # None: no logprobs; 0: only the sampled token's
+    constraint: TokenConstraint | None = None
+
+
+@dataclass(frozen=True)
+class TopLogprob:
+    token: int
+    logprob: float
+
+
+@dataclass(frozen=True)
+class SampledToken:
+    """One sampled token, with its log-probability when asked for."""
+
+    token: int
+    logprob: float | None = None
+    top: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """How a generation ended and what it cost."""
+
+    finish_reason: FinishReason
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    error: str | None = None
+
+
+@dataclass
+class GenerationRequest:
+    prompt: list[int]
+    params: SamplingParams
+    request_id: str = ""
+    priority: int = 0  # lower runs first; batch work uses a higher number
+
+
+@dataclass(frozen=True)
+class PromptProcessed:
+    """Sent once, before the first token: how much of the prompt came from the KV cache."""
+
+    cached_tokens: int
+
+
+GenerationEvent = PromptProcessed | SampledToken | GenerationStats
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """A message ready for a chat template."""
+
+    role: str
+    content: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """An inference backend for one model."""
+
+    @property
+    def context_length(self) -> int:
+        """Most tokens (prompt + output) one sequence may hold."""
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def start(self) -> None:
+        """Load the model; ``ready`` turns true when done."""
+
+    async def close(self) -> None:
+        """Stop generating and free the model."""
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        """Token ids for text; ``special`` parses control tokens such as ``<|im_start|>``."""
+
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes a token stands for (empty for control tokens)."""
+
+    def is_end_of_generation(self, token: int) -> bool: ...
+
+    def render_chat(
+        self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
+    ) -> str:
+        """The prompt text for a conversation, from the model's own chat template."""
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        """Sampled tokens, then one ``GenerationStats``. Closing the iterator cancels."""

@@ -1,0 +1,104 @@
+"""Which engine serves which model: one engine per real model, loaded on first use.
+
+The default model is started when the server starts (``/health`` answers 503 until it is ready);
+any other catalog model is loaded the first time a request names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from serverroom.catalog import Catalog, ModelEntry, locate_weights
+from serverroom.engine.base import Engine
+from serverroom.errors import ServiceUnavailableError
+from serverroom.settings import Settings
+
+logger = logging.getLogger("serverroom.engine")
+
+EngineFactory = Callable[[ModelEntry], Engine]
+
+
+def default_factory(settings: Settings) -> EngineFactory:
+    """Build engines as the settings ask: llama.cpp for GGUF models, or the fake engine."""
+
+    def build(entry: ModelEntry) -> Engine:
+        engine_settings = settings.engine
+        if engine_settings.kind == "fake" or entry.backend == "fake":
+            from serverroom.engine.fake import FakeEngine
+
+            return FakeEngine(
+                context_length=min(entry.context_length, engine_settings.slot_context),
+                slots=engine_settings.slots,
+                max_queue=engine_settings.max_queue,
+                delay=engine_settings.fake_delay,
+            )
+        if entry.backend == "llamacpp":
+            from serverroom.engine.llamacpp import LlamaCppEngine
+
+            if entry.gguf is None:
+                raise ValueError(f"model {entry.target} has no gguf")
+            return LlamaCppEngine(
+                locate_weights(entry.gguf),
+                context_length=entry.context_length,
+                settings=engine_settings,
+            )
+        raise ValueError(f"unsupported backend {entry.backend!r} for {entry.target}")
+
+    return build
+
+
+class EngineRegistry:
+    """Owns the engines; hands out the one for a catalog entry."""
+
+    def __init__(self, catalog: Catalog, factory: EngineFactory) -> None:
+        self._catalog = catalog
+        self._factory = factory
+        self._engines: dict[str, Engine] = {}
+        self._loading: dict[str, asyncio.Task[None]] = {}
+
+    def _engine_for(self, entry: ModelEntry) -> Engine:
+        engine = self._engines.get(entry.target)
+        if engine is None:
+            engine = self._factory(self._catalog.resolve(entry.target))
+            self._engines[entry.target] = engine
+        return engine
+
+    async def start(self, model: str) -> None:
+        """Load a model now (used for the default model at start-up)."""
+        engine = self._engine_for(self._catalog.resolve(model))
+        await engine.start()
+
+    def start_in_background(self, model: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(self.start(model))
+        self._loading[model] = task
+        return task
+
+    async def get(self, entry: ModelEntry) -> Engine:
+        """The ready engine for an entry, loading it first if needed."""
+        engine = self._engine_for(entry)
+        if not engine.ready:
+            task = self._loading.get(entry.target)
+            if task is None or task.done():
+                task = asyncio.create_task(engine.start())
+                self._loading[entry.target] = task
+            try:
+                await asyncio.shield(task)
+            except Exception as exc:
+                logger.exception("loading %s failed", entry.target)
+                raise ServiceUnavailableError(
+                    f"The model `{entry.id}` could not be loaded: {exc}"
+                ) from exc
+        return engine
+
+    def ready(self, model: str) -> bool:
+        engine = self._engines.get(self._catalog.resolve(model).target)
+        return engine is not None and engine.ready
+
+    async def close(self) -> None:
+        for task in self._loading.values():
+            task.cancel()
+        for engine in self._engines.values():
+            await engine.close()
+        self._engines.clear()

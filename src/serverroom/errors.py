@@ -1,0 +1,219 @@
+"""The exception hierarchy of serverroom and the one handler that renders it.
+
+Every error a client can see is an ``APIError`` rendered as the platform's envelope
+``{"error": {"message", "type", "param", "code"}}`` with the status the openai SDK maps to the
+right exception class::
+
+    APIError (500 server_error)
+    ├── InvalidRequestError (400 invalid_request_error)
+    │   ├── ContextLengthExceededError (code context_length_exceeded)
+    │   └── UnsupportedParameterError (code unsupported_parameter)
+    ├── AuthenticationError (401, code invalid_api_key)
+    ├── PermissionDeniedError (403)
+    ├── NotFoundError (404)
+    │   └── ModelNotFoundError (code model_not_found)
+    ├── ConflictError (409)
+    ├── PayloadTooLargeError (413)
+    ├── RateLimitError (429, code rate_limit_exceeded)
+    ├── EngineError (500, code engine_error)
+    └── ServiceUnavailableError (503)
+        └── EngineOverloadedError (code engine_overloaded)
+
+FastAPI's request validation errors become 400s naming the offending ``param``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("serverroom.errors")
+
+
+class APIError(Exception):
+    """Base of every error rendered to clients."""
+
+    status_code: ClassVar[int] = 500
+    error_type: ClassVar[str] = "server_error"
+    default_code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        """The platform's error envelope."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequestError(APIError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class ContextLengthExceededError(InvalidRequestError):
+    default_code = "context_length_exceeded"
+
+
+class UnsupportedParameterError(InvalidRequestError):
+    default_code = "unsupported_parameter"
+
+
+class AuthenticationError(APIError):
+    status_code = 401
+    error_type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDeniedError(APIError):
+    status_code = 403
+    error_type = "invalid_request_error"
+
+
+class NotFoundError(APIError):
+    status_code = 404
+    error_type = "invalid_request_error"
+
+
+class ModelNotFoundError(NotFoundError):
+    default_code = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model `{model}` does not exist or you do not have access to it.",
+            param="model",
+        )
+
+
+class ConflictError(APIError):
+    status_code = 409
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        # A state conflict the client cannot fix by retrying: tell the SDK not to retry.
+        super().__init__(message, param=param, code=code, headers={"x-should-retry": "false"})
+
+
+class PayloadTooLargeError(APIError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    default_code = "payload_too_large"
+
+
+class RateLimitError(APIError):
+    status_code = 429
+    error_type = "requests"
+    default_code = "rate_limit_exceeded"
+
+
+class EngineError(APIError):
+    status_code = 500
+    error_type = "server_error"
+    default_code = "engine_error"
+
+
+class ServiceUnavailableError(APIError):
+    status_code = 503
+    error_type = "server_error"
+    default_code = "service_unavailable"
+
+
+class EngineOverloadedError(ServiceUnavailableError):
+    default_code = "engine_overloaded"
+
+
+def error_response(exc: APIError) -> JSONResponse:
+    """Render an ``APIError`` as a JSON response."""
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+def _param_from_loc(loc: Sequence[int | str]) -> str | None:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union", "json-or-python")) or "[" in part:
+            continue  # pydantic's union branch labels are not parameter names
+        else:
+            name += f".{part}" if name else part
+    return name or None
+
+
+def validation_error(exc: RequestValidationError) -> InvalidRequestError:
+    """Turn FastAPI's validation error into a platform-style 400."""
+    errors = exc.errors()
+    if not errors:
+        return InvalidRequestError("Invalid request.")
+    first = errors[0]
+    param = _param_from_loc(first.get("loc", ()))
+    if first.get("type") == "json_invalid" or param is None and first.get("type") == "missing":
+        return InvalidRequestError(
+            "We could not parse the JSON body of your request. (HINT: This likely means you"
+            " aren't using your HTTP library correctly.)",
+            param=None,
+        )
+    message = str(first.get("msg", "Invalid value"))
+    if first.get("type") == "missing":
+        return InvalidRequestError(
+            f"Missing required parameter: '{param}'.", param=param,
+            code="missing_required_parameter",
+        )
+    return InvalidRequestError(f"Invalid value for '{param}': {message}", param=param,
+                               code="invalid_value")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that render every error in the platform's envelope."""
+
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, APIError)
+        return error_response(exc)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(validation_error(exc))
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            err: APIError = NotFoundError(
+                f"Invalid URL ({request.method} {request.url.path})", code="unknown_url"
+            )
+        elif exc.status_code == 405:
+            err = InvalidRequestError(
+                f"Method {request.method} not allowed for {request.url.path}",
+                code="method_not_allowed",
+            )
+            return JSONResponse(err.body(), status_code=405)
+        else:
+            err = APIError(str(exc.detail))
+            return JSONResponse(err.body(), status_code=exc.status_code)
+        return error_response(err)
+
+    app.add_exception_handler(APIError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,0 +1,71 @@
+"""ASGI middleware: a request id on every reply, and a last-resort 500 in the envelope.
+
+It wraps the whole application (outside FastAPI's own error middleware) so that even an
+unexpected exception is answered with ``{"error": ...}`` and an ``x-request-id`` header, and the
+server keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serverroom.ids import request_id
+
+logger = logging.getLogger("serverroom.http")
+
+
+class RequestContextMiddleware:
+    """Assigns ``x-request-id``, times the request, and turns crashes into 500 envelopes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id()
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", rid.encode()))
+                ms = int((time.perf_counter() - started) * 1000)
+                headers.append((b"openai-processing-ms", str(ms).encode()))
+                headers.append((b"openai-version", b"2020-10-01"))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if response_started:
+                raise
+            body = json.dumps(
+                {
+                    "error": {
+                        "message": "The server had an error while processing your request.",
+                        "type": "server_error",
+                        "param": None,
+                        "code": "internal_error",
+                    }
+                }
+            ).encode()
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})

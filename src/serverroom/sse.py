@@ -1,0 +1,132 @@
+"""Server-sent events as the openai SDK parses them.
+
+Every event is one ``data:`` line of JSON (plus an optional ``event:`` name); heartbeats are SSE
+comments (``: keepalive``), which the SDK ignores; Chat and Completions streams end with
+``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.responses import JSONResponse, StreamingResponse
+
+KEEPALIVE = b": keepalive\n\n"
+DONE = b"data: [DONE]\n\n"
+
+
+def sse_event(data: Any, event: str | None = None) -> bytes:
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {payload}\n\n".encode()
+
+
+async def with_keepalive(source: AsyncIterator[bytes], interval: float) -> AsyncIterator[bytes]:
+    """Pass ``source`` through, adding a comment line whenever it is quiet for ``interval``."""
+    iterator = source.__aiter__()
+    pending: asyncio.Task[bytes] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield KEEPALIVE
+                continue
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                if done:
+                    pending = None
+            yield chunk
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        closer = getattr(iterator, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+def sse_response(
+    body: AsyncIterator[bytes], keepalive: float = 15.0, headers: dict[str, str] | None = None
+) -> StreamingResponse:
+    return StreamingResponse(
+        with_keepalive(body, keepalive),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no", **(headers or {})},
+    )
+
+
+def json_response(obj: BaseModel, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An SDK model as JSON, with exactly the fields that were set."""
+    return JSONResponse(obj.model_dump(mode="json", exclude_unset=True), headers=headers)
+
+
+async def primed(source: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Wait for the first item of ``source`` (so admission and prompt errors still become
+    HTTP errors before any header is sent), then return an iterator over all its items."""
+    try:
+        first = await source.__anext__()
+    except StopAsyncIteration:
+        first = None
+        empty = True
+    except BaseException:
+        await _aclose(source)
+        raise
+    else:
+        empty = False
+
+    async def chain() -> AsyncIterator[Any]:
+        try:
+            if not empty:
+                yield first
+                async for item in source:
+                    yield item
+        finally:
+            await _aclose(source)
+
+    return chain()
+
+
+async def _aclose(source: AsyncIterator[Any]) -> None:
+    closer = getattr(source, "aclose", None)
+    if closer is not None:
+        await closer()
+
+
+async def guard_stream(body: AsyncIterator[bytes], *, done: bool = True) -> AsyncIterator[bytes]:
+    """Turn an error raised mid-stream into the in-band error event the SDK raises on."""
+    from serverroom.errors import APIError
+
+    try:
+        async for chunk in body:
+            yield chunk
+    except APIError as exc:
+        yield sse_event(exc.body())
+        if done:
+            yield DONE
+    except Exception:
+        import logging
+
+        logging.getLogger("serverroom.stream").exception("stream failed")
+        yield sse_event(
+            {
+                "error": {
+                    "message": "The server had an error while processing your request.",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "internal_error",
+                }
+            }
+        )
+        if done:
+            yield DONE
