@@ -7,16 +7,21 @@ error handler and the request-id middleware, and starts the default model in the
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
 from serverroom import __version__
+from serverroom.accounts import service as accounts_service
 from serverroom.api.chat.router import router as chat_router
 from serverroom.api.completions.router import router as completions_router
+from serverroom.api.conversations.router import router as conversations_router
 from serverroom.api.health import router as health_router
 from serverroom.api.models.router import router as models_router
+from serverroom.api.organization.router import router as organization_router
+from serverroom.api.responses.background import lifespan as responses_lifespan
+from serverroom.api.responses.router import router as responses_router
 from serverroom.catalog import Catalog
 from serverroom.context import AppContext
 from serverroom.engine.registry import EngineFactory, EngineRegistry, default_factory
@@ -28,6 +33,15 @@ from serverroom.storage.db import Database
 logger = logging.getLogger("serverroom")
 
 RESOURCE_ROUTERS: tuple[APIRouter, ...] = (models_router, chat_router, completions_router)
+RESOURCE_ROUTERS += (responses_router, conversations_router)
+RESOURCE_ROUTERS += (organization_router,)
+
+# Per-resource lifespans, entered in order after migrations (start-up recovery, shutdown).
+RESOURCE_LIFESPANS: tuple[Callable[[AppContext], AbstractAsyncContextManager[None]], ...] = (
+    responses_lifespan,
+)
+# Accounts start first: the bootstrap admin key must exist before requests are served.
+RESOURCE_LIFESPANS = (accounts_service.lifespan, *RESOURCE_LIFESPANS)
 
 
 def create_app(
@@ -42,13 +56,17 @@ def create_app(
     registry = EngineRegistry(catalog, engine_factory or default_factory(settings))
     db = Database(settings.resolved_database_url())
     context = AppContext(settings=settings, catalog=catalog, engines=registry, db=db)
+    accounts_service.install(context)  # metering + authentication
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate()
         registry.start_in_background(settings.default_model)
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for resource_lifespan in RESOURCE_LIFESPANS:
+                    await stack.enter_async_context(resource_lifespan(context))
+                yield
         finally:
             await registry.close()
             await db.close()

@@ -61,5 +61,10 @@ def models() -> None:
     Console().print(table)
 
 
+from serverroom.accounts.cli import register as _register_accounts  # noqa: E402
+
+_register_accounts(app)
+
+
 def main() -> None:
     app()

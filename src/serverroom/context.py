@@ -39,5 +39,9 @@ def request_id_of(request: Request) -> str:
 
 
 async def get_principal(request: Request) -> Principal:
-    """The caller. Replaced by API-key authentication when accounts are enabled."""
-    return Principal(project_id=DEFAULT_PROJECT)
+    """The caller, from its API key (``serverroom.accounts.auth``); 401 when it is not valid."""
+    accounts = getattr(request.app.state.context, "extras", {}).get("accounts")
+    if accounts is None:
+        return Principal(project_id=DEFAULT_PROJECT)
+    principal: Principal = await accounts.auth.principal(request)
+    return principal

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +35,40 @@ class EngineSettings(BaseModel):
         64, ge=0, description="Requests waiting for a free slot before new ones get 503."
     )
     fake_delay: float = Field(0.0, ge=0, description="Seconds per token for the fake engine.")
+
+
+class AuthSettings(BaseModel):
+    """API-key authentication (see docs/accounts.md)."""
+
+    mode: Literal["auto", "dev", "keys"] = Field(
+        "auto",
+        description="auto: open until the first project or admin key exists, then enforced;"
+        " dev: always open (any key, default project); keys: always enforced.",
+    )
+    admin_key: SecretStr | None = Field(
+        None, description="Bootstrap admin key (sk-admin-...), stored hashed on start."
+    )
+    cache_seconds: float = Field(
+        5.0, ge=0, description="How long a verified key is cached (only with Redis)."
+    )
+
+
+class LimitsSettings(BaseModel):
+    """Per-project rate limits (RPM/TPM) from usage tiers."""
+
+    enabled: bool = Field(True, description="Enforce RPM/TPM limits for authenticated keys.")
+    in_dev_mode: bool = Field(False, description="Also enforce limits while auth is open.")
+    window_seconds: int = Field(60, ge=1, description="Length of a rate-limit window (RPM/TPM).")
+    tiers_file: Path | None = Field(None, description="TOML tier ladder replacing the built-in.")
+    redis_prefix: str = Field("serverroom", description="Prefix of the accounts' Redis keys.")
+
+
+class BatchSettings(BaseModel):
+    """The Batch API worker (see docs/batches.md)."""
+
+    concurrency: int = Field(2, ge=1, le=64, description="Batch lines run at the same time.")
+    priority: int = Field(1, ge=0, description="Engine priority of batch lines (0: interactive).")
+    poll_seconds: float = Field(2.0, gt=0, description="How often the worker looks for work.")
 
 
 class Settings(BaseSettings):
@@ -61,6 +95,19 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    files_dir: Path | None = Field(
+        None, description="Where uploaded file bytes live; default: <data_dir>/files."
+    )
+    max_file_bytes: int = Field(
+        512 * 1024 * 1024, ge=1, description="Largest file upload in bytes (413 above)."
+    )
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+
+    def resolved_files_dir(self) -> Path:
+        """The blob directory of uploaded files."""
+        return self.files_dir or self.data_dir / "files"
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite under the data directory."""

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from serverroom.errors import ModelNotFoundError
 
-Backend = Literal["llamacpp", "fake", "upstream"]
+Backend = Literal["llamacpp", "fake", "upstream", "numpy"]
 Kind = Literal["chat", "embedding"]
 
 

@@ -25,6 +25,7 @@ from serverroom.engine.slots import SlotGate
 BOS = 256
 EOS = 257
 _SPECIAL = {BOS: b"", EOS: b""}
+_PREFER = (EOS, *b'"@}],D5')
 WORDS = (
     "the quick brown fox jumps over a lazy dog while seven bright stars shine above "
     "quiet hills and rivers"
@@ -103,6 +104,8 @@ class FakeEngine:
         params = request.params
         yield PromptProcessed(cached_tokens=0)
         reply = list(self.reply_for(request)) + [EOS]
+        if params.constraint is not None:  # keep going (planning EOS) until it is satisfied
+            reply += [EOS] * max(0, params.max_tokens - len(reply))
         for count, planned in enumerate(reply, start=1):
             token = self._pick(planned, request)
             if self._delay:
@@ -135,7 +138,8 @@ class FakeEngine:
             mask = constraint.allowed_mask()
             if mask is not None and not mask[planned]:
                 allowed = [i for i in range(len(mask)) if mask[i]]
-                planned = allowed[0] if allowed else EOS
+                preferred = (t for t in _PREFER if mask[t])  # closers first: terminates
+                planned = next(preferred, allowed[0]) if allowed else EOS
         return planned
 
     @staticmethod

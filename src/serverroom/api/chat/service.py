@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Literal
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
@@ -21,6 +22,12 @@ from openai.types.completion_usage import (
 )
 
 from serverroom.api.chat.schemas import ChatCompletionRequest
+from serverroom.api.chat.structured import (
+    ToolDeltaMaker,
+    chat_format,
+    chat_tools,
+    message_tool_calls,
+)
 from serverroom.api.common import (
     SYSTEM_FINGERPRINT,
     check_context,
@@ -29,13 +36,22 @@ from serverroom.api.common import (
     sampling_params,
 )
 from serverroom.catalog import ModelEntry
+from serverroom.constraints import (
+    OutputPlan,
+    TextPiece,
+    ToolCallParser,
+    ToolSetup,
+    parse_tool_output,
+    plan_output,
+    render_tool_messages,
+)
 from serverroom.context import AppContext
-from serverroom.metering import Ticket, Usage
-from serverroom.principal import Principal
 from serverroom.engine.base import ChatMessage, Engine, SamplingParams
 from serverroom.engine.textgen import TextDelta, TextDone, TextEvent, TokenInfo, generate_text
 from serverroom.errors import InvalidRequestError
 from serverroom.ids import new_id
+from serverroom.metering import Ticket, Usage
+from serverroom.principal import Principal
 from serverroom.sse import DONE, sse_event
 
 
@@ -52,6 +68,8 @@ class ChatPlan:
     completion_id: str
     created: int
     ticket: Ticket
+    tools: ToolSetup | None = None  # set when the model may call tools
+    output: OutputPlan | None = None  # the grammar constraining each choice
 
 
 def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
@@ -81,7 +99,9 @@ async def plan_chat(
 ) -> ChatPlan:
     entry = ctx.catalog.resolve(request.model)
     engine = await ctx.engines.get(entry)
-    text = engine.render_chat(to_chat_messages(request))
+    fmt = chat_format(request)
+    tools = chat_tools(request)
+    text = engine.render_chat(render_tool_messages(to_chat_messages(request), tools))
     prompt = engine.tokenize(text, special=True)
     max_tokens = check_context(
         engine, len(prompt), request.output_limit(), param="messages", what="messages"
@@ -89,6 +109,10 @@ async def plan_chat(
     bias = logit_bias_ids(engine, request.logit_bias)
     top = (request.top_logprobs or 0) if request.logprobs else None
     n = request.n or 1
+    output = await asyncio.to_thread(plan_output, engine, fmt, tools)
+    constraints = await asyncio.to_thread(
+        lambda: [output.new_constraint() if output else None for _ in range(n)]
+    )
     params = [
         sampling_params(
             max_tokens=max_tokens,
@@ -99,6 +123,7 @@ async def plan_chat(
             frequency_penalty=request.frequency_penalty,
             logit_bias=bias,
             top_logprobs=top,
+            constraint=constraints[i],
         )
         for i in range(n)
     ]
@@ -119,6 +144,8 @@ async def plan_chat(
         completion_id=new_id("chatcmpl-", 12),
         created=int(time.time()),
         ticket=ticket,
+        tools=tools if tools is not None and tools.active else None,
+        output=output,
     )
 
 
@@ -172,15 +199,16 @@ async def complete_chat(plan: ChatPlan, request_id: str) -> ChatCompletion:
         logprobs = None
         if plan.request.logprobs:
             logprobs = ChoiceLogprobs(content=chat_logprobs(infos), refusal=None)
+        content, calls = parse_tool_output(done.text) if plan.tools else (done.text, [])
+        message = ChatCompletionMessage(
+            role="assistant", content=content, refusal=None, annotations=[]
+        )
+        finish: Literal["stop", "length", "tool_calls"] = done.finish_reason
+        if calls:
+            message.tool_calls = list(message_tool_calls(calls))
+            finish = "tool_calls" if done.finish_reason == "stop" else done.finish_reason
         choices.append(
-            Choice(
-                index=index,
-                finish_reason=done.finish_reason,
-                logprobs=logprobs,
-                message=ChatCompletionMessage(
-                    role="assistant", content=done.text, refusal=None, annotations=[]
-                ),
-            )
+            Choice(index=index, finish_reason=finish, logprobs=logprobs, message=message)
         )
     prompt = len(plan.prompt)
     cached = max(done.cached_tokens for done, _ in results)
@@ -257,8 +285,24 @@ async def _content_chunks(
     with_logprobs: bool,
 ) -> AsyncIterator[bytes | TextDone]:
     """Content and finish chunks; each choice's ``TextDone`` is passed up for usage."""
+    parsers: dict[int, tuple[ToolCallParser, ToolDeltaMaker]] = {}
     async for index, event in events:
-        if isinstance(event, TextDelta):
+        if isinstance(event, TextDelta) and plan.tools is not None:
+            parser, maker = parsers.setdefault(index, (ToolCallParser(), ToolDeltaMaker()))
+            found = parser.feed(event.text)
+            deltas = maker.deltas(found)
+            if deltas:
+                choice = ChunkChoice(
+                    index=index, delta=ChoiceDelta(tool_calls=deltas), finish_reason=None
+                )
+                yield _chunk(plan, [choice], include_usage)
+            text = "".join(e.text for e in found if isinstance(e, TextPiece))
+            if text:
+                choice = ChunkChoice(
+                    index=index, delta=ChoiceDelta(content=text), finish_reason=None
+                )
+                yield _chunk(plan, [choice], include_usage)
+        elif isinstance(event, TextDelta):
             choice = ChunkChoice(
                 index=index, delta=ChoiceDelta(content=event.text), finish_reason=None
             )
@@ -269,7 +313,15 @@ async def _content_chunks(
             yield _chunk(plan, [choice], include_usage)
         else:
             yield event
-            final = ChunkChoice(index=index, delta=ChoiceDelta(), finish_reason=event.finish_reason)
+            finish: Literal["stop", "length", "tool_calls"] = event.finish_reason
+            if index in parsers:
+                parser = parsers[index][0]
+                if parser.pending_text():
+                    delta = ChoiceDelta(content=parser.pending_text())
+                    yield _chunk(plan, [ChunkChoice(index=index, delta=delta)], include_usage)
+                if parser.calls and finish == "stop":
+                    finish = "tool_calls"
+            final = ChunkChoice(index=index, delta=ChoiceDelta(), finish_reason=finish)
             yield _chunk(plan, [final], include_usage)
 
 

@@ -1,0 +1,201 @@
+"""RPM/TPM rate limits per project and model, on the ``limits`` library.
+
+Strategy: ``limits``' sliding-window counter (``limits.aio``), in process memory without Redis
+and in Redis (shared by every replica) with ``redis_url``. A request takes one hit on the request
+limit and a weighted hit (``cost=``) of its reserved tokens (prompt + max output) on the token
+limit; ``give_back`` returns the unused part of the reservation to the current window (clamped
+at zero; if the window has rolled over since, the give-back is lost: an approximation that can
+only under-admit). The limit key is ``(project id, model id as requested)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+from serverroom.accounts.tiers import ModelLimits
+from serverroom.errors import RateLimitError
+
+_ADJUST_LUA = """
+local v = tonumber(redis.call('get', KEYS[1]) or '0')
+local nv = math.max(0, v + tonumber(ARGV[1]))
+if redis.call('exists', KEYS[1]) == 1 then
+    redis.call('set', KEYS[1], nv, 'KEEPTTL')
+elseif nv > 0 then
+    redis.call('set', KEYS[1], nv, 'PX', ARGV[2])
+end
+return nv
+"""
+
+
+class TokensRateLimitError(RateLimitError):
+    error_type = "tokens"
+
+
+def format_duration(seconds: float) -> str:
+    """A Go-style duration like the platform's headers: ``20ms``, ``1.5s``, ``6m0s``."""
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{math.ceil(seconds * 1000)}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    sec_text = f"{round(secs, 3):.3f}".rstrip("0").rstrip(".") + "s"
+    if hours >= 1:
+        return f"{int(hours)}h{int(minutes)}m{sec_text}"
+    if minutes >= 1:
+        return f"{int(minutes)}m{sec_text}"
+    return sec_text
+
+
+def wait_time(
+    window: tuple[int, float, int, float], expiry: float, limit: int, requested: int
+) -> float:
+    """Seconds until ``requested`` more fits under ``limit`` in a sliding-window counter."""
+    prev, prev_ttl, cur, cur_ttl = window
+    used = math.floor(prev * prev_ttl / expiry + cur)
+    excess = used + requested - limit
+    if excess <= 0:
+        return 0.0
+    t_end = max(0.0, cur_ttl - expiry)
+    if prev > 0:
+        needed = excess * expiry / prev
+        if needed <= min(prev_ttl, t_end):
+            return needed
+    if cur == 0:
+        return t_end
+    after_roll = expiry - (limit - requested) * expiry / cur
+    return t_end + max(0.0, after_roll)
+
+
+@dataclass
+class Reservation:
+    """What ``acquire`` took, so that ``give_back`` can return the unused tokens."""
+
+    project_id: str
+    model: str
+    limits: ModelLimits
+    tokens: int
+    headers: dict[str, str]
+
+
+class Limiter:
+    """Admits requests under a project's RPM/TPM for a model."""
+
+    def __init__(self, *, window_seconds: int, redis_url: str | None, prefix: str) -> None:
+        self.window = window_seconds
+        self.redis: RedisStorage | None = None
+        if redis_url:
+            uri = redis_url if redis_url.startswith("async+") else "async+" + redis_url
+            self.redis = RedisStorage(uri, implementation="redispy", key_prefix=f"{prefix}:limits")
+            self.storage: MemoryStorage | RedisStorage = self.redis
+        else:
+            self.storage = MemoryStorage()
+        self.strategy = SlidingWindowCounterRateLimiter(self.storage)
+        self._adjust_script: Any = None
+
+    def _item(self, amount: int) -> RateLimitItem:
+        return RateLimitItemPerSecond(amount, self.window)
+
+    def _unit(self) -> str:
+        return "min" if self.window == 60 else f"{self.window}s"
+
+    async def _window(self, item: RateLimitItem, *ids: str) -> tuple[int, float, int, float]:
+        return await self.storage.get_sliding_window(item.key_for(*ids), item.get_expiry())
+
+    async def _adjust(self, item: RateLimitItem, ids: tuple[str, ...], delta: int) -> None:
+        """Add ``delta`` (negative: give back) to the current window's counter, floor 0."""
+        if delta == 0:
+            return
+        key = item.key_for(*ids)
+        expiry = item.get_expiry()
+        if self.redis is not None:
+            bridge = cast(Any, self.redis.bridge)
+            if self._adjust_script is None:
+                self._adjust_script = bridge.get_connection().register_script(_ADJUST_LUA)
+            await self._adjust_script([bridge.prefixed_key(f"{{{key}}}")], [delta, expiry * 2000])
+            return
+        memory = cast(MemoryStorage, self.storage)
+        current = memory.sliding_window_keys(key, expiry, time.time())[1]
+        if delta < 0:
+            await memory.decr(current, -delta)
+        else:
+            await memory.incr(current, 2 * expiry, delta)
+
+    def _error(
+        self, kind: str, model: str, project: str, limit: int, used: int, requested: int,
+        wait: float,
+    ) -> RateLimitError:
+        label = "requests" if kind == "requests" else "tokens"
+        short = "RPM" if kind == "requests" else "TPM"
+        cls = RateLimitError if kind == "requests" else TokensRateLimitError
+        where = f"for {model} in project {project} on {label} per {self._unit()} ({short})"
+        if requested > limit:
+            return cls(
+                f"Request too large {where}: Limit {limit}, Requested {requested}. The input or"
+                " output tokens must be reduced in order to run successfully.",
+                headers={"x-should-retry": "false"},
+            )
+        wait = math.ceil((wait + 0.01) * 1000) / 1000
+        return cls(
+            f"Rate limit reached {where}: Limit {limit}, Used {used}, Requested {requested}."
+            f" Please try again in {format_duration(wait)}.",
+            headers={"retry-after": f"{math.ceil(wait)}", "retry-after-ms": f"{int(wait * 1000)}"},
+        )
+
+    async def acquire(
+        self, project_id: str, model: str, limits: ModelLimits, tokens: int
+    ) -> Reservation:
+        """Take one request and ``tokens`` tokens, or raise a 429 ``RateLimitError``."""
+        rpm, tpm = self._item(limits.rpm), self._item(limits.tpm)
+        rids, tids = ("rpm", project_id, model), ("tpm", project_id, model)
+        expiry = float(self.window)
+        tokens = max(0, tokens)
+        if not await self.strategy.hit(rpm, *rids, cost=1):
+            window = await self._window(rpm, *rids)
+            used = math.floor(window[0] * window[1] / expiry + window[2])
+            raise self._error("requests", model, project_id, limits.rpm, used, 1,
+                              wait_time(window, expiry, limits.rpm, 1))
+        if tokens > 0 and not await self.strategy.hit(tpm, *tids, cost=tokens):
+            await self._adjust(rpm, rids, -1)
+            window = await self._window(tpm, *tids)
+            used = math.floor(window[0] * window[1] / expiry + window[2])
+            raise self._error("tokens", model, project_id, limits.tpm, used, tokens,
+                              wait_time(window, expiry, limits.tpm, tokens))
+        rwin, twin = await self._window(rpm, *rids), await self._window(tpm, *tids)
+        headers = {
+            "x-ratelimit-limit-requests": str(limits.rpm),
+            "x-ratelimit-limit-tokens": str(limits.tpm),
+            "x-ratelimit-remaining-requests": str(
+                max(0, limits.rpm - math.floor(rwin[0] * rwin[1] / expiry + rwin[2]))
+            ),
+            "x-ratelimit-remaining-tokens": str(
+                max(0, limits.tpm - math.floor(twin[0] * twin[1] / expiry + twin[2]))
+            ),
+            "x-ratelimit-reset-requests": format_duration(
+                wait_time(rwin, expiry, limits.rpm, limits.rpm)
+            ),
+            "x-ratelimit-reset-tokens": format_duration(
+                wait_time(twin, expiry, limits.tpm, limits.tpm)
+            ),
+        }
+        return Reservation(project_id, model, limits, tokens, headers)
+
+    async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
+        """Correct the token hit from the reservation to the actual count."""
+        delta = actual_tokens - reservation.tokens
+        ids = ("tpm", reservation.project_id, reservation.model)
+        await self._adjust(self._item(reservation.limits.tpm), ids, delta)
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            try:
+                conn = cast(Any, self.redis.bridge).get_connection()
+                await conn.aclose()
+            except Exception:  # pragma: no cover - best effort on shutdown
+                pass

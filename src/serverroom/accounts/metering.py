@@ -1,0 +1,133 @@
+"""The accounts implementation of the ``Metering`` protocol: rate limits, ledger, tiers.
+
+``admit`` resolves the project's tier (cached briefly), takes the RPM/TPM hits and returns a
+ticket whose headers carry the ``x-ratelimit-*`` values. ``settle`` corrects the token
+reservation to the actual count, writes the ledger row, adds its cost to the project's spend
+(which may promote the project to the next tier) — once per ticket.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from serverroom.accounts.ledger import Ledger
+from serverroom.accounts.limiter import Limiter, Reservation
+from serverroom.accounts.repository import AccountsRepository
+from serverroom.accounts.tiers import Ladder, Tier
+from serverroom.catalog import ModelEntry
+from serverroom.errors import NotFoundError
+from serverroom.metering import Ticket, Usage
+from serverroom.principal import Principal
+
+logger = logging.getLogger("serverroom.accounts")
+
+TIER_CACHE_SECONDS = 2.0
+
+
+@dataclass
+class AccountsTicket:
+    metering: AccountsMetering
+    principal: Principal
+    entry: ModelEntry
+    endpoint: str
+    batch: bool
+    reservation: Reservation | None
+    headers: dict[str, str] = field(default_factory=dict)
+    settled: bool = False
+
+    async def settle(self, usage: Usage) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        await self.metering.settle(self, usage)
+
+
+class AccountsMetering:
+    """Admission by tier limits and billing into the ledger."""
+
+    def __init__(
+        self,
+        *,
+        repo: AccountsRepository,
+        ledger: Ledger,
+        limiter: Limiter,
+        ladder: Ladder,
+        limits_enabled: bool,
+        limit_open_requests: bool,
+    ) -> None:
+        self.repo = repo
+        self.ledger = ledger
+        self.limiter = limiter
+        self.ladder = ladder
+        self.limits_enabled = limits_enabled
+        self.limit_open_requests = limit_open_requests
+        self._tiers: dict[str, tuple[Tier, float]] = {}
+
+    async def tier_of(self, project_id: str, fresh: bool = False) -> Tier:
+        """The project's current tier (pinned, or by cumulative spend)."""
+        cached = self._tiers.get(project_id)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now and not fresh:
+            return cached[0]
+        try:
+            project = await self.repo.get_project(project_id)
+            tier = self.ladder.resolve(project.pinned_tier, project.spend_usd)
+        except NotFoundError:
+            tier = self.ladder.tiers[0]
+        self._tiers[project_id] = (tier, now + TIER_CACHE_SECONDS)
+        return tier
+
+    def forget(self, project_id: str) -> None:
+        self._tiers.pop(project_id, None)
+
+    async def admit(
+        self,
+        principal: Principal,
+        entry: ModelEntry,
+        *,
+        endpoint: str,
+        prompt_tokens: int,
+        max_output_tokens: int,
+        batch: bool = False,
+    ) -> Ticket:
+        reservation = None
+        limited = self.limits_enabled and (
+            principal.key_id is not None or self.limit_open_requests
+        )
+        if limited:
+            tier = await self.tier_of(principal.project_id)
+            reservation = await self.limiter.acquire(
+                principal.project_id,
+                entry.id,
+                tier.limits_for(entry.id, entry.target),
+                prompt_tokens + max_output_tokens,
+            )
+        headers = dict(reservation.headers) if reservation else {}
+        return AccountsTicket(self, principal, entry, endpoint, batch, reservation, headers)
+
+    async def settle(self, ticket: AccountsTicket, usage: Usage) -> None:
+        project_id = ticket.principal.project_id
+        try:
+            if ticket.reservation is not None:
+                await self.limiter.settle(
+                    ticket.reservation, usage.input_tokens + usage.output_tokens
+                )
+            cost = await self.ledger.record(
+                project_id=project_id,
+                api_key_id=ticket.principal.key_id,
+                entry=ticket.entry,
+                endpoint=ticket.endpoint,
+                usage=usage,
+                batch=ticket.batch,
+            )
+            if cost > 0:
+                before = await self.tier_of(project_id)
+                await self.repo.add_spend(project_id, cost)
+                after = await self.tier_of(project_id, fresh=True)
+                if after.name != before.name:
+                    logger.info("project %s moved from %s to %s", project_id, before.name,
+                                after.name)
+        except Exception:  # billing must never break a reply that was already produced
+            logger.exception("could not settle usage for project %s", project_id)

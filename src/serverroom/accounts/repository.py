@@ -1,0 +1,185 @@
+"""Persistence of projects and API keys (project and admin), on the shared ``Database``.
+
+Everything here is a small async function over one session; callers own caching.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from serverroom.accounts import keys
+from serverroom.errors import ConflictError, NotFoundError
+from serverroom.ids import new_id
+from serverroom.principal import DEFAULT_PROJECT
+from serverroom.storage.db import Database
+from serverroom.storage.tables.accounts import ApiKeyRow, ProjectRow
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    id: str
+    name: str
+    created_at: int
+    archived_at: int | None
+    pinned_tier: str | None
+    spend_usd: float
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: str
+    project_id: str | None
+    is_admin: bool
+    name: str
+    redacted_value: str
+    created_at: int
+    last_used_at: int | None
+    revoked_at: int | None
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    info: KeyInfo
+    value: str
+
+
+def _project(row: ProjectRow) -> ProjectInfo:
+    return ProjectInfo(row.id, row.name, row.created_at, row.archived_at, row.pinned_tier,
+                       float(row.spend_usd or 0.0))
+
+
+def _key(row: ApiKeyRow) -> KeyInfo:
+    return KeyInfo(row.id, row.project_id, bool(row.is_admin), row.name, row.redacted_value,
+                   row.created_at, row.last_used_at, row.revoked_at)
+
+
+class AccountsRepository:
+    """CRUD for projects and keys."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- projects -----------------------------------------------------------------------------
+
+    async def create_project(self, name: str) -> ProjectInfo:
+        async with self.db.session() as s:
+            existing = await s.scalar(select(ProjectRow).where(ProjectRow.name == name))
+            if existing is not None:
+                raise ConflictError(f"A project named '{name}' already exists.", param="name")
+            row = ProjectRow(id=new_id("proj_", 12), name=name, created_at=int(time.time()),
+                             spend_usd=0.0)
+            s.add(row)
+        return _project(row)
+
+    async def list_projects(self) -> list[ProjectInfo]:
+        async with self.db.session() as s:
+            query = select(ProjectRow).order_by(ProjectRow.created_at, ProjectRow.id)
+            rows = await s.scalars(query)
+            return [_project(r) for r in rows]
+
+    async def get_project(self, project_id: str) -> ProjectInfo:
+        async with self.db.session() as s:
+            row = await s.get(ProjectRow, project_id)
+            if row is None:
+                raise NotFoundError(f"No project found with id '{project_id}'.")
+            return _project(row)
+
+    async def find_project(self, id_or_name: str) -> ProjectInfo:
+        """A project by id or by name."""
+        async with self.db.session() as s:
+            row = await s.get(ProjectRow, id_or_name)
+            if row is None:
+                row = await s.scalar(select(ProjectRow).where(ProjectRow.name == id_or_name))
+            if row is None:
+                raise NotFoundError(f"No project found with id or name '{id_or_name}'.")
+            return _project(row)
+
+    async def pin_tier(self, project_id: str, tier: str | None) -> None:
+        async with self.db.session() as s:
+            await s.execute(
+                update(ProjectRow).where(ProjectRow.id == project_id).values(pinned_tier=tier)
+            )
+
+    async def add_spend(self, project_id: str, amount: float) -> None:
+        """Add to a project's cumulative spend (atomic in the database)."""
+        if amount <= 0:
+            return
+        async with self.db.session() as s:
+            result = await s.execute(
+                update(ProjectRow)
+                .where(ProjectRow.id == project_id)
+                .values(spend_usd=ProjectRow.spend_usd + amount)
+            )
+            if getattr(result, "rowcount", 1) == 0 and project_id == DEFAULT_PROJECT:
+                s.add(ProjectRow(id=DEFAULT_PROJECT, name="Default project",
+                                 created_at=int(time.time()), spend_usd=amount))
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    async def create_key(
+        self, project_id: str | None, name: str = "", admin: bool = False
+    ) -> CreatedKey:
+        new = keys.generate(admin=admin)
+        row = await self.store_key(new, project_id=project_id, name=name, admin=admin)
+        return CreatedKey(info=row, value=new.value)
+
+    async def store_key(
+        self, new: keys.NewKey, *, project_id: str | None, name: str, admin: bool
+    ) -> KeyInfo:
+        async with self.db.session() as s:
+            if project_id is not None and await s.get(ProjectRow, project_id) is None:
+                raise NotFoundError(f"No project found with id '{project_id}'.")
+            row = ApiKeyRow(
+                id=new_id("key_", 12), project_id=project_id, is_admin=admin, name=name,
+                key_hash=new.key_hash, redacted_value=new.redacted, created_at=int(time.time()),
+            )
+            s.add(row)
+        return _key(row)
+
+    async def ensure_admin_key(self, value: str, name: str = "bootstrap") -> KeyInfo:
+        """Store the bootstrap admin key unless its hash is already known."""
+        digest = keys.hash_key(value)
+        async with self.db.session() as s:
+            row = await s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest))
+            if row is not None:
+                return _key(row)
+        new = keys.NewKey(value=value, key_hash=digest, redacted=keys.redact(value))
+        return await self.store_key(new, project_id=None, name=name, admin=True)
+
+    async def list_keys(self, project_id: str | None = None) -> list[KeyInfo]:
+        async with self.db.session() as s:
+            query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+            if project_id is not None:
+                query = query.where(ApiKeyRow.project_id == project_id)
+            return [_key(r) for r in await s.scalars(query)]
+
+    async def get_key(self, key_id: str) -> KeyInfo:
+        async with self.db.session() as s:
+            row = await s.get(ApiKeyRow, key_id)
+            if row is None:
+                raise NotFoundError(f"No API key found with id '{key_id}'.")
+            return _key(row)
+
+    async def lookup(self, value: str) -> KeyInfo | None:
+        """The key whose hash matches ``value`` (revoked or not), or None."""
+        async with self.db.session() as s:
+            row = await s.scalar(
+                select(ApiKeyRow).where(ApiKeyRow.key_hash == keys.hash_key(value))
+            )
+            return _key(row) if row is not None else None
+
+    async def revoke_key(self, key_id: str) -> KeyInfo:
+        async with self.db.session() as s:
+            row = await s.get(ApiKeyRow, key_id)
+            if row is None:
+                raise NotFoundError(f"No API key found with id '{key_id}'.")
+            if row.revoked_at is None:
+                row.revoked_at = int(time.time())
+            return _key(row)
+
+    async def any_key_exists(self) -> bool:
+        async with self.db.session() as s:
+            return await s.scalar(select(ApiKeyRow.id).limit(1)) is not None

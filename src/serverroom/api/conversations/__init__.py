@@ -1,0 +1,1 @@
+"""The Conversations API: durable lists of items that responses can build on."""

@@ -1,0 +1,158 @@
+"""Storage of conversations and their items; every lookup is scoped by ``project_id``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from serverroom.errors import NotFoundError
+from serverroom.ids import new_id
+from serverroom.storage.db import Database
+from serverroom.storage.tables.conversations import ConversationItemRow, ConversationRow
+
+Item = dict[str, Any]
+
+
+def conversation_not_found(conversation_id: str, param: str | None = None) -> NotFoundError:
+    return NotFoundError(f"Conversation with id '{conversation_id}' not found.", param=param)
+
+
+class ConversationRepository:
+    """Conversations of one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self, project_id: str, metadata: dict[str, str], items: list[Item]
+    ) -> ConversationRow:
+        now = int(time.time())
+        row = ConversationRow(
+            id=new_id("conv_"), project_id=project_id, created_at=now, metadata_=metadata
+        )
+        async with self.db.session() as session:
+            session.add(row)
+            await session.flush()
+            session.add_all(self._item_rows(row.id, project_id, items, now))
+        return row
+
+    async def get(self, project_id: str, conversation_id: str) -> ConversationRow:
+        async with self.db.session() as session:
+            row = await session.get(ConversationRow, conversation_id)
+        if row is None or row.project_id != project_id:
+            raise conversation_not_found(conversation_id)
+        return row
+
+    async def update_metadata(
+        self, project_id: str, conversation_id: str, metadata: dict[str, str]
+    ) -> ConversationRow:
+        async with self.db.session() as session:
+            row = await session.get(ConversationRow, conversation_id)
+            if row is None or row.project_id != project_id:
+                raise conversation_not_found(conversation_id)
+            row.metadata_ = dict(metadata)
+        return row
+
+    async def delete(self, project_id: str, conversation_id: str) -> None:
+        await self.get(project_id, conversation_id)
+        async with self.db.session() as session:
+            await session.execute(
+                delete(ConversationItemRow).where(
+                    ConversationItemRow.conversation_id == conversation_id
+                )
+            )
+            await session.execute(
+                delete(ConversationRow).where(ConversationRow.id == conversation_id)
+            )
+
+    @staticmethod
+    def _item_rows(
+        conversation_id: str, project_id: str, items: list[Item], now: int
+    ) -> list[ConversationItemRow]:
+        return [
+            ConversationItemRow(
+                id=item["id"],
+                conversation_id=conversation_id,
+                project_id=project_id,
+                created_at=now,
+                data=item,
+            )
+            for item in items
+        ]
+
+    async def add_items(self, project_id: str, conversation_id: str, items: list[Item]) -> None:
+        """Append items (already normalised, with ids) to a conversation."""
+        await self.get(project_id, conversation_id)
+        async with self.db.session() as session:
+            rows = self._item_rows(conversation_id, project_id, items, int(time.time()))
+            session.add_all(rows)
+
+    async def all_items(self, project_id: str, conversation_id: str) -> list[Item]:
+        """Every item, oldest first (the context a response builds on)."""
+        try:
+            await self.get(project_id, conversation_id)
+        except NotFoundError:
+            raise conversation_not_found(conversation_id, "conversation") from None
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(ConversationItemRow)
+                .where(ConversationItemRow.conversation_id == conversation_id)
+                .order_by(ConversationItemRow.seq)
+            )
+            return [row.data for row in rows]
+
+    async def list_items(
+        self, project_id: str, conversation_id: str, *, after: str | None, limit: int, order: str
+    ) -> tuple[list[Item], bool]:
+        """A page of items and whether more follow."""
+        await self.get(project_id, conversation_id)
+        query = select(ConversationItemRow).where(
+            ConversationItemRow.conversation_id == conversation_id
+        )
+        async with self.db.session() as session:
+            if after is not None:
+                cursor = await self._seq_of(session, conversation_id, after)
+                column = ConversationItemRow.seq
+                query = query.where(column < cursor if order == "desc" else column > cursor)
+            seq = ConversationItemRow.seq
+            query = query.order_by(seq.desc() if order == "desc" else seq.asc()).limit(limit + 1)
+            rows = list(await session.scalars(query))
+        return [row.data for row in rows[:limit]], len(rows) > limit
+
+    async def _seq_of(self, session: Any, conversation_id: str, item_id: str) -> int:
+        seq = await session.scalar(
+            select(ConversationItemRow.seq).where(
+                ConversationItemRow.conversation_id == conversation_id,
+                ConversationItemRow.id == item_id,
+            )
+        )
+        if seq is None:
+            raise NotFoundError(f"Item with id '{item_id}' not found.", param="after")
+        return int(seq)
+
+    async def _item_row(
+        self, session: Any, conversation_id: str, item_id: str
+    ) -> ConversationItemRow:
+        row = await session.scalar(
+            select(ConversationItemRow).where(
+                ConversationItemRow.conversation_id == conversation_id,
+                ConversationItemRow.id == item_id,
+            )
+        )
+        if row is None:
+            raise NotFoundError(f"Item with id '{item_id}' not found.")
+        assert isinstance(row, ConversationItemRow)
+        return row
+
+    async def get_item(self, project_id: str, conversation_id: str, item_id: str) -> Item:
+        await self.get(project_id, conversation_id)
+        async with self.db.session() as session:
+            return (await self._item_row(session, conversation_id, item_id)).data
+
+    async def delete_item(self, project_id: str, conversation_id: str, item_id: str) -> None:
+        await self.get(project_id, conversation_id)
+        async with self.db.session() as session:
+            row = await self._item_row(session, conversation_id, item_id)
+            await session.delete(row)

@@ -1,0 +1,133 @@
+"""Routes of the Conversations API: conversations and their items."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from openai.types.conversations import Conversation
+from openai.types.conversations.conversation_item import ConversationItem
+from pydantic import TypeAdapter
+from starlette.responses import JSONResponse, Response
+
+from serverroom.api.conversations.repository import ConversationRepository
+from serverroom.api.conversations.schemas import (
+    ConversationCreateRequest,
+    ConversationUpdateRequest,
+    ItemsCreateRequest,
+)
+from serverroom.api.responses.items import list_body, normalize_input
+from serverroom.context import AppContext, get_context, get_principal
+from serverroom.principal import Principal
+from serverroom.sse import json_response
+from serverroom.storage.tables.conversations import ConversationRow
+
+router = APIRouter(tags=["conversations"])
+_ITEM = TypeAdapter[Any](ConversationItem)
+
+
+def conversation(row: ConversationRow) -> Conversation:
+    return Conversation(
+        id=row.id, object="conversation", created_at=row.created_at, metadata=row.metadata_
+    )
+
+
+def _items(data: list[dict[str, Any]], has_more: bool) -> JSONResponse:
+    for item in data:
+        _ITEM.validate_python(item)
+    return JSONResponse(list_body(data, has_more))
+
+
+def _repo(ctx: AppContext) -> ConversationRepository:
+    return ConversationRepository(ctx.db)
+
+
+@router.post("/conversations", response_model=None)
+async def create_conversation(
+    body: ConversationCreateRequest,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    items = normalize_input(body.items, param="items")
+    row = await _repo(ctx).create(principal.project_id, body.metadata or {}, items)
+    return json_response(conversation(row))
+
+
+@router.get("/conversations/{conversation_id}", response_model=None)
+async def get_conversation(
+    conversation_id: str,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    return json_response(conversation(await _repo(ctx).get(principal.project_id, conversation_id)))
+
+
+@router.post("/conversations/{conversation_id}", response_model=None)
+async def update_conversation(
+    conversation_id: str,
+    body: ConversationUpdateRequest,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    row = await _repo(ctx).update_metadata(principal.project_id, conversation_id, body.metadata)
+    return json_response(conversation(row))
+
+
+@router.delete("/conversations/{conversation_id}", response_model=None)
+async def delete_conversation(
+    conversation_id: str,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    await _repo(ctx).delete(principal.project_id, conversation_id)
+    return JSONResponse({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
+
+
+@router.post("/conversations/{conversation_id}/items", response_model=None)
+async def create_items(
+    conversation_id: str,
+    body: ItemsCreateRequest,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    items = normalize_input(body.items, param="items")
+    await _repo(ctx).add_items(principal.project_id, conversation_id, items)
+    return _items(items, False)
+
+
+@router.get("/conversations/{conversation_id}/items", response_model=None)
+async def list_items(
+    conversation_id: str,
+    after: str | None = None,
+    limit: int = Query(20, ge=1, le=100),
+    order: Literal["asc", "desc"] = "desc",
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    data, has_more = await _repo(ctx).list_items(
+        principal.project_id, conversation_id, after=after, limit=limit, order=order
+    )
+    return _items(data, has_more)
+
+
+@router.get("/conversations/{conversation_id}/items/{item_id}", response_model=None)
+async def get_item(
+    conversation_id: str,
+    item_id: str,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    item = await _repo(ctx).get_item(principal.project_id, conversation_id, item_id)
+    return JSONResponse(item)
+
+
+@router.delete("/conversations/{conversation_id}/items/{item_id}", response_model=None)
+async def delete_item(
+    conversation_id: str,
+    item_id: str,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    repo = _repo(ctx)
+    await repo.delete_item(principal.project_id, conversation_id, item_id)
+    return json_response(conversation(await repo.get(principal.project_id, conversation_id)))

@@ -1,0 +1,1 @@
+"""The platform's admin API: projects, project API keys, usage and costs (``/v1/organization``)."""

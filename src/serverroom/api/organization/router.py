@@ -1,0 +1,213 @@
+"""Routes of the admin API (``/v1/organization/...``); every one requires an admin key.
+
+Projects: list/create/retrieve. Project API keys: list/create (the only time the key's value is
+returned)/retrieve/delete (= revoke). Usage tier: retrieve/pin. Usage and costs: bucketed pages
+from the ledger.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from serverroom.accounts.service import Accounts
+from serverroom.api.organization import service
+from serverroom.context import AppContext, get_context
+from serverroom.errors import NotFoundError, ServiceUnavailableError
+from serverroom.principal import Principal
+
+router = APIRouter(prefix="/organization", tags=["organization"])
+
+
+def accounts_of(ctx: AppContext = Depends(get_context)) -> Accounts:
+    accounts = ctx.extras.get("accounts")
+    if not isinstance(accounts, Accounts):
+        raise ServiceUnavailableError("Accounts are not enabled on this server.")
+    return accounts
+
+
+async def require_admin(request: Request, accounts: Accounts = Depends(accounts_of)) -> Principal:
+    return await accounts.auth.admin(request)
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=256)
+
+
+class KeyCreate(BaseModel):
+    name: str = Field("", max_length=256)
+
+
+class TierPin(BaseModel):
+    tier: str | None = None
+
+
+def _many(request: Request, name: str) -> list[str]:
+    return [*request.query_params.getlist(f"{name}[]"), *request.query_params.getlist(name)]
+
+
+@router.get("/projects")
+async def list_projects(
+    limit: int = Query(20, ge=1, le=100),
+    after: str | None = None,
+    include_archived: bool = False,
+    accounts: Accounts = Depends(accounts_of),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    projects = await accounts.repo.list_projects()
+    items = [service.project_object(p) for p in projects if include_archived or not p.archived_at]
+    return service.list_page(items, limit, after)
+
+
+@router.post("/projects")
+async def create_project(
+    body: ProjectCreate,
+    accounts: Accounts = Depends(accounts_of),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    return service.project_object(await accounts.repo.create_project(body.name))
+
+
+@router.get("/projects/{project_id}")
+async def retrieve_project(
+    project_id: str,
+    accounts: Accounts = Depends(accounts_of),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    project = await accounts.repo.get_project(project_id)
+    return service.project_object(project, (await accounts.tier_of(project.id)).name)
+
+
+@router.get("/projects/{project_id}/tier")
+async def retrieve_tier(
+    project_id: str,
+    accounts: Accounts = Depends(accounts_of),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    project = await accounts.repo.get_project(project_id)
+    tier = await accounts.tier_of(project.id)
+    return {"object": "organization.project.tier", "project_id": project.id, "tier": tier.name,
+            "pinned": project.pinned_tier is not None, "spend_usd": project.spend_usd}
+
+
+@router.post("/projects/{project_id}/tier")
+async def pin_tier(
+    project_id: str,
+    body: TierPin,
+    accounts: Accounts = Depends(accounts_of),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    project = await accounts.repo.get_project(project_id)
+    tier = await accounts.pin_tier(project, body.tier)
+    return {"object": "organization.project.tier", "project_id": project.id, "tier": tier.name,
+            "pinned": body.tier is not None, "spend_usd": project.spend_usd}
+
+
+@router.get("/projects/{project_id}/api_keys")
+async def list_keys(
+    project_id: str,
+    limit: int = Query(20, ge=1, le=100),
+    after: str | None = None,
+    accounts: Accounts = Depends(accounts_of),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    await accounts.repo.get_project(project_id)
+    keys = await accounts.repo.list_keys(project_id)
+    return service.list_page([service.key_object(k) for k in keys], limit, after)
+
+
+@router.post("/projects/{project_id}/api_keys")
+async def create_key(
+    project_id: str,
+    body: KeyCreate | None = None,
+    accounts: Accounts = Depends(accounts_of),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    created = await accounts.repo.create_key(project_id, name=body.name if body else "")
+    return service.created_key_object(created)
+
+
+async def _key_in(accounts: Accounts, project_id: str, key_id: str) -> None:
+    key = await accounts.repo.get_key(key_id)
+    if key.project_id != project_id:
+        raise NotFoundError(f"No API key found with id '{key_id}' in project '{project_id}'.")
+
+
+@router.get("/projects/{project_id}/api_keys/{key_id}")
+async def retrieve_key(
+    project_id: str,
+    key_id: str,
+    accounts: Accounts = Depends(accounts_of),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    await _key_in(accounts, project_id, key_id)
+    return service.key_object(await accounts.repo.get_key(key_id))
+
+
+@router.delete("/projects/{project_id}/api_keys/{key_id}")
+async def delete_key(
+    project_id: str,
+    key_id: str,
+    accounts: Accounts = Depends(accounts_of),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    await _key_in(accounts, project_id, key_id)
+    await accounts.revoke_key(key_id)
+    return {"object": "organization.project.api_key.deleted", "id": key_id, "deleted": True}
+
+
+async def _buckets(
+    kind: str,
+    request: Request,
+    accounts: Accounts,
+    start_time: int,
+    end_time: int | None,
+    bucket_width: str,
+    limit: int | None,
+    page: str | None,
+) -> dict[str, Any]:
+    return await service.bucket_page(
+        accounts.ledger,
+        kind=kind,
+        start_time=start_time,
+        end_time=end_time,
+        bucket_width=bucket_width,
+        group_by=_many(request, "group_by"),
+        limit=limit,
+        page=page,
+        project_ids=_many(request, "project_ids"),
+        models=_many(request, "models"),
+        api_key_ids=_many(request, "api_key_ids"),
+    )
+
+
+@router.get("/usage/completions")
+async def usage_completions(
+    request: Request,
+    start_time: int,
+    end_time: int | None = None,
+    bucket_width: str = "1d",
+    limit: int | None = None,
+    page: str | None = None,
+    accounts: Accounts = Depends(accounts_of),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    return await _buckets("completions", request, accounts, start_time, end_time, bucket_width,
+                          limit, page)
+
+
+@router.get("/costs")
+async def costs(
+    request: Request,
+    start_time: int,
+    end_time: int | None = None,
+    bucket_width: str = "1d",
+    limit: int | None = None,
+    page: str | None = None,
+    accounts: Accounts = Depends(accounts_of),
+    _: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    return await _buckets("costs", request, accounts, start_time, end_time, bucket_width,
+                          limit, page)

@@ -1,0 +1,1 @@
+"""The Responses API: stored, streamed and background responses."""

@@ -1,0 +1,115 @@
+"""Background responses: asyncio tasks inside the server, cancellation, and restart recovery.
+
+A background response is stored ``queued`` at once and run by a task kept in
+``ctx.extras[TASKS]``. ``lifespan`` marks responses a previous process left unfinished as
+failed, and cancels the running tasks on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from openai.types.responses import Response
+
+from serverroom.api.responses.repository import ACTIVE, ResponseRepository
+from serverroom.api.responses.service import ResponsePlan, dump, generate, response_object, settle
+from serverroom.api.responses.stream import final_response, run_events
+from serverroom.context import AppContext
+from serverroom.errors import APIError, InvalidRequestError
+from serverroom.principal import Principal
+from serverroom.sse import primed
+
+logger = logging.getLogger("serverroom.responses")
+TASKS = "responses.background_tasks"
+
+
+def _tasks(ctx: AppContext) -> dict[str, asyncio.Task[None]]:
+    tasks: dict[str, asyncio.Task[None]] = ctx.extras.setdefault(TASKS, {})
+    return tasks
+
+
+async def store_queued(plan: ResponsePlan) -> Response:
+    """Store a background response as ``queued`` (its run then updates the row)."""
+    queued = response_object(plan, "queued")
+    repo = ResponseRepository(plan.ctx.db)
+    await repo.save(plan.principal.project_id, dump(queued), plan.input_items)
+    return queued
+
+
+async def start_background(plan: ResponsePlan, request_id: str) -> Response:
+    """Store the response as ``queued`` and start its task."""
+    queued = await store_queued(plan)
+    tasks = _tasks(plan.ctx)
+    task = asyncio.create_task(_run(plan, request_id), name=f"response {plan.response_id}")
+    tasks[plan.response_id] = task
+    task.add_done_callback(lambda _: tasks.pop(plan.response_id, None))
+    return queued
+
+
+async def _run(plan: ResponsePlan, request_id: str) -> None:
+    repo = ResponseRepository(plan.ctx.db)
+    project = plan.principal.project_id
+    try:
+        started = dump(response_object(plan, "in_progress"))
+        if not await repo.update_status(project, plan.response_id, started, only_if=("queued",)):
+            return  # cancelled before it started
+        events = await primed(generate(plan, request_id))
+        await final_response(run_events(plan, events))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        logger.exception("background response %s failed", plan.response_id)
+        message = exc.message if isinstance(exc, APIError) else "The server had an error."
+        error = {"code": "server_error", "message": message}
+        failed = dump(response_object(plan, "failed", error=error))
+        await repo.update_status(project, plan.response_id, failed, only_if=ACTIVE)
+    finally:
+        await settle(plan, 0, 0)  # no-op when the run already settled
+
+
+async def cancel_response(ctx: AppContext, principal: Principal, response_id: str) -> Response:
+    """Cancel a background response; idempotent, and a 400 for one that already ended."""
+    repo = ResponseRepository(ctx.db)
+    row = await repo.get(principal.project_id, response_id)
+    if not row.background:
+        raise InvalidRequestError(
+            "Only responses created with background=true can be cancelled.", param="response_id"
+        )
+    if row.status in ACTIVE:
+        body = {**row.body, "status": "cancelled"}
+        if await repo.update_status(principal.project_id, response_id, body, only_if=ACTIVE):
+            task = _tasks(ctx).get(response_id)
+            if task is not None:
+                task.cancel()
+            return Response.model_validate(body)
+        row = await repo.get(principal.project_id, response_id)
+    if row.status == "cancelled":
+        return Response.model_validate(row.body)
+    raise InvalidRequestError(
+        f"Cannot cancel a response with status '{row.status}'.", param="response_id"
+    )
+
+
+def forget(ctx: AppContext, response_id: str) -> None:
+    """Stop a response's task, if any (when it is deleted)."""
+    task = _tasks(ctx).get(response_id)
+    if task is not None:
+        task.cancel()
+
+
+@asynccontextmanager
+async def lifespan(ctx: AppContext) -> AsyncIterator[None]:
+    """Start-up recovery of interrupted responses; cancellation of running ones at shutdown."""
+    failed = await ResponseRepository(ctx.db).fail_interrupted()
+    if failed:
+        logger.warning("marked %d interrupted background responses failed", failed)
+    try:
+        yield
+    finally:
+        tasks = list(_tasks(ctx).values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

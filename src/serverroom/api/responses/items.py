@@ -1,0 +1,236 @@
+"""Items: validating client input items, normalising them for storage, rendering them.
+
+Every item the server keeps (a response's input, its output, a conversation's items) is stored
+in one normalised, output-style form with an ``id`` and a ``status``, so the same dicts can be
+listed (``input_items``, conversation items), replayed as context and rendered as chat messages.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from serverroom.api.schemas import RequestModel
+from serverroom.engine.base import ChatMessage
+from serverroom.errors import InvalidRequestError
+from serverroom.ids import new_id
+
+Item = dict[str, Any]
+TEXT_PARTS = ("input_text", "output_text", "text", "summary_text", "reasoning_text")
+
+
+class ContentPartIn(RequestModel):
+    type: str
+    text: str | None = None
+    refusal: str | None = None
+
+
+class MessageIn(RequestModel):
+    type: Literal["message"] | None = None
+    id: str | None = None
+    role: Literal["user", "assistant", "system", "developer"]
+    content: str | list[ContentPartIn]
+
+
+class FunctionCallIn(RequestModel):
+    type: Literal["function_call"]
+    id: str | None = None
+    call_id: str
+    name: str
+    arguments: str
+
+
+class FunctionCallOutputIn(RequestModel):
+    type: Literal["function_call_output"]
+    id: str | None = None
+    call_id: str
+    output: str | list[ContentPartIn]
+
+
+class ReasoningIn(RequestModel):
+    type: Literal["reasoning"]
+    id: str | None = None
+    summary: list[dict[str, Any]]
+    content: list[dict[str, Any]] | None = None
+    encrypted_content: str | None = None
+
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "message": MessageIn,
+    "function_call": FunctionCallIn,
+    "function_call_output": FunctionCallOutputIn,
+    "reasoning": ReasoningIn,
+}
+
+
+def _loc_param(prefix: str, loc: tuple[int | str, ...]) -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in part or part.startswith("function-"):
+            continue
+        else:
+            out += f".{part}"
+    return out
+
+
+def _validate(raw: Any, param: str) -> BaseModel:
+    if not isinstance(raw, dict):
+        raise InvalidRequestError(
+            f"Invalid value for '{param}': expected an object.", param=param, code="invalid_value"
+        )
+    kind = raw.get("type") or "message"
+    model = _MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise InvalidRequestError(
+            f"Invalid value for '{param}.type': item type {kind!r} is not supported.",
+            param=f"{param}.type",
+            code="invalid_value",
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = _loc_param(param, tuple(first["loc"]))
+        if first["type"] == "missing":
+            raise InvalidRequestError(
+                f"Missing required parameter: '{where}'.",
+                param=where,
+                code="missing_required_parameter",
+            ) from None
+        raise InvalidRequestError(
+            f"Invalid value for '{where}': {first['msg']}", param=where, code="invalid_value"
+        ) from None
+
+
+def _part(part: ContentPartIn, assistant: bool, param: str) -> Item:
+    if part.type == "refusal":
+        return {"type": "refusal", "refusal": part.refusal or ""}
+    if part.type not in TEXT_PARTS:
+        raise InvalidRequestError(
+            f"Content type '{part.type}' is not supported by this model; only text parts are.",
+            param=f"{param}.type",
+            code="unsupported_content_type",
+        )
+    if assistant:
+        return {"type": "output_text", "text": part.text or "", "annotations": []}
+    return {"type": "input_text", "text": part.text or ""}
+
+
+def _message(item: MessageIn, param: str) -> Item:
+    assistant = item.role == "assistant"
+    parts = (
+        [ContentPartIn(type="input_text", text=item.content)]
+        if isinstance(item.content, str)
+        else item.content
+    )
+    content = [_part(p, assistant, f"{param}.content[{i}]") for i, p in enumerate(parts)]
+    return {
+        "type": "message",
+        "id": item.id or new_id("msg_"),
+        "role": item.role,
+        "status": "completed",
+        "content": content,
+    }
+
+
+def normalize_item(raw: Any, param: str) -> Item:
+    """Validate one client item and return its stored form (with an id); 400s name ``param``."""
+    item = _validate(raw, param)
+    if isinstance(item, MessageIn):
+        return _message(item, param)
+    if isinstance(item, FunctionCallIn):
+        return {
+            "type": "function_call",
+            "id": item.id or new_id("fc_"),
+            "call_id": item.call_id,
+            "name": item.name,
+            "arguments": item.arguments,
+            "status": "completed",
+        }
+    if isinstance(item, FunctionCallOutputIn):
+        output = item.output
+        if not isinstance(output, str):
+            output = "".join(p.text or "" for p in output)
+        return {
+            "type": "function_call_output",
+            "id": item.id or new_id("fco_"),
+            "call_id": item.call_id,
+            "output": output,
+            "status": "completed",
+        }
+    assert isinstance(item, ReasoningIn)
+    out = item.model_dump(exclude_none=True)
+    out["id"] = item.id or new_id("rs_")
+    return out
+
+
+def normalize_input(value: Any, param: str = "input") -> list[Item]:
+    """The stored items for a request's ``input`` (a string is one user message)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [normalize_item({"role": "user", "content": value}, param)]
+    if not isinstance(value, list):
+        raise InvalidRequestError(
+            f"Invalid value for '{param}': expected a string or a list of items.",
+            param=param,
+            code="invalid_value",
+        )
+    return [normalize_item(raw, f"{param}[{i}]") for i, raw in enumerate(value)]
+
+
+def item_text(item: Item) -> str:
+    """The readable text of a message item's parts."""
+    pieces = []
+    for part in item.get("content") or []:
+        if part.get("type") == "refusal":
+            pieces.append(str(part.get("refusal", "")))
+        else:
+            pieces.append(str(part.get("text", "")))
+    return "".join(pieces)
+
+
+def render_item(item: Item) -> ChatMessage | None:
+    """A stored item as a chat message (None for items the model does not see, e.g. reasoning)."""
+    kind = item.get("type")
+    if kind == "message":
+        role = "system" if item["role"] == "developer" else item["role"]
+        return ChatMessage(role=role, content=item_text(item))
+    if kind == "function_call":
+        call = {
+            "id": item["call_id"],
+            "type": "function",
+            "function": {"name": item["name"], "arguments": item["arguments"]},
+        }
+        text = f"Calling function {item['name']} with arguments {item['arguments']}"
+        return ChatMessage(role="assistant", content=text, extra={"tool_calls": [call]})
+    if kind == "function_call_output":
+        output = item["output"]
+        text = output if isinstance(output, str) else json.dumps(output)
+        return ChatMessage(role="tool", content=text, extra={"tool_call_id": item["call_id"]})
+    return None
+
+
+def render_items(instructions: str | None, items: list[Item]) -> list[ChatMessage]:
+    """Instructions first (as a system message), then every item the model can see."""
+    messages = [ChatMessage(role="system", content=instructions)] if instructions else []
+    for item in items:
+        message = render_item(item)
+        if message is not None:
+            messages.append(message)
+    return messages
+
+
+def list_body(data: list[Item], has_more: bool) -> dict[str, Any]:
+    """The list envelope (``first_id`` / ``last_id`` are null on an empty page)."""
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }

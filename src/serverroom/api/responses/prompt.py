@@ -1,0 +1,85 @@
+"""The prompt of a response: prior state (chain or conversation) + new input, rendered to tokens.
+
+``render_prompt`` is the one place a response's items become prompt text; tool support extends
+it (e.g. passing ``tools`` to the chat template).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from serverroom.api.common import check_context
+from serverroom.api.conversations.repository import ConversationRepository
+from serverroom.api.responses.items import Item, normalize_input, render_items
+from serverroom.api.responses.repository import ResponseRepository
+from serverroom.api.responses.schemas import ResponseContextFields
+from serverroom.context import AppContext
+from serverroom.engine.base import Engine
+from serverroom.errors import InvalidRequestError
+from serverroom.principal import Principal
+
+
+@dataclass
+class PromptState:
+    """The items a response sees: earlier ones (``history``) and this turn's (``new``)."""
+
+    history: list[Item]
+    new: list[Item]
+
+
+async def gather_state(
+    ctx: AppContext, request: ResponseContextFields, principal: Principal
+) -> PromptState:
+    """Validate the state parameters and load the earlier items they point to."""
+    conversation_id = request.conversation_id()
+    if request.previous_response_id is not None and conversation_id is not None:
+        raise InvalidRequestError(
+            "Mutually exclusive parameters: Ensure you are only providing one of:"
+            " 'previous_response_id' or 'conversation'.",
+            param="conversation",
+            code="mutually_exclusive_parameters",
+        )
+    new = normalize_input(request.input)
+    history: list[Item] = []
+    if request.previous_response_id is not None:
+        repo = ResponseRepository(ctx.db)
+        history = await repo.chain_items(principal.project_id, request.previous_response_id)
+    elif conversation_id is not None:
+        conversations = ConversationRepository(ctx.db)
+        history = await conversations.all_items(principal.project_id, conversation_id)
+    if not new and not history:
+        raise InvalidRequestError(
+            "Missing required parameter: 'input'.",
+            param="input",
+            code="missing_required_parameter",
+        )
+    return PromptState(history=history, new=new)
+
+
+def render_prompt(engine: Engine, instructions: str | None, items: list[Item]) -> list[int]:
+    """Token ids of the chat-template prompt for ``instructions`` + ``items``."""
+    text = engine.render_chat(render_items(instructions, items))
+    return engine.tokenize(text, special=True)
+
+
+def _fits(engine: Engine, prompt: list[int], max_output: int | None) -> bool:
+    limit = engine.context_length
+    return len(prompt) < limit and (max_output is None or len(prompt) + max_output <= limit)
+
+
+def fit_prompt(
+    engine: Engine,
+    instructions: str | None,
+    state: PromptState,
+    *,
+    max_output: int | None,
+    truncation: str | None,
+) -> tuple[list[int], int]:
+    """The prompt and output budget; ``truncation: auto`` drops the oldest items to fit."""
+    items = state.history + state.new
+    prompt = render_prompt(engine, instructions, items)
+    while truncation == "auto" and len(items) > 1 and not _fits(engine, prompt, max_output):
+        items = items[1:]
+        prompt = render_prompt(engine, instructions, items)
+    budget = check_context(engine, len(prompt), max_output, param="input", what="input")
+    return prompt, budget

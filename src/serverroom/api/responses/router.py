@@ -1,0 +1,124 @@
+"""Routes of the Responses API (thin: parse, call the service, render)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from openai.types.responses import Response as SDKResponse
+from openai.types.responses.input_token_count_response import InputTokenCountResponse
+from openai.types.responses.response_item import ResponseItem
+from pydantic import TypeAdapter
+from starlette.responses import JSONResponse, Response
+
+from serverroom.api.responses.background import (
+    cancel_response,
+    forget,
+    start_background,
+    store_queued,
+)
+from serverroom.api.responses.items import Item, list_body
+from serverroom.api.responses.prompt import gather_state, render_prompt
+from serverroom.api.responses.repository import ResponseRepository
+from serverroom.api.responses.schemas import InputTokensRequest, ResponseCreateRequest
+from serverroom.api.responses.service import dump, generate, plan_response
+from serverroom.api.responses.stream import final_response, run_events, sse_body
+from serverroom.context import AppContext, get_context, get_principal, request_id_of
+from serverroom.errors import EngineError, NotFoundError
+from serverroom.principal import Principal
+from serverroom.sse import json_response, primed, sse_response
+
+router = APIRouter(tags=["responses"])
+_ITEMS = TypeAdapter(list[ResponseItem])
+
+
+@router.post("/responses", response_model=None)
+async def create_response(
+    body: ResponseCreateRequest,
+    request: Request,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    plan = await plan_response(ctx, body, principal)
+    rid = request_id_of(request)
+    headers = plan.ticket.headers
+    if plan.background and not body.stream:
+        return JSONResponse(dump(await start_background(plan, rid)), headers=headers)
+    events = run_events(plan, await primed(generate(plan, rid)))
+    if plan.background:  # streamed background response: stored first, like a queued one
+        await store_queued(plan)
+    if body.stream:
+        return sse_response(sse_body(events), headers=headers)
+    response = await final_response(events)
+    if response.status == "failed" and response.error is not None:
+        raise EngineError(response.error.message)
+    return JSONResponse(dump(response), headers=headers)
+
+
+@router.post("/responses/input_tokens", response_model=None)
+async def count_input_tokens(
+    body: InputTokensRequest,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    engine = await ctx.engines.get(ctx.catalog.resolve(body.model))
+    state = await gather_state(ctx, body, principal)
+    prompt = render_prompt(engine, body.instructions, state.history + state.new)
+    count = InputTokenCountResponse(object="response.input_tokens", input_tokens=len(prompt))
+    return json_response(count)
+
+
+@router.get("/responses/{response_id}", response_model=None)
+async def get_response(
+    response_id: str,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    row = await ResponseRepository(ctx.db).get(principal.project_id, response_id)
+    return JSONResponse(dump(SDKResponse.model_validate(row.body)))
+
+
+@router.delete("/responses/{response_id}", response_model=None)
+async def delete_response(
+    response_id: str,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    await ResponseRepository(ctx.db).delete(principal.project_id, response_id)
+    forget(ctx, response_id)
+    return JSONResponse({"id": response_id, "object": "response", "deleted": True})
+
+
+@router.post("/responses/{response_id}/cancel", response_model=None)
+async def cancel(
+    response_id: str,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    return JSONResponse(dump(await cancel_response(ctx, principal, response_id)))
+
+
+def page(items: list[Item], after: str | None, limit: int, order: str) -> tuple[list[Item], bool]:
+    """A cursor page over an in-memory list of items (``after`` is an item id)."""
+    ordered = list(reversed(items)) if order == "desc" else list(items)
+    if after is not None:
+        ids = [item.get("id") for item in ordered]
+        if after not in ids:
+            raise NotFoundError(f"Item with id '{after}' not found.", param="after")
+        ordered = ordered[ids.index(after) + 1 :]
+    return ordered[:limit], len(ordered) > limit
+
+
+@router.get("/responses/{response_id}/input_items", response_model=None)
+async def list_input_items(
+    response_id: str,
+    after: str | None = None,
+    limit: int = Query(20, ge=1, le=100),
+    order: Literal["asc", "desc"] = "desc",
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    row = await ResponseRepository(ctx.db).get(principal.project_id, response_id)
+    data, has_more = page(list(row.input_items), after, limit, order)
+    _ITEMS.validate_python(data)  # the stored items are valid SDK items
+    return JSONResponse(list_body(data, has_more))

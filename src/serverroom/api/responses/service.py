@@ -1,0 +1,229 @@
+"""Responses service: request → plan (prompt, budget, admission) → ``Response`` objects.
+
+``build_output_items`` is the one place generated text becomes output items; ``finish`` is the
+one place a finished response is settled, stored and appended to its conversation, so streamed,
+non-streamed and background responses end the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from openai.types.responses import Response
+from pydantic import ValidationError
+
+from serverroom.api.common import sampling_params
+from serverroom.api.conversations.repository import ConversationRepository
+from serverroom.api.responses.items import Item
+from serverroom.api.responses.prompt import fit_prompt, gather_state
+from serverroom.api.responses.repository import ResponseRepository
+from serverroom.api.responses.schemas import ResponseCreateRequest
+from serverroom.catalog import ModelEntry
+from serverroom.context import AppContext
+from serverroom.engine.base import Engine, SamplingParams
+from serverroom.engine.textgen import TextEvent, generate_text
+from serverroom.errors import InvalidRequestError
+from serverroom.ids import new_id
+from serverroom.metering import Ticket, Usage
+from serverroom.principal import Principal
+
+ENDPOINT = "/v1/responses"
+
+
+@dataclass
+class ResponsePlan:
+    """Everything needed to run one response."""
+
+    ctx: AppContext
+    request: ResponseCreateRequest
+    principal: Principal
+    entry: ModelEntry
+    engine: Engine
+    input_items: list[Item]
+    prompt: list[int]
+    params: SamplingParams
+    ticket: Ticket
+    response_id: str = field(default_factory=lambda: new_id("resp_"))
+    created_at: int = field(default_factory=lambda: int(time.time()))
+    settled: bool = False
+
+    @property
+    def store(self) -> bool:
+        return self.request.store is not False
+
+    @property
+    def background(self) -> bool:
+        return bool(self.request.background)
+
+
+def _echo(request: ResponseCreateRequest) -> dict[str, Any]:
+    """The request parameters a ``Response`` echoes back."""
+    conversation = request.conversation_id()
+    return {
+        "instructions": request.instructions,
+        "metadata": request.metadata or {},
+        "temperature": 1.0 if request.temperature is None else request.temperature,
+        "top_p": 1.0 if request.top_p is None else request.top_p,
+        "tool_choice": request.tool_choice or "auto",
+        "tools": request.tools or [],
+        "parallel_tool_calls": request.parallel_tool_calls is not False,
+        "background": bool(request.background),
+        "conversation": {"id": conversation} if conversation else None,
+        "max_output_tokens": request.max_output_tokens,
+        "max_tool_calls": request.max_tool_calls,
+        "previous_response_id": request.previous_response_id,
+        "prompt_cache_key": request.prompt_cache_key,
+        "prompt_cache_retention": request.prompt_cache_retention,
+        "reasoning": request.reasoning or {"effort": None, "summary": None},
+        "safety_identifier": request.safety_identifier,
+        "service_tier": request.service_tier or "default",
+        "store": request.store is not False,
+        "text": request.text or {"format": {"type": "text"}, "verbosity": "medium"},
+        "top_logprobs": request.top_logprobs or 0,
+        "truncation": request.truncation or "disabled",
+        "user": request.user,
+    }
+
+
+def _param_of(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" not in part and not part.startswith("function-"):
+            out += f".{part}" if out else part
+    return out
+
+
+def response_object(
+    plan: ResponsePlan,
+    status: str,
+    output: list[Item] | None = None,
+    **extra: Any,
+) -> Response:
+    """The SDK ``Response`` for a plan in a given state (``extra``: usage, error ...)."""
+    body: dict[str, Any] = {
+        "id": plan.response_id,
+        "object": "response",
+        "created_at": plan.created_at,
+        "status": status,
+        "model": plan.entry.id,
+        "output": output or [],
+        "error": None,
+        "incomplete_details": None,
+        "usage": None,
+        "completed_at": None,
+        **_echo(plan.request),
+        **extra,
+    }
+    try:
+        return Response.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = _param_of(tuple(first["loc"]))
+        raise InvalidRequestError(
+            f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value"
+        ) from None
+
+
+def usage_of(prompt: int, cached: int, output: int) -> dict[str, Any]:
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + output,
+    }
+
+
+def _int_times(body: dict[str, Any]) -> None:
+    """Timestamps as integers (the SDK types them as floats; the platform sends ints)."""
+    for key in ("created_at", "completed_at"):
+        if isinstance(body.get(key), float):
+            body[key] = int(body[key])
+
+
+def dump(model: Any) -> dict[str, Any]:
+    """An SDK model (a ``Response`` or a stream event) as the JSON the platform sends."""
+    out: dict[str, Any] = model.model_dump(mode="json", exclude_unset=True)
+    _int_times(out)
+    if isinstance(out.get("response"), dict):
+        _int_times(out["response"])
+    return out
+
+
+def message_item(item_id: str, text: str, status: str) -> Item:
+    return {
+        "type": "message",
+        "id": item_id,
+        "role": "assistant",
+        "status": status,
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+
+
+def build_output_items(plan: ResponsePlan, message_id: str, text: str, status: str) -> list[Item]:
+    """The output items for generated text (tool calls and formats extend this)."""
+    return [message_item(message_id, text, status)]
+
+
+async def plan_response(
+    ctx: AppContext, request: ResponseCreateRequest, principal: Principal
+) -> ResponsePlan:
+    """Validate, build the prompt, and admit the request; raises 4xx before any work."""
+    if request.background and request.store is False:
+        raise InvalidRequestError(
+            "Background responses require 'store' to be true.", param="background"
+        )
+    entry = ctx.catalog.resolve(request.model)
+    engine = await ctx.engines.get(entry)
+    state = await gather_state(ctx, request, principal)
+    prompt, budget = fit_prompt(
+        engine,
+        request.instructions,
+        state,
+        max_output=request.max_output_tokens,
+        truncation=request.truncation,
+    )
+    params = sampling_params(
+        max_tokens=budget, temperature=request.temperature, top_p=request.top_p, seed=None
+    )
+    ticket = await ctx.metering.admit(
+        principal, entry, endpoint=ENDPOINT, prompt_tokens=len(prompt), max_output_tokens=budget
+    )
+    plan = ResponsePlan(ctx, request, principal, entry, engine, state.new, prompt, params, ticket)
+    response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
+    return plan
+
+
+async def settle(plan: ResponsePlan, cached: int, output_tokens: int) -> None:
+    if not plan.settled:
+        plan.settled = True
+        await plan.ticket.settle(Usage(len(plan.prompt), cached, output_tokens))
+
+
+async def finish(plan: ResponsePlan, response: Response) -> None:
+    """Store a finished response and extend its conversation."""
+    body = dump(response)
+    repo = ResponseRepository(plan.ctx.db)
+    project = plan.principal.project_id
+    if plan.background:
+        saved = await repo.update_status(
+            project, plan.response_id, body, only_if=("queued", "in_progress")
+        )
+        if not saved:
+            return  # cancelled meanwhile: the cancel wrote the final state
+    elif plan.store:
+        await repo.save(project, body, plan.input_items)
+    conversation = plan.request.conversation_id()
+    if conversation and response.status in ("completed", "incomplete"):
+        items = plan.input_items + body["output"]
+        await ConversationRepository(plan.ctx.db).add_items(project, conversation, items)
+
+
+def generate(plan: ResponsePlan, request_id: str) -> AsyncIterator[TextEvent]:
+    """The engine's text events for a plan."""
+    return generate_text(plan.engine, plan.prompt, plan.params, request_id=request_id)

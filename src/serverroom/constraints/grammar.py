@@ -1,0 +1,116 @@
+"""A ``TokenConstraint`` backed by an llguidance ``LLMatcher``.
+
+The engine asks :meth:`GrammarConstraint.allowed_mask` before sampling each token, masks the
+rest to -inf, then calls :meth:`accept`. :meth:`is_finished` turns true once the grammar can
+take nothing but EOS (e.g. the closing brace of a JSON object), so generation ends there.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import numpy.typing as npt
+from llguidance import LLMatcher, LLTokenizer
+
+from serverroom.errors import InvalidRequestError
+
+_VALID: OrderedDict[tuple[int, str], str] = OrderedDict()  # (tokenizer id, grammar) → error
+_VALID_LOCK = threading.Lock()
+_VALID_MAX = 256
+
+
+def check_grammar(tokenizer: LLTokenizer, grammar: str, *, param: str, what: str) -> None:
+    """Raise a 400 if llguidance cannot compile ``grammar`` (cached per grammar)."""
+    key = (id(tokenizer), grammar)
+    with _VALID_LOCK:
+        error = _VALID.get(key)
+    if error is None:
+        is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, tokenizer)
+        error = messages[0] if is_error and messages else ""
+        with _VALID_LOCK:
+            _VALID[key] = error
+            while len(_VALID) > _VALID_MAX:
+                _VALID.popitem(last=False)
+    if error:
+        raise InvalidRequestError(
+            f"Invalid {what}: the schema cannot be enforced ({error}).",
+            param=param,
+            code="invalid_value",
+        )
+
+
+class GrammarConstraint:
+    """Constrains one sequence to a grammar; one instance per generated choice."""
+
+    def __init__(self, tokenizer: LLTokenizer, grammar: str, vocab_size: int) -> None:
+        self.tokenizer = tokenizer
+        self.matcher = LLMatcher(tokenizer, grammar, log_level=0)
+        if self.matcher.is_error():
+            raise InvalidRequestError(
+                f"The output grammar is invalid: {self.matcher.get_error()}",
+                code="invalid_value",
+            )
+        self.vocab_size = vocab_size
+        words = (tokenizer.vocab_size + 31) // 32
+        self._bits = np.zeros(words, dtype=np.int32)
+        self._mask = np.zeros(max(vocab_size, words * 32), dtype=np.bool_)
+        self.tokens: list[int] = []
+
+    def allowed_mask(self) -> npt.NDArray[np.bool_] | None:
+        if self.matcher.is_error():
+            return self._eos_only()
+        bits = self._bits
+        self.matcher.unsafe_compute_mask_ptr(bits.ctypes.data, bits.nbytes)
+        unpacked = np.unpackbits(bits.view(np.uint8), bitorder="little")
+        self._mask[: unpacked.size] = unpacked.view(np.bool_)
+        return self._mask[: self.vocab_size]
+
+    def _eos_only(self) -> npt.NDArray[np.bool_]:
+        mask = np.zeros(self.vocab_size, dtype=np.bool_)
+        for token in self.tokenizer.eos_tokens:
+            if token < self.vocab_size:
+                mask[token] = True
+        return mask
+
+    def accept(self, token: int) -> None:
+        self.tokens.append(token)
+        self.matcher.consume_token(token)
+
+    def is_finished(self) -> bool:
+        return self.matcher.is_stopped()
+
+    def is_accepting(self) -> bool:
+        return self.matcher.is_accepting()
+
+
+class PrefixSwitchConstraint:
+    """A grammar constraint that lets go once the output turns out to be free text.
+
+    Used for ``tool_choice: "auto"`` without a response format: the grammar allows either a
+    tool call (starting with ``marker``) or text that does not start with it. Once the first
+    non-space character is known not to start the marker, masking stops, so free text costs
+    nothing.
+    """
+
+    def __init__(self, inner: GrammarConstraint, marker: str) -> None:
+        self.inner = inner
+        self.marker = marker
+        self.free = False
+        self._text = b""
+
+    def allowed_mask(self) -> npt.NDArray[np.bool_] | None:
+        return None if self.free else self.inner.allowed_mask()
+
+    def accept(self, token: int) -> None:
+        if self.free:
+            return
+        self.inner.accept(token)
+        self._text += self.inner.tokenizer.decode_bytes([token])
+        head = self._text.lstrip().decode("utf-8", errors="ignore")
+        if head and not head.startswith(self.marker[: len(head)]):
+            self.free = True
+
+    def is_finished(self) -> bool:
+        return False if self.free else self.inner.is_finished()

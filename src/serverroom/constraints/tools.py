@@ -1,0 +1,216 @@
+"""Function calling for any model: tools described in the system prompt, calls forced by grammar.
+
+The format (documented in docs/function-calling.md) is the widely trained "Hermes" one::
+
+    <tool_call>
+    {"name": "get_weather", "arguments": {"city": "Paris"}}
+    </tool_call>
+
+Several calls (``parallel_tool_calls``) are separated by one newline. Under ``required`` or a
+named function the output must be calls; under ``auto`` it is either calls or text that does
+not start with ``<`` (or, with a response format, JSON in that format); under ``none`` no tools
+are offered. Each call's ``arguments`` follows that function's parameters schema.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from llguidance import LLMatcher
+
+from serverroom.constraints.schema import JSON_OPTIONS, check_strict, tighten
+from serverroom.engine.base import ChatMessage
+
+CALL_OPEN = "<tool_call>\n"
+CALL_CLOSE = "\n</tool_call>"
+CALL_SEP = "\n"
+MAX_PARALLEL = 8
+EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
+
+Mode = Literal["auto", "required", "none"]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool = False
+
+    def schema(self) -> dict[str, Any]:
+        if self.parameters is None or not self.parameters:
+            return dict(EMPTY_PARAMS)
+        return self.parameters if self.strict else tighten(self.parameters)
+
+
+@dataclass(frozen=True)
+class ToolSetup:
+    """The tools a request offers and how it may use them."""
+
+    tools: list[ToolSpec]
+    mode: Mode = "auto"
+    forced: str | None = None  # a named function under tool_choice {"type": "function", ...}
+    parallel: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.tools) and self.mode != "none"
+
+    @property
+    def must_call(self) -> bool:
+        return self.mode == "required" or self.forced is not None
+
+    def callable_tools(self) -> list[ToolSpec]:
+        if self.forced is not None:
+            return [t for t in self.tools if t.name == self.forced]
+        return self.tools
+
+
+def check_tools(tools: list[ToolSpec], *, param_prefix: str) -> None:
+    """Strict tools must have strict-subset parameters (400 otherwise)."""
+    for index, tool in enumerate(tools):
+        if tool.strict and tool.parameters is not None:
+            check_strict(
+                tool.parameters,
+                kind="function",
+                name=tool.name,
+                param=param_prefix.format(index=index),
+            )
+
+
+def _rebase_refs(node: Any, base: str) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: base + value[1:]
+            if key == "$ref" and isinstance(value, str) and value.startswith("#")
+            else _rebase_refs(value, base)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_rebase_refs(item, base) for item in node]
+    return node
+
+
+def _call_schema(tool: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "name": {"const": tool.name},
+            "arguments": _rebase_refs(tool.schema(), "#/properties/arguments"),
+        },
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+        "x-guidance": {**JSON_OPTIONS, "lenient": not tool.strict},
+    }
+
+
+def tool_grammar(setup: ToolSetup, text_grammar: dict[str, Any] | None = None) -> str:
+    """The llguidance grammar for the output under ``setup``.
+
+    ``text_grammar``: the JSON schema answers must follow when they are not calls (a
+    response format); ``None`` means free text.
+    """
+    tools = setup.callable_tools()
+    names = [f"f{i}" for i in range(len(tools))]
+    repeat = f'("{_lark(CALL_SEP)}" call){{0,{MAX_PARALLEL - 1}}}' if setup.parallel else ""
+    lines = [
+        f"calls: call {repeat}",
+        f'call: "{_lark(CALL_OPEN)}" ({" | ".join(names)}) "{_lark(CALL_CLOSE)}"',
+    ]
+    lines += [
+        f"{n}: %json {json.dumps(_call_schema(t))}" for n, t in zip(names, tools, strict=True)
+    ]
+    if setup.must_call:
+        start = "start: calls"
+    elif text_grammar is not None:
+        schema = {**text_grammar, "x-guidance": JSON_OPTIONS}
+        start = "start: calls | answer"
+        lines.append(f"answer: %json {json.dumps(schema)}")
+    else:
+        start = "start: calls | TEXT"
+        lines.append(r"TEXT: /[^<\s][\s\S]*/")
+    return str(LLMatcher.grammar_from_lark("\n".join([start, *lines])))
+
+
+def _lark(text: str) -> str:
+    return json.dumps(text)[1:-1]
+
+
+def tools_prompt(setup: ToolSetup) -> str:
+    """The system-prompt section that describes the tools and the call format."""
+    listing = "\n".join(
+        json.dumps(
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description or "",
+                    "parameters": t.parameters or EMPTY_PARAMS,
+                },
+            }
+        )
+        for t in setup.tools
+    )
+    rules = []
+    if setup.forced is not None:
+        rules.append(f"You must call the function `{setup.forced}` now.")
+    elif setup.mode == "required":
+        rules.append("You must call at least one function now.")
+    else:
+        rules.append("If no function is needed, answer the user directly.")
+    if not setup.parallel:
+        rules.append("Call at most one function per reply.")
+    return (
+        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n"
+        f"<tools>\n{listing}\n</tools>\n\n"
+        "For each function call, return a json object with function name and arguments within"
+        " <tool_call></tool_call> XML tags:\n"
+        '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>\n'
+        "Function results come back within <tool_response></tool_response> XML tags.\n"
+        + " ".join(rules)
+    )
+
+
+def call_text(name: str, arguments: str) -> str:
+    """One call in the output format (used to replay earlier calls into the prompt)."""
+    try:
+        args = json.dumps(json.loads(arguments), ensure_ascii=False)
+    except json.JSONDecodeError:
+        args = arguments
+    return f'{CALL_OPEN}{{"name": {json.dumps(name)}, "arguments": {args}}}{CALL_CLOSE}'
+
+
+def render_tool_messages(messages: list[ChatMessage], setup: ToolSetup | None) -> list[ChatMessage]:
+    """Messages ready for any chat template: tools in the system prompt, earlier calls as
+    ``<tool_call>`` text in assistant turns, tool results as ``<tool_response>`` user turns."""
+    out: list[ChatMessage] = []
+    names: dict[str, str] = {}
+    for message in messages:
+        calls = message.extra.get("tool_calls") or []
+        if message.role == "assistant" and calls:
+            texts = []
+            for call in calls:
+                function = call.get("function", {})
+                names[str(call.get("id"))] = str(function.get("name", ""))
+                texts.append(call_text(function.get("name", ""), function.get("arguments", "{}")))
+            content = (message.content + "\n" if message.content else "") + CALL_SEP.join(texts)
+            out.append(ChatMessage(role="assistant", content=content))
+        elif message.role in ("tool", "function"):
+            body = f"<tool_response>\n{message.content}\n</tool_response>"
+            if out and out[-1].role == "user" and out[-1].content.startswith("<tool_response>"):
+                out[-1] = ChatMessage(role="user", content=out[-1].content + "\n" + body)
+            else:
+                out.append(ChatMessage(role="user", content=body))
+        else:
+            out.append(message)
+    if setup is not None and setup.active:
+        section = tools_prompt(setup)
+        if out and out[0].role == "system":
+            out[0] = ChatMessage(role="system", content=out[0].content + "\n\n" + section)
+        else:
+            out.insert(0, ChatMessage(role="system", content=section))
+    return out

@@ -1,0 +1,161 @@
+"""``LlamaCppEngine``: the ``Engine`` protocol over a GGUF model and the batch scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import llama_cpp as L
+
+from serverroom.engine.base import (
+    ChatMessage,
+    GenerationEvent,
+    GenerationRequest,
+    GenerationStats,
+)
+from serverroom.engine.llamacpp.model import GGUFModel
+from serverroom.engine.llamacpp.scheduler import Scheduler, emitter
+from serverroom.engine.llamacpp.scheduler import Sequence as Seq
+from serverroom.engine.slots import overloaded
+from serverroom.engine.template import ChatTemplate
+from serverroom.settings import EngineSettings
+
+logger = logging.getLogger("serverroom.engine.llamacpp")
+
+
+@L.llama_log_callback
+def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    if level >= 4 or level == 2:  # errors (and warnings)
+        logger.debug("llama.cpp: %s", text.decode(errors="replace").rstrip())
+
+
+class LlamaCppEngine:
+    """A chat model served by llama.cpp with continuous batching and prefix caching."""
+
+    def __init__(self, gguf: Path, *, context_length: int, settings: EngineSettings) -> None:
+        self.gguf = gguf
+        self.settings = settings
+        self._catalog_context = context_length
+        self._model: GGUFModel | None = None
+        self._ctx: Any = None
+        self._scheduler: Scheduler | None = None
+        self._template: ChatTemplate | None = None
+        self._context_length = min(context_length, settings.slot_context)
+
+    # ----- lifecycle -----
+    @property
+    def ready(self) -> bool:
+        return self._scheduler is not None
+
+    async def start(self) -> None:
+        if self._scheduler is None:
+            await asyncio.to_thread(self._load)
+
+    def _load(self) -> None:
+        L.llama_log_set(_quiet_log, ctypes.c_void_p(0))
+        model = GGUFModel(self.gguf)
+        s = self.settings
+        threads = s.threads or os.cpu_count() or 1
+        per_slot = min(s.slot_context, self._catalog_context, model.n_ctx_train or 1 << 30)
+        params = L.llama_context_default_params()
+        params.n_ctx = per_slot * s.slots
+        params.n_batch = s.batch_size
+        params.n_ubatch = s.batch_size
+        params.n_seq_max = s.slots
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.kv_unified = True
+        params.no_perf = True
+        ctx = L.llama_init_from_model(model.model, params)
+        if not ctx:
+            model.close()
+            raise RuntimeError(f"llama.cpp could not create a context for {self.gguf}")
+        self._model = model
+        self._ctx = ctx
+        self._context_length = per_slot
+        self._template = ChatTemplate(
+            model.meta("tokenizer.chat_template"), bos_token=model.bos_text,
+            eos_token=model.eos_text,
+        )
+        scheduler = Scheduler(ctx, model.n_vocab, model.eog, slots=s.slots,
+                              batch_size=s.batch_size)
+        scheduler.start()
+        self._scheduler = scheduler
+        logger.info("loaded %s: %d slots x %d tokens, %d threads", self.gguf.name, s.slots,
+                    per_slot, threads)
+
+    async def close(self) -> None:
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            await asyncio.to_thread(scheduler.stop)
+        if self._ctx is not None:
+            L.llama_free(self._ctx)
+            self._ctx = None
+        if self._model is not None:
+            self._model.close()
+            self._model = None
+
+    # ----- model facts -----
+    @property
+    def model(self) -> GGUFModel:
+        if self._model is None:
+            raise RuntimeError("the model is not loaded")
+        return self._model
+
+    @property
+    def context_length(self) -> int:
+        return self._context_length
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.n_vocab
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        return self.model.tokenize(text, special=special)
+
+    def token_bytes(self, token: int) -> bytes:
+        return self.model.token_bytes(token)
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return token in self.model.eog
+
+    def render_chat(
+        self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
+    ) -> str:
+        assert self._template is not None
+        return self._template.render(messages, tools=tools)
+
+    def stats(self) -> dict[str, int]:
+        scheduler = self._scheduler
+        if scheduler is None:
+            return {"active": 0, "queued": 0}
+        return {"active": scheduler.busy(), "queued": scheduler.queued()}
+
+    # ----- generation -----
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise RuntimeError("the engine is not started")
+        if scheduler.queued() >= self.settings.max_queue and scheduler.busy() >= len(
+            scheduler.slots
+        ):
+            raise overloaded()
+        queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
+        seq = Seq(request, emitter(asyncio.get_running_loop(), queue), self._context_length)
+        scheduler.submit(seq)
+        finished = False
+        try:
+            while True:
+                event = await queue.get()
+                yield event
+                if isinstance(event, GenerationStats):
+                    finished = True
+                    return
+        finally:
+            if not finished:
+                scheduler.cancel(seq)

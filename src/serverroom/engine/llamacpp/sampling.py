@@ -1,0 +1,89 @@
+"""Per-sequence sampling: a llama.cpp sampler chain, constraint masks and logprobs.
+
+Each sequence owns a chain built from its own parameters (logit bias, penalties, top-p,
+temperature, seeded distribution), so sequences decoded in one batch never share state.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import random
+
+import llama_cpp as L
+import numpy as np
+import numpy.typing as npt
+
+from serverroom.engine.base import SampledToken, SamplingParams, TopLogprob
+
+
+class SequenceSampler:
+    """Samples one sequence's tokens from the logits llama.cpp left at a batch index."""
+
+    def __init__(self, params: SamplingParams, n_vocab: int) -> None:
+        self.params = params
+        self.n_vocab = n_vocab
+        self.chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        self._add_bias(params)
+        if params.presence_penalty or params.frequency_penalty:
+            window = max(64, min(params.max_tokens, 4096))
+            self._add(L.llama_sampler_init_penalties(
+                n_vocab, window, 1.0, params.frequency_penalty, params.presence_penalty
+            ))
+        if params.temperature <= 0:
+            self._add(L.llama_sampler_init_greedy())
+        else:
+            if params.top_p < 1.0:
+                self._add(L.llama_sampler_init_top_p(params.top_p, 1))
+            self._add(L.llama_sampler_init_temp(params.temperature))
+            seed = params.seed if params.seed is not None else random.getrandbits(32)
+            self._add(L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+
+    def _add(self, sampler: int) -> None:
+        L.llama_sampler_chain_add(self.chain, sampler)
+
+    def _add_bias(self, params: SamplingParams) -> None:
+        if not params.logit_bias:
+            return
+        items = (L.llama_logit_bias * len(params.logit_bias))()
+        for i, (token, bias) in enumerate(params.logit_bias.items()):
+            items[i].token = token
+            items[i].bias = float("-inf") if bias <= -100 else bias
+        self._add(L.llama_sampler_init_logit_bias(self.n_vocab, len(params.logit_bias), items))
+
+    def sample(self, ctx: int, index: int) -> SampledToken:
+        """Mask by the constraint, sample, and report logprobs when asked."""
+        constraint = self.params.constraint
+        logits: npt.NDArray[np.float32] | None = None
+        if constraint is not None or self.params.top_logprobs is not None:
+            ptr = L.llama_get_logits_ith(ctx, index)
+            logits = np.ctypeslib.as_array(
+                ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,)
+            )
+        if constraint is not None and logits is not None:
+            mask = constraint.allowed_mask()
+            if mask is not None:
+                logits[~mask[: self.n_vocab]] = -np.inf
+        token = int(L.llama_sampler_sample(self.chain, ctx, index))
+        if constraint is not None:
+            constraint.accept(token)
+        if self.params.top_logprobs is None or logits is None:
+            return SampledToken(token)
+        return _with_logprobs(token, logits, self.params.top_logprobs)
+
+    def close(self) -> None:
+        if self.chain:
+            L.llama_sampler_free(self.chain)
+            self.chain = None
+
+
+def _with_logprobs(token: int, logits: npt.NDArray[np.float32], top: int) -> SampledToken:
+    finite = logits.astype(np.float64)
+    peak = float(np.max(finite))
+    logz = peak + float(np.log(np.sum(np.exp(finite - peak))))
+    chosen = float(finite[token] - logz)
+    best: list[TopLogprob] = []
+    if top > 0:
+        idx = np.argpartition(-finite, top - 1)[:top]
+        idx = idx[np.argsort(-finite[idx])]
+        best = [TopLogprob(int(i), float(finite[i] - logz)) for i in idx]
+    return SampledToken(token, chosen, tuple(best))

@@ -1,0 +1,270 @@
+"""Continuous batching over ``llama_decode``.
+
+One thread owns the llama.cpp context. Every step it builds a single ``llama_batch`` holding
+one token for each sequence that is decoding and chunks of prompt for sequences still being
+prefilled (so a long prompt never stalls other streams), decodes it, and samples every sequence
+that produced logits with that sequence's own sampler. New requests join at the next step,
+finished or cancelled ones leave at once. Each slot remembers the tokens in its KV cache, and a
+new request takes the free slot sharing the longest prefix with its prompt, so only the rest is
+computed (prefix caching). Tokens reach the request's asyncio queue via
+``call_soon_threadsafe``; llama.cpp releases the GIL while it computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import llama_cpp as L
+
+from serverroom.engine.base import (
+    GenerationEvent,
+    GenerationRequest,
+    GenerationStats,
+    PromptProcessed,
+)
+from serverroom.engine.llamacpp.sampling import SequenceSampler
+
+logger = logging.getLogger("serverroom.engine.llamacpp")
+_arrivals = itertools.count()
+
+
+@dataclass
+class Sequence:
+    """One request being served, as the scheduler thread sees it."""
+
+    request: GenerationRequest
+    emit: Callable[[GenerationEvent], None]
+    max_context: int
+    arrival: int = field(default_factory=lambda: next(_arrivals))
+    slot: Slot | None = None
+    n_past: int = 0
+    cached: int = 0
+    generated: int = 0
+    pending: int | None = None  # sampled token not yet in the KV cache
+    sampler: SequenceSampler | None = None
+    cancelled: bool = False
+
+    @property
+    def prompt(self) -> list[int]:
+        return self.request.prompt
+
+    @property
+    def prefilling(self) -> bool:
+        return self.n_past < len(self.prompt)
+
+
+@dataclass
+class Slot:
+    seq_id: int
+    tokens: list[int] = field(default_factory=list)  # what this sequence id holds in KV
+    busy: Sequence | None = None
+    last_used: float = 0.0
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class Scheduler:
+    """The decode loop thread and the slots it serves."""
+
+    def __init__(self, ctx: int, n_vocab: int, eog: frozenset[int], *, slots: int,
+                 batch_size: int) -> None:
+        self.ctx = ctx
+        self.mem = L.llama_get_memory(ctx)
+        self.n_vocab = n_vocab
+        self.eog = eog
+        self.batch_size = batch_size
+        self.slots = [Slot(i) for i in range(slots)]
+        self.batch = L.llama_batch_init(batch_size, 0, 1)
+        self.waiting: list[Sequence] = []
+        self.active: list[Sequence] = []
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="llama-decode", daemon=True)
+
+    # ----- called from the event loop thread -----
+    def start(self) -> None:
+        self.thread.start()
+
+    def submit(self, seq: Sequence) -> None:
+        with self.cond:
+            self.waiting.append(seq)
+            self.cond.notify()
+
+    def cancel(self, seq: Sequence) -> None:
+        with self.cond:
+            seq.cancelled = True
+            self.cond.notify()
+
+    def queued(self) -> int:
+        with self.cond:
+            return len(self.waiting)
+
+    def busy(self) -> int:
+        with self.cond:
+            return len(self.active)
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.thread.join(timeout=30)
+        L.llama_batch_free(self.batch)
+
+    # ----- the decode thread -----
+    def _run(self) -> None:
+        try:
+            while True:
+                with self.cond:
+                    self._reap()
+                    self._admit()
+                    if self.stopping:
+                        break
+                    if not self.active:
+                        self.cond.wait(timeout=0.5)
+                        continue
+                self._step()
+        except Exception:  # pragma: no cover - a crash here must not hang clients
+            logger.exception("decode loop crashed")
+        finally:
+            with self.cond:
+                for seq in self.active + self.waiting:
+                    self._finish(seq, "error" if not self.stopping else "cancelled",
+                                 "the engine stopped")
+                self.active.clear()
+                self.waiting.clear()
+
+    def _reap(self) -> None:
+        for seq in [s for s in self.active if s.cancelled]:
+            self._finish(seq, "cancelled")
+        self.waiting = [s for s in self.waiting if not s.cancelled]
+
+    def _admit(self) -> None:
+        self.waiting.sort(key=lambda s: (s.request.priority, s.arrival))
+        while self.waiting:
+            free = [slot for slot in self.slots if slot.busy is None]
+            if not free:
+                return
+            seq = self.waiting.pop(0)
+            slot = max(free, key=lambda s: (common_prefix(s.tokens, seq.prompt), -s.last_used))
+            reuse = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
+            if not L.llama_memory_seq_rm(self.mem, slot.seq_id, reuse, -1):
+                L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
+                reuse = 0
+            del slot.tokens[reuse:]
+            slot.busy = seq
+            seq.slot = slot
+            seq.n_past = seq.cached = reuse
+            seq.sampler = SequenceSampler(seq.request.params, self.n_vocab)
+            self.active.append(seq)
+            seq.emit(PromptProcessed(cached_tokens=reuse))
+
+    def _plan_batch(self) -> list[tuple[Sequence, list[int], bool]]:
+        """Decoding sequences first (one token each), then prompt chunks in arrival order."""
+        budget = self.batch_size
+        plan: list[tuple[Sequence, list[int], bool]] = []
+        for seq in self.active:
+            if seq.pending is not None and budget > 0:
+                plan.append((seq, [seq.pending], True))
+                budget -= 1
+        prefilling = sorted((s for s in self.active if s.prefilling), key=lambda s: s.arrival)
+        for seq in prefilling:
+            if budget <= 0:
+                break
+            chunk = seq.prompt[seq.n_past : seq.n_past + budget]
+            plan.append((seq, chunk, seq.n_past + len(chunk) == len(seq.prompt)))
+            budget -= len(chunk)
+        return plan
+
+    def _step(self) -> None:
+        plan = self._plan_batch()
+        batch = self.batch
+        n = 0
+        outputs: list[tuple[Sequence, int]] = []
+        for seq, tokens, wants_logits in plan:
+            assert seq.slot is not None
+            for offset, token in enumerate(tokens):
+                batch.token[n] = token
+                batch.pos[n] = seq.n_past + offset
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = seq.slot.seq_id
+                last = offset == len(tokens) - 1
+                batch.logits[n] = 1 if (last and wants_logits) else 0
+                if last and wants_logits:
+                    outputs.append((seq, n))
+                n += 1
+        batch.n_tokens = n
+        rc = L.llama_decode(self.ctx, batch)
+        with self.cond:
+            if rc != 0:
+                logger.error("llama_decode returned %d for a batch of %d tokens", rc, n)
+                for seq, _, _ in plan:
+                    self._finish(seq, "error", f"llama_decode failed ({rc}): KV cache full?")
+                return
+            for seq, tokens, _ in plan:
+                assert seq.slot is not None
+                seq.slot.tokens.extend(tokens)
+                seq.n_past += len(tokens)
+                seq.pending = None
+            for seq, index in outputs:
+                if not seq.cancelled and seq in self.active:
+                    self._sample(seq, index)
+
+    def _sample(self, seq: Sequence, index: int) -> None:
+        assert seq.sampler is not None
+        sampled = seq.sampler.sample(self.ctx, index)
+        seq.generated += 1
+        seq.emit(sampled)
+        params = seq.request.params
+        constraint = params.constraint
+        if sampled.token in self.eog or (constraint is not None and constraint.is_finished()):
+            self._finish(seq, "stop")
+        elif seq.generated >= params.max_tokens or seq.n_past + 1 >= seq.max_context:
+            self._finish(seq, "length")
+        else:
+            seq.pending = sampled.token
+
+    def _finish(self, seq: Sequence, reason: str, error: str | None = None) -> None:
+        if seq in self.active:
+            self.active.remove(seq)
+        if seq.slot is not None:
+            seq.slot.busy = None
+            seq.slot.last_used = time.monotonic()
+            if reason == "error":
+                L.llama_memory_seq_rm(self.mem, seq.slot.seq_id, -1, -1)
+                seq.slot.tokens.clear()
+            seq.slot = None
+        if seq.sampler is not None:
+            seq.sampler.close()
+            seq.sampler = None
+        seq.emit(GenerationStats(
+            finish_reason=reason,  # type: ignore[arg-type]
+            prompt_tokens=len(seq.prompt),
+            cached_tokens=seq.cached,
+            completion_tokens=seq.generated,
+            error=error,
+        ))
+
+
+def emitter(loop: asyncio.AbstractEventLoop,
+            queue: asyncio.Queue[GenerationEvent]) -> Callable[[GenerationEvent], None]:
+    """A thread-safe callback that puts events on an asyncio queue."""
+
+    def emit(event: GenerationEvent) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+        except RuntimeError:  # the event loop is closed: nobody is listening any more
+            pass
+
+    return emit

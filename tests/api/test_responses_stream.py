@@ -1,0 +1,121 @@
+"""Streaming Responses (§3.8): event order, sequence numbers, the SDK helper, storage."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+from fastapi.testclient import TestClient
+from openai.types.responses import ResponseStreamEvent
+from pydantic import TypeAdapter
+
+EVENTS = TypeAdapter[Any](ResponseStreamEvent)
+
+
+def read_events(client: TestClient, payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(event line, data) pairs of a streamed response."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    with client.stream("POST", "/v1/responses", json={**payload, "stream": True}) as reply:
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        name = ""
+        for line in reply.iter_lines():
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                assert line != "data: [DONE]"
+                out.append((name, json.loads(line[len("data: ") :])))
+    return out
+
+
+def test_event_order(client: TestClient) -> None:
+    events = read_events(client, {"model": "gpt-4.1", "input": "hi"})
+    types = [data["type"] for _, data in events]
+    assert all(name == data["type"] for name, data in events)
+    assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
+    deltas = types.count("response.output_text.delta")
+    assert deltas > 1
+    assert types == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        *["response.output_text.delta"] * deltas,
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    for _, data in events:
+        EVENTS.validate_python(data)
+    created, in_progress = events[0][1], events[1][1]
+    final = events[-1][1]["response"]
+    assert created["response"]["status"] == "in_progress" and created["response"]["output"] == []
+    assert created["response"]["id"] == in_progress["response"]["id"] == final["id"]
+    added = events[2][1]
+    item_id = added["item"]["id"]
+    assert added["item"]["status"] == "in_progress" and added["item"]["content"] == []
+    assert events[3][1]["part"] == {"type": "output_text", "text": "", "annotations": []}
+    text = "".join(d["delta"] for _, d in events if d["type"] == "response.output_text.delta")
+    for _, data in events[3:-1]:
+        assert data.get("item_id", item_id) == item_id
+        assert data["output_index"] == 0
+    assert events[-4][1]["text"] == text
+    assert events[-3][1]["part"]["text"] == text
+    done_item = events[-2][1]["item"]
+    assert done_item["id"] == item_id and done_item["status"] == "completed"
+    assert final["status"] == "completed" and final["output"][0]["id"] == item_id
+    assert final["usage"]["output_tokens"] > 0
+
+
+def test_incomplete_stream_ends_with_incomplete(client: TestClient) -> None:
+    events = read_events(client, {"model": "gpt-4.1", "input": "hi", "max_output_tokens": 3})
+    last = events[-1][1]
+    assert last["type"] == "response.incomplete"
+    assert last["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert events[-2][1]["item"]["status"] == "incomplete"
+
+
+def test_sdk_stream_helper(sdk: openai.OpenAI) -> None:
+    with sdk.responses.stream(model="gpt-4.1", input="hi") as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert final.output_text == text and final.status == "completed"
+    stored = sdk.responses.retrieve(final.id)
+    assert stored.output_text == text
+    assert stored.usage == final.usage
+
+
+def test_raw_sdk_stream(sdk: openai.OpenAI) -> None:
+    stream = sdk.responses.create(model="gpt-4.1", input="hi", stream=True)
+    types = [event.type for event in stream]
+    assert types[0] == "response.created" and types[-1] == "response.completed"
+
+
+def test_stream_errors_before_first_token_are_http(sdk: openai.OpenAI) -> None:
+    try:
+        sdk.responses.create(model="nope", input="hi", stream=True)
+    except openai.NotFoundError as exc:
+        assert exc.code == "model_not_found"
+    else:
+        raise AssertionError("expected a 404")
+
+
+def test_streamed_unstored(sdk: openai.OpenAI) -> None:
+    with sdk.responses.stream(model="gpt-4.1", input="hi", store=False) as stream:
+        final = stream.get_final_response()
+    try:
+        sdk.responses.retrieve(final.id)
+    except openai.NotFoundError:
+        pass
+    else:
+        raise AssertionError("store=false must not be stored")
+
+
+def test_streamed_chain(sdk: openai.OpenAI) -> None:
+    with sdk.responses.stream(model="gpt-4.1", input="one") as stream:
+        first = stream.get_final_response()
+    second = sdk.responses.create(model="gpt-4.1", input="two", previous_response_id=first.id)
+    assert second.usage is not None and first.usage is not None
+    assert second.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
