@@ -10,20 +10,24 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from serverroom import __version__
 from serverroom.accounts import service as accounts_service
+from serverroom.api.batches.router import router as batches_router
+from serverroom.api.batches.worker import lifespan as batches_lifespan
 from serverroom.api.chat.router import router as chat_router
 from serverroom.api.completions.router import router as completions_router
 from serverroom.api.conversations.router import router as conversations_router
+from serverroom.api.embeddings.router import router as embeddings_router
+from serverroom.api.files.router import router as files_router
 from serverroom.api.health import router as health_router
 from serverroom.api.models.router import router as models_router
 from serverroom.api.organization.router import router as organization_router
 from serverroom.api.responses.background import lifespan as responses_lifespan
 from serverroom.api.responses.router import router as responses_router
 from serverroom.catalog import Catalog
-from serverroom.context import AppContext
+from serverroom.context import AppContext, get_principal
 from serverroom.engine.registry import EngineFactory, EngineRegistry, default_factory
 from serverroom.errors import install_error_handlers
 from serverroom.middleware import RequestContextMiddleware
@@ -35,6 +39,7 @@ logger = logging.getLogger("serverroom")
 RESOURCE_ROUTERS: tuple[APIRouter, ...] = (models_router, chat_router, completions_router)
 RESOURCE_ROUTERS += (responses_router, conversations_router)
 RESOURCE_ROUTERS += (organization_router,)
+RESOURCE_ROUTERS += (embeddings_router, files_router, batches_router)
 
 # Per-resource lifespans, entered in order after migrations (start-up recovery, shutdown).
 RESOURCE_LIFESPANS: tuple[Callable[[AppContext], AbstractAsyncContextManager[None]], ...] = (
@@ -42,6 +47,7 @@ RESOURCE_LIFESPANS: tuple[Callable[[AppContext], AbstractAsyncContextManager[Non
 )
 # Accounts start first: the bootstrap admin key must exist before requests are served.
 RESOURCE_LIFESPANS = (accounts_service.lifespan, *RESOURCE_LIFESPANS)
+RESOURCE_LIFESPANS += (batches_lifespan,)  # the Batch API worker
 
 
 def create_app(
@@ -81,6 +87,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health_router)
     for router in RESOURCE_ROUTERS:
-        app.include_router(router, prefix="/v1")
+        # Every /v1 route authenticates (once per request: FastAPI caches the dependency).
+        app.include_router(router, prefix="/v1", dependencies=[Depends(get_principal)])
     app.add_middleware(RequestContextMiddleware)
     return app

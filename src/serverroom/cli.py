@@ -66,5 +66,14 @@ from serverroom.accounts.cli import register as _register_accounts  # noqa: E402
 _register_accounts(app)
 
 
+def _add_batch_commands() -> None:
+    from serverroom.api.batches.cli import batch_app
+
+    app.add_typer(batch_app, name="batch")
+
+
+_add_batch_commands()
+
+
 def main() -> None:
     app()

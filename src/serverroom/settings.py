@@ -30,6 +30,11 @@ class EngineSettings(BaseModel):
         8192, ge=256, description="KV-cache tokens per slot; caps the usable context length."
     )
     batch_size: int = Field(512, ge=32, description="Tokens per llama_decode call (n_batch).")
+    kv_unified: bool = Field(
+        False,
+        description="One KV buffer shared by all slots. Off (one stream per slot) keeps batched"
+        " outputs bit-identical to unbatched ones.",
+    )
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
     max_queue: int = Field(
         64, ge=0, description="Requests waiting for a free slot before new ones get 503."

@@ -98,4 +98,5 @@ def test_admin_endpoints_need_an_admin_key(app_client: TestClient, admin: Admin)
     keys = admin.get(f"/v1/organization/projects/{project}/api_keys")
     assert keys["data"][0]["redacted_value"].startswith("sk-proj-")
     assert "value" not in keys["data"][0]
+    assert keys["data"][0]["last_used_at"] is not None
     assert key not in str(keys)

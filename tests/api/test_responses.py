@@ -99,6 +99,10 @@ def test_message_list_input(sdk: openai.OpenAI) -> None:
         ],
     )
     assert response.status == "completed" and response.output_text
+    items = sdk.responses.input_items.list(response.id, order="asc").data
+    assert [getattr(i, "role", None) for i in items] == [
+        "developer", "system", "user", "assistant", "user",
+    ]  # fmt: skip
 
 
 def test_function_call_items_are_rendered(sdk: openai.OpenAI) -> None:
@@ -177,6 +181,8 @@ def test_input_tokens(client: TestClient) -> None:
             {"model": "gpt-4.1", "input": "hi", "metadata": {str(i): "v" for i in range(17)}},
             "metadata",
         ),
+        ({"model": "gpt-4.1", "input": "hi", "metadata": {"k" * 65: "v"}}, "metadata"),
+        ({"model": "gpt-4.1", "input": "hi", "metadata": {"k": "v" * 513}}, "metadata"),
         ({"model": "gpt-4.1", "input": "hi", "background": True, "store": False}, "background"),
         (
             {"model": "gpt-4.1", "input": "hi", "text": {"format": {"type": "nope"}}},

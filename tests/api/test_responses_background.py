@@ -109,3 +109,35 @@ def test_restart_fails_unfinished(tmp_path: Path) -> None:
         assert failed.error is not None and failed.error.code == "server_error"
         assert failed.error.message == "The server restarted before the response completed."
         assert sdk.responses.retrieve(finished.id).status == "incomplete"
+
+
+def test_resume_background_stream(slow: openai.OpenAI) -> None:
+    job = slow.responses.create(model="gpt-4.1", input="hi", background=True)
+    time.sleep(0.3)
+    events = list(slow.responses.retrieve(job.id, stream=True))
+    types = [e.type for e in events]
+    assert types[0] == "response.created" and types[-1] == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response  # type: ignore[union-attr]
+    assert final.id == job.id and final.output_text == slow.responses.retrieve(job.id).output_text
+    tail = list(slow.responses.retrieve(job.id, stream=True, starting_after=5))
+    assert [e.sequence_number for e in tail] == list(range(6, len(events)))
+
+
+def test_stream_a_finished_response(sdk: openai.OpenAI) -> None:
+    done = sdk.responses.create(model="gpt-4.1", input="hi")
+    events = list(sdk.responses.retrieve(done.id, stream=True))
+    assert [e.type for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e.sequence_number for e in events] == list(range(9))
+    assert events[4].delta == done.output_text  # type: ignore[union-attr]
+    assert events[-1].response.model_dump() == done.model_dump()  # type: ignore[union-attr]

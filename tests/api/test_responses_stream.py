@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
+import pytest
 from fastapi.testclient import TestClient
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
+
+from serverroom.app import create_app
+from serverroom.engine.base import (
+    GenerationEvent,
+    GenerationRequest,
+    GenerationStats,
+    PromptProcessed,
+    SampledToken,
+)
+from serverroom.engine.fake import FakeEngine
+from tests.conftest import fake_settings
 
 EVENTS = TypeAdapter[Any](ResponseStreamEvent)
 
@@ -119,3 +133,60 @@ def test_streamed_chain(sdk: openai.OpenAI) -> None:
     second = sdk.responses.create(model="gpt-4.1", input="two", previous_response_id=first.id)
     assert second.usage is not None and first.usage is not None
     assert second.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
+
+
+class FailingEngine(FakeEngine):
+    """Sends a few tokens, then fails."""
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        yield PromptProcessed(cached_tokens=0)
+        for token in b"Hello":
+            yield SampledToken(token)
+        yield GenerationStats("error", len(request.prompt), 0, 5, error="boom")
+
+
+@pytest.fixture
+def failing(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(fake_settings(tmp_path), engine_factory=lambda entry: FailingEngine())
+    with TestClient(app) as client:
+        yield client
+
+
+def test_failure_mid_stream(failing: TestClient) -> None:
+    events = read_events(failing, {"model": "gpt-4.1", "input": "hi"})
+    types = [data["type"] for _, data in events]
+    assert types[0] == "response.created" and types[-1] == "response.failed"
+    assert "response.output_item.done" in types
+    failed = events[-1][1]["response"]
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "server_error" and "boom" in failed["error"]["message"]
+    stored = failing.get(f"/v1/responses/{failed['id']}").json()
+    assert stored["status"] == "failed" and stored["output"][0]["content"][0]["text"] == "Hello"
+
+
+def test_failure_without_stream_is_500(failing: TestClient) -> None:
+    reply = failing.post("/v1/responses", json={"model": "gpt-4.1", "input": "hi"})
+    assert reply.status_code == 500
+    assert reply.json()["error"]["code"] == "engine_error"
+
+
+def test_logprobs_when_included(client: TestClient, sdk: openai.OpenAI) -> None:
+    payload = {
+        "model": "gpt-4.1",
+        "input": "hi",
+        "include": ["message.output_text.logprobs"],
+        "top_logprobs": 2,
+        "max_output_tokens": 6,
+    }
+    events = read_events(client, payload)
+    deltas = [d for _, d in events if d["type"] == "response.output_text.delta"]
+    assert all(len(d["logprobs"]) == 1 for d in deltas)
+    assert len(deltas[0]["logprobs"][0]["top_logprobs"]) == 2
+    done = next(d for _, d in events if d["type"] == "response.output_text.done")
+    assert len(done["logprobs"]) == 6
+    response = sdk.responses.create(**payload)  # type: ignore[arg-type]
+    part = response.output[0].content[0]  # type: ignore[union-attr]
+    assert part.logprobs is not None and len(part.logprobs) == 6  # type: ignore[union-attr]
+    assert part.logprobs[0].bytes  # type: ignore[union-attr]
+    plain = sdk.responses.create(model="gpt-4.1", input="hi", max_output_tokens=3)
+    assert plain.output[0].content[0].logprobs is None  # type: ignore[union-attr]

@@ -149,3 +149,14 @@ def test_background_and_cancel(live_client: openai.OpenAI) -> None:
     assert live_client.responses.cancel(victim.id).status == "cancelled"
     time.sleep(1)
     assert live_client.responses.retrieve(victim.id).status == "cancelled"
+
+
+def test_background_stream_replay(live_client: openai.OpenAI) -> None:
+    job = live_client.responses.create(
+        model="gpt-4.1", input="Name a colour.", background=True, max_output_tokens=10
+    )
+    events = list(live_client.responses.retrieve(job.id, stream=True))
+    assert events[0].type == "response.created"
+    assert events[-1].type in ("response.completed", "response.incomplete")
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == live_client.responses.retrieve(job.id).output_text

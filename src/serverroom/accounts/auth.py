@@ -25,6 +25,7 @@ from serverroom.settings import Settings
 logger = logging.getLogger("serverroom.accounts")
 
 OPEN_PRINCIPAL = Principal(project_id=DEFAULT_PROJECT)
+LAST_USED_RESOLUTION = 60  # seconds: ``last_used_at`` is written at most once a minute per key
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -104,6 +105,9 @@ class Authenticator:
         info = await self.repo.lookup(token)
         if info is None or info.revoked_at is not None:
             raise _invalid(token)
+        wall = int(time.time())
+        if info.last_used_at is None or wall - info.last_used_at >= LAST_USED_RESOLUTION:
+            await self.repo.touch(info.id, wall)
         if self.cache_seconds > 0:
             self._cache[digest] = (info, now + self.cache_seconds)
         return info

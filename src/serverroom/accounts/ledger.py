@@ -11,12 +11,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from serverroom.catalog import ModelEntry
 from serverroom.metering import Usage
 from serverroom.storage.db import Database
-from serverroom.storage.tables.accounts import UsageRow
+from serverroom.storage.tables.accounts import ProjectRow, UsageRow
 
 BATCH_DISCOUNT = 0.5
 
@@ -83,9 +83,17 @@ class Ledger:
         batch: bool,
         at: int | None = None,
     ) -> float:
-        """Write one row; returns its cost."""
+        """Write one row and add its cost to the project's spend (one transaction).
+
+        Returns the cost."""
         cost = request_cost(entry, usage, batch)
         async with self.db.session() as s:
+            if cost > 0:
+                await s.execute(
+                    update(ProjectRow)
+                    .where(ProjectRow.id == project_id)
+                    .values(spend_usd=ProjectRow.spend_usd + cost)
+                )
             s.add(
                 UsageRow(
                     project_id=project_id, api_key_id=api_key_id, model=entry.id,

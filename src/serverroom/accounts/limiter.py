@@ -127,6 +127,22 @@ class Limiter:
         else:
             await memory.incr(current, 2 * expiry, delta)
 
+    def _refusal(
+        self, kind: str, model: str, project: str, limit: int, requested: int,
+        window: tuple[int, float, int, float],
+    ) -> RateLimitError:
+        """The 429 for a refused hit, with the refused dimension's ``x-ratelimit-*`` headers."""
+        expiry = float(self.window)
+        used = math.floor(window[0] * window[1] / expiry + window[2])
+        error = self._error(kind, model, project, limit, used, requested,
+                            wait_time(window, expiry, limit, requested))
+        error.headers.update({
+            f"x-ratelimit-limit-{kind}": str(limit),
+            f"x-ratelimit-remaining-{kind}": str(max(0, limit - used)),
+            f"x-ratelimit-reset-{kind}": format_duration(wait_time(window, expiry, limit, limit)),
+        })
+        return error
+
     def _error(
         self, kind: str, model: str, project: str, limit: int, used: int, requested: int,
         wait: float,
@@ -158,15 +174,11 @@ class Limiter:
         tokens = max(0, tokens)
         if not await self.strategy.hit(rpm, *rids, cost=1):
             window = await self._window(rpm, *rids)
-            used = math.floor(window[0] * window[1] / expiry + window[2])
-            raise self._error("requests", model, project_id, limits.rpm, used, 1,
-                              wait_time(window, expiry, limits.rpm, 1))
+            raise self._refusal("requests", model, project_id, limits.rpm, 1, window)
         if tokens > 0 and not await self.strategy.hit(tpm, *tids, cost=tokens):
             await self._adjust(rpm, rids, -1)
             window = await self._window(tpm, *tids)
-            used = math.floor(window[0] * window[1] / expiry + window[2])
-            raise self._error("tokens", model, project_id, limits.tpm, used, tokens,
-                              wait_time(window, expiry, limits.tpm, tokens))
+            raise self._refusal("tokens", model, project_id, limits.tpm, tokens, window)
         rwin, twin = await self._window(rpm, *rids), await self._window(tpm, *tids)
         headers = {
             "x-ratelimit-limit-requests": str(limits.rpm),

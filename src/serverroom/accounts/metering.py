@@ -8,6 +8,7 @@ reservation to the actual count, writes the ledger row, adds its cost to the pro
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ class AccountsTicket:
         if self.settled:
             return
         self.settled = True
-        await self.metering.settle(self, usage)
+        # Shielded: a client that disconnects mid-stream cancels the reply, not its billing.
+        await asyncio.shield(self.metering.settle(self, usage))
 
 
 class AccountsMetering:
@@ -123,10 +125,9 @@ class AccountsMetering:
                 batch=ticket.batch,
             )
             if cost > 0:
-                before = await self.tier_of(project_id)
-                await self.repo.add_spend(project_id, cost)
+                before = self._tiers.get(project_id, (None, 0.0))[0]
                 after = await self.tier_of(project_id, fresh=True)
-                if after.name != before.name:
+                if before is not None and after.name != before.name:
                     logger.info("project %s moved from %s to %s", project_id, before.name,
                                 after.name)
         except Exception:  # billing must never break a reply that was already produced

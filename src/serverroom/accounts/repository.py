@@ -13,7 +13,6 @@ from sqlalchemy import select, update
 from serverroom.accounts import keys
 from serverroom.errors import ConflictError, NotFoundError
 from serverroom.ids import new_id
-from serverroom.principal import DEFAULT_PROJECT
 from serverroom.storage.db import Database
 from serverroom.storage.tables.accounts import ApiKeyRow, ProjectRow
 
@@ -103,20 +102,6 @@ class AccountsRepository:
                 update(ProjectRow).where(ProjectRow.id == project_id).values(pinned_tier=tier)
             )
 
-    async def add_spend(self, project_id: str, amount: float) -> None:
-        """Add to a project's cumulative spend (atomic in the database)."""
-        if amount <= 0:
-            return
-        async with self.db.session() as s:
-            result = await s.execute(
-                update(ProjectRow)
-                .where(ProjectRow.id == project_id)
-                .values(spend_usd=ProjectRow.spend_usd + amount)
-            )
-            if getattr(result, "rowcount", 1) == 0 and project_id == DEFAULT_PROJECT:
-                s.add(ProjectRow(id=DEFAULT_PROJECT, name="Default project",
-                                 created_at=int(time.time()), spend_usd=amount))
-
     # -- keys ---------------------------------------------------------------------------------
 
     async def create_key(
@@ -179,6 +164,11 @@ class AccountsRepository:
             if row.revoked_at is None:
                 row.revoked_at = int(time.time())
             return _key(row)
+
+    async def touch(self, key_id: str, at: int) -> None:
+        """Record when a key was last used."""
+        async with self.db.session() as s:
+            await s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=at))
 
     async def any_key_exists(self) -> bool:
         async with self.db.session() as s:

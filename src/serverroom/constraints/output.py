@@ -8,6 +8,7 @@ from typing import Any
 from serverroom.constraints.grammar import GrammarConstraint, PrefixSwitchConstraint, check_grammar
 from serverroom.constraints.schema import check_strict, json_grammar, tighten
 from serverroom.constraints.tokenizers import tokenizer_for_engine
+from serverroom.constraints.toolcalls import RepeatGuard
 from serverroom.constraints.tools import CALL_OPEN, ToolSetup, tool_grammar
 from serverroom.engine.base import Engine, TokenConstraint
 from serverroom.errors import InvalidRequestError
@@ -88,14 +89,18 @@ class OutputPlan:
     engine: Engine
     grammar: str
     switch_marker: str | None = None  # free text may follow: stop masking once it is text
+    tools: bool = False  # tool calls possible: stop when the model repeats a call
 
     def new_constraint(self) -> TokenConstraint:
         inner = GrammarConstraint(
             tokenizer_for_engine(self.engine), self.grammar, self.engine.vocab_size
         )
+        outer: TokenConstraint = inner
         if self.switch_marker is not None:
-            return PrefixSwitchConstraint(inner, self.switch_marker)
-        return inner
+            outer = PrefixSwitchConstraint(inner, self.switch_marker)
+        if self.tools:
+            outer = RepeatGuard(outer, self.engine.token_bytes)
+        return outer
 
 
 def plan_output(
@@ -113,7 +118,7 @@ def plan_output(
         grammar = tool_grammar(tools, text_schema)
         check_grammar(tokenizer, grammar, param=tools_param, what="tools")
         switch = CALL_OPEN[0] if (text_schema is None and not tools.must_call) else None
-        return OutputPlan(engine, grammar, switch)
+        return OutputPlan(engine, grammar, switch, tools=True)
     if fmt is None:
         return None
     grammar = json_grammar(fmt.grammar_schema(), strict=fmt.strict)

@@ -32,6 +32,7 @@ _BY_TYPE: dict[str, set[str]] = {
     "array": {"items", "minItems", "maxItems"},
 }
 _TYPES = frozenset(_BY_TYPE)
+_ALL_KEYS = _COMMON.union(*_BY_TYPE.values())
 MAX_DEPTH = 10
 
 # Compact, single-line JSON: tiny models must not wander in whitespace.
@@ -84,6 +85,9 @@ class _StrictChecker:
             self._check_any_of(node, ctx, depth)
             return
         types = _types(node)
+        for key in node:
+            if key not in _ALL_KEYS:
+                raise SchemaError(ctx, f"'{key}' is not permitted.")
         if not types and "enum" not in node and "const" not in node:
             raise SchemaError(ctx, "schema must have a 'type' key.")
         allowed = set(_COMMON)

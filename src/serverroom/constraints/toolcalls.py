@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from serverroom.constraints.tools import CALL_CLOSE, CALL_OPEN, CALL_SEP
+from serverroom.engine.base import TokenConstraint
 
 _NAME_OPEN = CALL_OPEN + '{"name": "'
 _ARGS_OPEN = '", "arguments": '
@@ -58,6 +64,8 @@ class ToolCallParser:
     """Incremental parser for the grammar-shaped output; ``feed`` returns what is now known.
 
     The first non-space character decides: ``<`` starts tool calls, anything else is text.
+    A call repeating an earlier one exactly (small models loop) is dropped: calls after the
+    first are held back until complete, then released unless they are such a repeat.
     """
 
     def __init__(self) -> None:
@@ -68,6 +76,8 @@ class ToolCallParser:
         self._name = ""
         self._args_start = 0
         self._sent = 0
+        self._held: list[ToolEvent] | None = None
+        self.duplicates = 0
 
     def feed(self, text: str) -> list[ToolEvent]:
         self.buf += text
@@ -112,7 +122,11 @@ class ToolCallParser:
         self._args_start = self._sent = end + len(_ARGS_OPEN)
         self.mode = "args"
         self.calls.append(ParsedCall(self._name, "", complete=False))
-        events.append(CallStarted(len(self.calls) - 1, self._name))
+        self._held = [] if len(self.calls) > 1 else None
+        self._emit(events, CallStarted(len(self.calls) - 1, self._name))
+
+    def _emit(self, events: list[ToolEvent], event: ToolEvent) -> None:
+        (events if self._held is None else self._held).append(event)
 
     def _arguments(self, events: list[ToolEvent]) -> None:
         index = len(self.calls) - 1
@@ -125,16 +139,23 @@ class ToolCallParser:
                 search = end + 1
                 continue
             if end > self._sent:
-                events.append(ArgumentsPiece(index, self.buf[self._sent : end]))
+                self._emit(events, ArgumentsPiece(index, self.buf[self._sent : end]))
             self.calls[index] = ParsedCall(self._name, args)
-            events.append(CallDone(index, self._name, args))
+            self._emit(events, CallDone(index, self._name, args))
+            if self._held is not None:
+                if any((c.name, c.arguments) == (self._name, args) for c in self.calls[:-1]):
+                    self.calls.pop()
+                    self.duplicates += 1
+                else:
+                    events.extend(self._held)
+                self._held = None
             self._sent = end
             self.pos = end + len(_END)
             self.mode = "calls"
             return
         upto = len(self.buf) - _hold(self.buf, _END)
         if upto > self._sent:
-            events.append(ArgumentsPiece(index, self.buf[self._sent : upto]))
+            self._emit(events, ArgumentsPiece(index, self.buf[self._sent : upto]))
             self._sent = upto
             self.calls[index].arguments = self.buf[self._args_start : upto]
 
@@ -158,3 +179,24 @@ def parse_tool_output(text: str) -> tuple[str | None, list[ParsedCall]]:
     if not parser.calls:
         return text, []
     return None, parser.calls
+
+
+class RepeatGuard:
+    """Wraps a tool-call constraint: ends generation once the model repeats a call exactly."""
+
+    def __init__(self, inner: TokenConstraint, decode: Callable[[int], bytes]) -> None:
+        self.inner = inner
+        self.decode = decode
+        self.parser = ToolCallParser()
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def allowed_mask(self) -> npt.NDArray[np.bool_] | None:
+        return self.inner.allowed_mask()
+
+    def accept(self, token: int) -> None:
+        self.inner.accept(token)
+        if self.parser.mode != "text":
+            self.parser.feed(self._decoder.decode(self.decode(token)))
+
+    def is_finished(self) -> bool:
+        return self.parser.duplicates > 0 or self.inner.is_finished()

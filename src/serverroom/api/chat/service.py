@@ -70,6 +70,7 @@ class ChatPlan:
     ticket: Ticket
     tools: ToolSetup | None = None  # set when the model may call tools
     output: OutputPlan | None = None  # the grammar constraining each choice
+    priority: int = 0  # engine priority: 0 interactive, higher for Batch API lines
 
 
 def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
@@ -95,7 +96,8 @@ def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
 
 
 async def plan_chat(
-    ctx: AppContext, request: ChatCompletionRequest, principal: Principal
+    ctx: AppContext, request: ChatCompletionRequest, principal: Principal, *,
+    batch: bool = False, priority: int = 0,
 ) -> ChatPlan:
     entry = ctx.catalog.resolve(request.model)
     engine = await ctx.engines.get(entry)
@@ -133,6 +135,7 @@ async def plan_chat(
         endpoint="/v1/chat/completions",
         prompt_tokens=len(prompt),
         max_output_tokens=max_tokens * n,
+        batch=batch,
     )
     return ChatPlan(
         request=request,
@@ -146,6 +149,7 @@ async def plan_chat(
         ticket=ticket,
         tools=tools if tools is not None and tools.active else None,
         output=output,
+        priority=priority,
     )
 
 
@@ -180,7 +184,8 @@ async def _collect(plan: ChatPlan, index: int, request_id: str) -> tuple[TextDon
     infos: list[TokenInfo] = []
     done: TextDone | None = None
     async for event in generate_text(
-        plan.engine, plan.prompt, plan.params[index], plan.stop, request_id=request_id
+        plan.engine, plan.prompt, plan.params[index], plan.stop, request_id=request_id,
+        priority=plan.priority,
     ):
         if isinstance(event, TextDelta):
             infos.extend(event.logprobs)

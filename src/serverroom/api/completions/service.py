@@ -50,6 +50,7 @@ class CompletionPlan:
     completion_id: str
     created: int
     ticket: Ticket
+    priority: int = 0  # engine priority: 0 interactive, higher for Batch API lines
 
 
 def _prompt_tokens(engine: Engine, prompt: str | list[int], index: int) -> list[int]:
@@ -64,7 +65,8 @@ def _prompt_tokens(engine: Engine, prompt: str | list[int], index: int) -> list[
 
 
 async def plan_completion(
-    ctx: AppContext, request: CompletionRequest, principal: Principal
+    ctx: AppContext, request: CompletionRequest, principal: Principal, *,
+    batch: bool = False, priority: int = 0,
 ) -> CompletionPlan:
     if request.best_of is not None and request.best_of != (request.n or 1):
         raise InvalidRequestError(
@@ -110,6 +112,7 @@ async def plan_completion(
         endpoint="/v1/completions",
         prompt_tokens=sum(len(job.prompt) for job in jobs[::n]),
         max_output_tokens=sum(job.params.max_tokens for job in jobs),
+        batch=batch,
     )
     return CompletionPlan(
         request=request,
@@ -120,6 +123,7 @@ async def plan_completion(
         completion_id=new_id("cmpl-", 12),
         created=int(time.time()),
         ticket=ticket,
+        priority=priority,
     )
 
 
@@ -144,7 +148,8 @@ async def _run(
     infos: list[TokenInfo] = []
     done: TextDone | None = None
     async for event in generate_text(
-        plan.engine, job.prompt, job.params, plan.stop, request_id=request_id
+        plan.engine, job.prompt, job.params, plan.stop, request_id=request_id,
+        priority=plan.priority,
     ):
         if isinstance(event, TextDelta):
             infos.extend(event.logprobs)

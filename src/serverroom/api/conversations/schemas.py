@@ -6,18 +6,19 @@ from typing import Any
 
 from pydantic import Field
 
-from serverroom.api.schemas import Metadata, RequestModel
+from serverroom.api.responses.schemas import CheckedMetadata
+from serverroom.api.schemas import RequestModel
 
 MAX_ITEMS = 20
 
 
 class ConversationCreateRequest(RequestModel):
     items: list[Any] | None = Field(None, max_length=MAX_ITEMS)
-    metadata: Metadata | None = None
+    metadata: CheckedMetadata | None = None
 
 
 class ConversationUpdateRequest(RequestModel):
-    metadata: Metadata
+    metadata: CheckedMetadata
 
 
 class ItemsCreateRequest(RequestModel):

@@ -36,9 +36,9 @@ def _inputs(request: EmbeddingRequest) -> list[EmbeddingInput]:
     if isinstance(raw, str):
         items: list[EmbeddingInput] = [raw]
     elif raw and all(isinstance(x, int) for x in raw):
-        items = [[int(x) for x in raw]]  # type: ignore[union-attr]
+        items = [[x for x in raw if isinstance(x, int)]]
     else:
-        items = list(raw)  # type: ignore[arg-type]
+        items = [x for x in raw if not isinstance(x, int)]
     if not items:
         raise InvalidRequestError("'input' must not be empty.", param="input", code="invalid_value")
     if len(items) > MAX_INPUTS:

@@ -14,13 +14,19 @@ from contextlib import asynccontextmanager
 
 from openai.types.responses import Response
 
+from serverroom.api.responses.replay import open_log
 from serverroom.api.responses.repository import ACTIVE, ResponseRepository
-from serverroom.api.responses.service import ResponsePlan, dump, generate, response_object, settle
-from serverroom.api.responses.stream import final_response, run_events
+from serverroom.api.responses.service import (
+    ResponsePlan,
+    dump,
+    response_object,
+    settle,
+    start_generation,
+)
+from serverroom.api.responses.stream import run_events
 from serverroom.context import AppContext
 from serverroom.errors import APIError, InvalidRequestError
 from serverroom.principal import Principal
-from serverroom.sse import primed
 
 logger = logging.getLogger("serverroom.responses")
 TASKS = "responses.background_tasks"
@@ -52,12 +58,14 @@ async def start_background(plan: ResponsePlan, request_id: str) -> Response:
 async def _run(plan: ResponsePlan, request_id: str) -> None:
     repo = ResponseRepository(plan.ctx.db)
     project = plan.principal.project_id
+    log = open_log(plan.ctx, plan.response_id)
     try:
         started = dump(response_object(plan, "in_progress"))
         if not await repo.update_status(project, plan.response_id, started, only_if=("queued",)):
             return  # cancelled before it started
-        events = await primed(generate(plan, request_id))
-        await final_response(run_events(plan, events))
+        events = await start_generation(plan, request_id)
+        async for event in run_events(plan, events):
+            log.append(dump(event))
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -67,6 +75,7 @@ async def _run(plan: ResponsePlan, request_id: str) -> None:
         failed = dump(response_object(plan, "failed", error=error))
         await repo.update_status(project, plan.response_id, failed, only_if=ACTIVE)
     finally:
+        log.finish()
         await settle(plan, 0, 0)  # no-op when the run already settled
 
 

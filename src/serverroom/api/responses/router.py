@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from openai.types.responses import Response as SDKResponse
@@ -19,14 +20,15 @@ from serverroom.api.responses.background import (
 )
 from serverroom.api.responses.items import Item, list_body
 from serverroom.api.responses.prompt import gather_state, render_prompt
+from serverroom.api.responses.replay import find_log, logged, open_log, synthetic_events
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import InputTokensRequest, ResponseCreateRequest
-from serverroom.api.responses.service import dump, generate, plan_response
+from serverroom.api.responses.service import dump, plan_response, start_generation
 from serverroom.api.responses.stream import final_response, run_events, sse_body
 from serverroom.context import AppContext, get_context, get_principal, request_id_of
 from serverroom.errors import EngineError, NotFoundError
 from serverroom.principal import Principal
-from serverroom.sse import json_response, primed, sse_response
+from serverroom.sse import json_response, sse_event, sse_response
 
 router = APIRouter(tags=["responses"])
 _ITEMS = TypeAdapter(list[ResponseItem])
@@ -44,9 +46,10 @@ async def create_response(
     headers = plan.ticket.headers
     if plan.background and not body.stream:
         return JSONResponse(dump(await start_background(plan, rid)), headers=headers)
-    events = run_events(plan, await primed(generate(plan, rid)))
+    events = run_events(plan, await start_generation(plan, rid))
     if plan.background:  # streamed background response: stored first, like a queued one
         await store_queued(plan)
+        events = logged(events, open_log(ctx, plan.response_id))
     if body.stream:
         return sse_response(sse_body(events), headers=headers)
     response = await final_response(events)
@@ -71,11 +74,29 @@ async def count_input_tokens(
 @router.get("/responses/{response_id}", response_model=None)
 async def get_response(
     response_id: str,
+    stream: bool = False,
+    starting_after: int = Query(-1, ge=-1),
     ctx: AppContext = Depends(get_context),
     principal: Principal = Depends(get_principal),
 ) -> Response:
     row = await ResponseRepository(ctx.db).get(principal.project_id, response_id)
+    if stream:
+        return sse_response(replay_body(ctx, response_id, row.body, starting_after))
     return JSONResponse(dump(SDKResponse.model_validate(row.body)))
+
+
+async def replay_body(
+    ctx: AppContext, response_id: str, body: dict[str, Any], after: int
+) -> AsyncIterator[bytes]:
+    """The response's events after ``after``: live from its run, or rebuilt from storage."""
+    log = find_log(ctx, response_id)
+    if log is not None:
+        async for event in log.follow(after):
+            yield sse_event(event, event=event["type"])
+        return
+    for event in synthetic_events(body):
+        if event["sequence_number"] > after:
+            yield sse_event(event, event=event["type"])
 
 
 @router.delete("/responses/{response_id}", response_model=None)

@@ -6,11 +6,24 @@ the items one by one so an error names the exact item (``input[2].content``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from serverroom.api.schemas import Metadata, RequestModel, StreamOptions
+
+
+def _metadata_limits(value: dict[str, str]) -> dict[str, str]:
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError(f"metadata keys must be at most 64 characters, got {key[:70]!r}")
+        if len(item) > 512:
+            raise ValueError(f"metadata values must be at most 512 characters (key {key!r})")
+    return value
+
+
+# Up to 16 pairs, keys <= 64 and values <= 512 characters.
+CheckedMetadata = Annotated[Metadata, AfterValidator(_metadata_limits)]
 
 
 class ConversationRef(RequestModel):
@@ -46,7 +59,7 @@ class ResponseCreateRequest(ResponseContextFields):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     top_logprobs: int | None = Field(None, ge=0, le=20)
-    metadata: Metadata | None = None
+    metadata: CheckedMetadata | None = None
     user: str | None = None
     safety_identifier: str | None = Field(None, max_length=64)
     prompt_cache_key: str | None = None

@@ -24,13 +24,15 @@ from serverroom.api.responses.schemas import ResponseCreateRequest
 from serverroom.catalog import ModelEntry
 from serverroom.context import AppContext
 from serverroom.engine.base import Engine, SamplingParams
-from serverroom.engine.textgen import TextEvent, generate_text
+from serverroom.engine.textgen import TextEvent, TokenInfo, generate_text
 from serverroom.errors import InvalidRequestError
 from serverroom.ids import new_id
 from serverroom.metering import Ticket, Usage
 from serverroom.principal import Principal
+from serverroom.sse import primed
 
 ENDPOINT = "/v1/responses"
+LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
 
 @dataclass
@@ -155,19 +157,50 @@ def dump(model: Any) -> dict[str, Any]:
     return out
 
 
-def message_item(item_id: str, text: str, status: str) -> Item:
+def wants_logprobs(request: ResponseCreateRequest) -> bool:
+    return LOGPROBS_INCLUDE in (request.include or [])
+
+
+def logprob_entries(infos: list[TokenInfo], *, with_bytes: bool) -> list[Item]:
+    """Token logprobs as output_text parts (``with_bytes``) or text events show them."""
+
+    def entry(token: str, logprob: float, raw: list[int]) -> Item:
+        return {"token": token, "logprob": logprob, **({"bytes": raw} if with_bytes else {})}
+
+    return [
+        {
+            **entry(info.token, info.logprob, info.bytes),
+            "top_logprobs": [entry(t, lp, b) for t, lp, b in info.top],
+        }
+        for info in infos
+    ]
+
+
+def message_item(item_id: str, text: str, status: str, logprobs: list[Item] | None = None) -> Item:
+    part: Item = {"type": "output_text", "text": text, "annotations": []}
+    if logprobs is not None:
+        part["logprobs"] = logprobs
     return {
         "type": "message",
         "id": item_id,
         "role": "assistant",
         "status": status,
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
+        "content": [part],
     }
 
 
-def build_output_items(plan: ResponsePlan, message_id: str, text: str, status: str) -> list[Item]:
+def build_output_items(
+    plan: ResponsePlan,
+    message_id: str,
+    text: str,
+    status: str,
+    logprobs: list[TokenInfo] | None = None,
+) -> list[Item]:
     """The output items for generated text (tool calls and formats extend this)."""
-    return [message_item(message_id, text, status)]
+    entries = None
+    if wants_logprobs(plan.request):
+        entries = logprob_entries(logprobs or [], with_bytes=True)
+    return [message_item(message_id, text, status, entries)]
 
 
 async def plan_response(
@@ -189,7 +222,11 @@ async def plan_response(
         truncation=request.truncation,
     )
     params = sampling_params(
-        max_tokens=budget, temperature=request.temperature, top_p=request.top_p, seed=None
+        max_tokens=budget,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        seed=None,
+        top_logprobs=(request.top_logprobs or 0) if wants_logprobs(request) else None,
     )
     ticket = await ctx.metering.admit(
         principal, entry, endpoint=ENDPOINT, prompt_tokens=len(prompt), max_output_tokens=budget
@@ -227,3 +264,12 @@ async def finish(plan: ResponsePlan, response: Response) -> None:
 def generate(plan: ResponsePlan, request_id: str) -> AsyncIterator[TextEvent]:
     """The engine's text events for a plan."""
     return generate_text(plan.engine, plan.prompt, plan.params, request_id=request_id)
+
+
+async def start_generation(plan: ResponsePlan, request_id: str) -> AsyncIterator[TextEvent]:
+    """Generation, primed: errors before the first token are raised here (and settled)."""
+    try:
+        return await primed(generate(plan, request_id))
+    except BaseException:
+        await settle(plan, 0, 0)
+        raise

@@ -22,12 +22,14 @@ from serverroom.api.responses.service import (
     build_output_items,
     dump,
     finish,
+    logprob_entries,
     message_item,
     response_object,
     settle,
     usage_of,
+    wants_logprobs,
 )
-from serverroom.engine.textgen import TextDelta, TextDone, TextEvent
+from serverroom.engine.textgen import TextDelta, TextDone, TextEvent, TokenInfo
 from serverroom.errors import APIError
 from serverroom.ids import new_id
 from serverroom.sse import sse_event
@@ -44,6 +46,9 @@ class _Run:
     seq: int = 0
     text: str = ""
     done: TextDone | None = None
+    infos: list[TokenInfo] = field(default_factory=list)
+    pending: list[TokenInfo] = field(default_factory=list)
+    tokens: int = 0  # tokens generated so far (billed if the run stops early)
 
     def event(self, kind: str, **fields: Any) -> ResponseStreamEvent:
         event = _EVENT.validate_python({"type": kind, "sequence_number": self.seq, **fields})
@@ -57,7 +62,13 @@ class _Run:
         return {"item_id": self.message_id, "output_index": 0, "content_index": 0}
 
     def part(self) -> dict[str, Any]:
-        return {"type": "output_text", "text": self.text, "annotations": []}
+        part: dict[str, Any] = {"type": "output_text", "text": self.text, "annotations": []}
+        if wants_logprobs(self.plan.request):
+            part["logprobs"] = logprob_entries(self.infos, with_bytes=True)
+        return part
+
+    def logprobs(self, infos: list[TokenInfo]) -> list[Item]:
+        return logprob_entries(infos, with_bytes=False)
 
 
 def _final(run: _Run, error: APIError | None) -> tuple[Response, list[Item]]:
@@ -67,12 +78,12 @@ def _final(run: _Run, error: APIError | None) -> tuple[Response, list[Item]]:
     output_tokens = done.completion_tokens if done else 0
     usage = usage_of(len(plan.prompt), cached, output_tokens)
     if error is not None:
-        items = build_output_items(plan, run.message_id, run.text, "incomplete")
+        items = build_output_items(plan, run.message_id, run.text, "incomplete", run.infos)
         err = {"code": "server_error", "message": error.message}
         return response_object(plan, "failed", items, usage=usage, error=err), items
     cut = done is not None and done.finish_reason == "length"
     status = "incomplete" if cut else "completed"
-    items = build_output_items(plan, run.message_id, run.text, status)
+    items = build_output_items(plan, run.message_id, run.text, status, run.infos)
     extra: dict[str, Any] = {"usage": usage}
     if cut:
         extra["incomplete_details"] = {"reason": "max_output_tokens"}
@@ -86,10 +97,15 @@ async def _deltas(
 ) -> AsyncGenerator[ResponseStreamEvent]:
     async for event in events:
         if isinstance(event, TextDelta):
+            run.tokens += len(event.token_ids)
+            run.infos.extend(event.logprobs)
+            run.pending.extend(event.logprobs)
             if event.text:
                 run.text += event.text
+                logprobs = run.logprobs(run.pending)
+                run.pending = []
                 yield run.event(
-                    "response.output_text.delta", **run.where(), delta=event.text, logprobs=[]
+                    "response.output_text.delta", **run.where(), delta=event.text, logprobs=logprobs
                 )
         elif isinstance(event, TextDone):
             run.done = event
@@ -119,9 +135,12 @@ async def run_events(
         await deltas.aclose()
         await _close(events)
         done = run.done
-        await settle(plan, done.cached_tokens if done else 0, done.completion_tokens if done else 0)
+        await settle(
+            plan, done.cached_tokens if done else 0, done.completion_tokens if done else run.tokens
+        )
     response, items = _final(run, error)
-    yield run.event("response.output_text.done", **run.where(), text=run.text, logprobs=[])
+    logprobs = run.logprobs(run.infos)
+    yield run.event("response.output_text.done", **run.where(), text=run.text, logprobs=logprobs)
     yield run.event("response.content_part.done", **run.where(), part=run.part())
     yield run.event("response.output_item.done", output_index=0, item=items[0])
     await finish(plan, response)

@@ -29,7 +29,8 @@ def _erf(x: F32) -> F32:
     t = 1.0 / (1.0 + 0.3275911 * a)
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
                 + t * (-1.453152027 + t * 1.061405429))))
-    return (sign * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
+    out: F32 = (sign * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
+    return out
 
 
 def _gelu(x: F32) -> F32:
@@ -39,7 +40,8 @@ def _gelu(x: F32) -> F32:
 def _layer_norm(x: F32, weight: F32, bias: F32, eps: float) -> F32:
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return ((x - mean) / np.sqrt(var + eps) * weight + bias).astype(np.float32)
+    out: F32 = ((x - mean) / np.sqrt(var + eps) * weight + bias).astype(np.float32)
+    return out
 
 
 class _Layer:
@@ -57,7 +59,8 @@ class _Layer:
         self.qkv_b = np.concatenate(
             [v("attention.self.query.bias"), v("attention.self.key.bias"),
              v("attention.self.value.bias")])
-        self.out_w, self.out_b = t("attention.output.dense.weight"), v("attention.output.dense.bias")
+        self.out_w = t("attention.output.dense.weight")
+        self.out_b = v("attention.output.dense.bias")
         self.ln1 = v("attention.output.LayerNorm.weight"), v("attention.output.LayerNorm.bias")
         self.up_w, self.up_b = t("intermediate.dense.weight"), v("intermediate.dense.bias")
         self.down_w, self.down_b = t("output.dense.weight"), v("output.dense.bias")
@@ -86,8 +89,10 @@ class BertEngine:
         tokenizer.no_truncation()
         tokenizer.no_padding()
         self._tokenizer = tokenizer
-        self._cls = int(tokenizer.token_to_id("[CLS]"))
-        self._sep = int(tokenizer.token_to_id("[SEP]"))
+        cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+        if cls is None or sep is None:
+            raise ValueError(f"{model_dir}: the tokenizer has no [CLS]/[SEP] tokens")
+        self._cls, self._sep = int(cls), int(sep)
         w = load_file(str(model_dir / "model.safetensors"))
         prefix = "bert." if "bert.embeddings.word_embeddings.weight" in w else ""
         self._word = np.asarray(w[f"{prefix}embeddings.word_embeddings.weight"], np.float32)
@@ -143,7 +148,8 @@ class BertEngine:
         summed = (x * mask[:, :, None]).sum(axis=1)
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
         norm = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norm, 1e-12)).astype(np.float32)
+        out: F32 = (pooled / np.maximum(norm, 1e-12)).astype(np.float32)
+        return out
 
     def _layer(self, layer: _Layer, x: F32, bias: F32) -> F32:
         b, n, h = x.shape

@@ -69,7 +69,7 @@ class LlamaCppEngine:
         params.n_seq_max = s.slots
         params.n_threads = threads
         params.n_threads_batch = threads
-        params.kv_unified = True
+        params.kv_unified = s.kv_unified
         params.no_perf = True
         ctx = L.llama_init_from_model(model.model, params)
         if not ctx:

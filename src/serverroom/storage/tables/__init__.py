@@ -3,5 +3,6 @@
 from serverroom.storage.db import Base
 from serverroom.storage.tables import accounts  # noqa: F401
 from serverroom.storage.tables import conversations, responses  # noqa: F401
+from serverroom.storage.tables import batches, files  # noqa: F401
 
 __all__ = ["Base"]

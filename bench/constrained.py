@@ -1,0 +1,153 @@
+"""Constrained vs unconstrained decoding speed on the same prompts, through the HTTP API.
+
+    .venv/bin/python bench/constrained.py                 # starts a server with the bundled model
+    .venv/bin/python bench/constrained.py --base-url http://127.0.0.1:8000/v1 --api-key sk-...
+
+For each round and concurrency level it sends the same prompts twice, unconstrained and with a
+strict ``json_schema`` response format (interleaved, so machine load hits both alike), streams
+the replies and reports decode speed: tokens after the first divided by the time from the first
+to the last content chunk (prompt processing excluded), and aggregate throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import httpx
+import openai
+
+PROMPTS = [
+    "Describe a fictional person: name, age, city and hobbies.",
+    "Give the details of a book you like: title, author, year and genres.",
+    "Plan a short trip: destination, days, budget and activities.",
+    "Describe a product for an online shop: name, price, stock and tags.",
+]
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "year": {"type": "integer"},
+        "score": {"type": "number"},
+        "items": {"type": "array", "items": {"type": "string"}},
+        "notes": {"type": "string"},
+    },
+    "required": ["title", "year", "score", "items", "notes"],
+    "additionalProperties": False,
+}
+FORMAT = {"type": "json_schema", "json_schema": {"name": "record", "schema": SCHEMA, "strict": True}}
+
+
+async def one(client: openai.AsyncOpenAI, model: str, prompt: str, constrained: bool,
+              max_tokens: int) -> tuple[int, float, float]:
+    """(completion tokens, decode seconds, total seconds) for one streamed request."""
+    extra: dict[str, Any] = {"response_format": FORMAT} if constrained else {}
+    start = time.perf_counter()
+    first = last = 0.0
+    tokens = 0
+    stream = await client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens,
+        temperature=0, stream=True, stream_options={"include_usage": True}, **extra,
+    )
+    async for chunk in stream:
+        if chunk.usage is not None:
+            tokens = chunk.usage.completion_tokens
+        if chunk.choices and chunk.choices[0].delta.content:
+            now = time.perf_counter()
+            first = first or now
+            last = now
+    return tokens, max(last - first, 1e-9), time.perf_counter() - start
+
+
+async def level(client: openai.AsyncOpenAI, model: str, concurrency: int, rounds: int,
+                max_tokens: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    stats: dict[bool, dict[str, list[float]]] = {
+        c: {"rate": [], "tokens": [], "wall": []} for c in (False, True)
+    }
+    for r in range(rounds):
+        for constrained in ((False, True) if r % 2 == 0 else (True, False)):
+            prompts = [PROMPTS[(r + i) % len(PROMPTS)] for i in range(concurrency)]
+            t0 = time.perf_counter()
+            results = await asyncio.gather(
+                *(one(client, model, p, constrained, max_tokens) for p in prompts)
+            )
+            stats[constrained]["wall"].append(time.perf_counter() - t0)
+            for tokens, decode, _ in results:
+                stats[constrained]["tokens"].append(tokens)
+                if tokens > 1:
+                    stats[constrained]["rate"].append((tokens - 1) / decode)
+    for constrained, s in stats.items():
+        key = "constrained" if constrained else "unconstrained"
+        out[key] = {
+            "decode_tok_s_per_request": round(statistics.median(s["rate"]), 1),
+            "aggregate_tok_s": round(sum(s["tokens"]) / sum(s["wall"]), 1),
+            "mean_tokens": round(statistics.mean(s["tokens"]), 1),
+        }
+    out["ratio_decode"] = round(
+        out["constrained"]["decode_tok_s_per_request"]
+        / out["unconstrained"]["decode_tok_s_per_request"], 3)
+    out["ratio_aggregate"] = round(
+        out["constrained"]["aggregate_tok_s"] / out["unconstrained"]["aggregate_tok_s"], 3)
+    return out
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = tempfile.mkdtemp(prefix="bench-")
+    env = {**os.environ, "SERVERROOM_DATA_DIR": data}
+    log = open(os.path.join(data, "server.log"), "ab")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "serverroom", "serve", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc, f"http://127.0.0.1:{port}/v1"
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.terminate()
+    raise RuntimeError("server did not start")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--base-url")
+    parser.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", "sk-bench"))
+    parser.add_argument("--concurrency", default="1,4")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=96)
+    args = parser.parse_args()
+    proc = None
+    base_url = args.base_url
+    if base_url is None:
+        proc, base_url = start_server()
+    try:
+        client = openai.AsyncOpenAI(base_url=base_url, api_key=args.api_key, timeout=600)
+        model = (await client.models.list()).data[0].id
+        await one(client, model, PROMPTS[0], True, 8)  # warm-up (tokenizer build)
+        report = {"model": model, "max_tokens": args.max_tokens, "rounds": args.rounds}
+        for c in [int(x) for x in args.concurrency.split(",")]:
+            report[f"concurrency_{c}"] = await level(client, model, c, args.rounds,
+                                                     args.max_tokens)
+            print(json.dumps({f"concurrency_{c}": report[f"concurrency_{c}"]}), flush=True)
+        print(json.dumps(report, indent=2))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

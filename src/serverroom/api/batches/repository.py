@@ -1,0 +1,160 @@
+"""Storage of batches and their request lines (see ``storage/tables/batches.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from serverroom.storage.db import Database
+from serverroom.storage.tables.batches import BatchLineRow, BatchRow
+
+ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
+CANCELLABLE = ("validating", "in_progress")
+
+
+@dataclass(frozen=True)
+class PendingLine:
+    line: int
+    custom_id: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LineUsage:
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+
+
+class BatchRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, row: BatchRow) -> BatchRow:
+        async with self.db.session() as session:
+            session.add(row)
+        return row
+
+    async def get(self, batch_id: str, project_id: str | None = None) -> BatchRow | None:
+        query = select(BatchRow).where(BatchRow.id == batch_id)
+        if project_id is not None:
+            query = query.where(BatchRow.project_id == project_id)
+        async with self.db.session() as session:
+            return (await session.execute(query)).scalar_one_or_none()
+
+    async def page(
+        self, project_id: str, *, after: str | None, limit: int
+    ) -> tuple[list[BatchRow], bool]:
+        async with self.db.session() as session:
+            query = select(BatchRow).where(BatchRow.project_id == project_id)
+            if after:
+                cursor = (
+                    await session.execute(
+                        select(BatchRow.seq).where(
+                            BatchRow.id == after, BatchRow.project_id == project_id
+                        )
+                    )
+                ).scalar_one_or_none()
+                if cursor is not None:
+                    query = query.where(BatchRow.seq < cursor)
+            query = query.order_by(BatchRow.seq.desc()).limit(limit + 1)
+            rows = list((await session.execute(query)).scalars())
+        return rows[:limit], len(rows) > limit
+
+    async def update(
+        self, batch_id: str, *, only_from: tuple[str, ...] | None = None, **values: Any
+    ) -> bool:
+        """Set columns; with ``only_from``, only while the status is one of those."""
+        query = update(BatchRow).where(BatchRow.id == batch_id)
+        if only_from is not None:
+            query = query.where(BatchRow.status.in_(only_from))
+        async with self.db.session() as session:
+            result = await session.execute(query.values(**values))
+            return bool(getattr(result, "rowcount", 0))
+
+    async def next_active(self) -> str | None:
+        """The oldest batch that still has work (any project)."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                select(BatchRow.id).where(BatchRow.status.in_(ACTIVE))
+                .order_by(BatchRow.seq.asc()).limit(1)
+            )
+            return result.scalar_one_or_none()
+
+    async def start(
+        self, batch_id: str, lines: list[PendingLine], model: str | None, now: int
+    ) -> bool:
+        """Store the validated lines and move ``validating`` → ``in_progress`` atomically."""
+        async with self.db.session() as session:
+            status = (
+                await session.execute(select(BatchRow.status).where(BatchRow.id == batch_id))
+            ).scalar_one()
+            if status != "validating":
+                return False
+            session.add_all(
+                BatchLineRow(batch_id=batch_id, line=item.line, custom_id=item.custom_id,
+                             body=item.body, status="pending", result=None)
+                for item in lines
+            )
+            await session.execute(
+                update(BatchRow).where(BatchRow.id == batch_id).values(
+                    status="in_progress", in_progress_at=now, total=len(lines), model=model
+                )
+            )
+        return True
+
+    async def pending(self, batch_id: str) -> list[PendingLine]:
+        async with self.db.session() as session:
+            result = await session.execute(
+                select(BatchLineRow.line, BatchLineRow.custom_id, BatchLineRow.body)
+                .where(BatchLineRow.batch_id == batch_id, BatchLineRow.status == "pending")
+                .order_by(BatchLineRow.line)
+            )
+            return [PendingLine(line, custom_id, body) for line, custom_id, body in result]
+
+    async def finish(
+        self, batch_id: str, line: int, ok: bool, result: dict[str, Any], usage: LineUsage
+    ) -> bool:
+        """Record one line's result and advance the counters in one transaction.
+
+        Only a still-pending line is finished, so a line is never counted twice.
+        """
+        async with self.db.session() as session:
+            changed = await session.execute(
+                update(BatchLineRow)
+                .where(BatchLineRow.batch_id == batch_id, BatchLineRow.line == line,
+                       BatchLineRow.status == "pending")
+                .values(status="completed" if ok else "failed", result=result)
+            )
+            if not getattr(changed, "rowcount", 0):
+                return False
+            counter = BatchRow.completed if ok else BatchRow.failed
+            await session.execute(
+                update(BatchRow).where(BatchRow.id == batch_id).values({
+                    counter: counter + 1,
+                    BatchRow.input_tokens: BatchRow.input_tokens + usage.input_tokens,
+                    BatchRow.cached_tokens: BatchRow.cached_tokens + usage.cached_tokens,
+                    BatchRow.output_tokens: BatchRow.output_tokens + usage.output_tokens,
+                })
+            )
+        return True
+
+    async def results(self, batch_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """(status, result) of every finished line, in input order."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                select(BatchLineRow.status, BatchLineRow.result)
+                .where(BatchLineRow.batch_id == batch_id, BatchLineRow.status != "pending")
+                .order_by(BatchLineRow.line)
+            )
+            return [(status, body) for status, body in result if body is not None]
+
+    async def count_lines(self, batch_id: str) -> int:
+        async with self.db.session() as session:
+            result = await session.execute(
+                select(func.count()).select_from(BatchLineRow)
+                .where(BatchLineRow.batch_id == batch_id)
+            )
+            return int(result.scalar_one())

@@ -1,0 +1,273 @@
+"""The batch worker: one asyncio task per app that runs batches in the background.
+
+It takes the oldest batch with work (``validating``, ``in_progress``, ``finalizing``,
+``cancelling``), validates its input file, runs its pending lines a few at a time at a lower
+engine priority than interactive requests, stores each line's result as soon as it finishes,
+and writes the output and error files at the end. State lives in the database only, so a
+restarted server resumes where it stopped: finished lines are never run again and never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from serverroom.api.batches.lines import expired_result, parse_input, run_line
+from serverroom.api.batches.repository import BatchRepository, LineUsage, PendingLine
+from serverroom.api.files.service import FileService
+from serverroom.context import AppContext
+from serverroom.principal import Principal
+from serverroom.storage.tables.batches import BatchRow
+
+logger = logging.getLogger("serverroom.batches")
+PURGE_EVERY = 300.0  # seconds between sweeps for expired files
+RETRIES = 6  # a line refused with 429/503 (engine busy, rate limit) is retried this often
+
+
+class BatchWorker:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.repo = BatchRepository(ctx.db)
+        self.files = FileService(ctx)
+        self.settings = ctx.settings.batch
+        self._wake = asyncio.Event()
+        self._cancels: dict[str, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._last_purge = 0.0
+
+    # -- control ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="batch-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self, batch_id: str) -> None:
+        self._cancels.setdefault(batch_id, asyncio.Event()).set()
+
+    # -- loop ------------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        while True:
+            try:
+                batch_id = await self.repo.next_active()
+                if batch_id is not None:
+                    await self._process(batch_id)
+                    continue
+                await self._maybe_purge()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("batch worker iteration failed")
+                await asyncio.sleep(self.settings.poll_seconds)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+
+    async def _maybe_purge(self) -> None:
+        if time.monotonic() - self._last_purge > PURGE_EVERY:
+            self._last_purge = time.monotonic()
+            await self.files.purge_expired()
+
+    async def _process(self, batch_id: str) -> None:
+        row = await self.repo.get(batch_id)
+        if row is None:
+            return
+        try:
+            if row.status == "validating":
+                await self._validate(row)
+            elif row.status == "in_progress":
+                await self._run(row)
+            elif row.status in ("finalizing", "cancelling"):
+                await self._finalize(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("batch %s failed", batch_id)
+            error = {"code": "server_error", "message": f"The batch failed: {exc}",
+                     "param": None, "line": None}
+            await self.repo.update(batch_id, status="failed", failed_at=int(time.time()),
+                                   errors=[error])
+
+    # -- stages ----------------------------------------------------------------------------
+    async def _validate(self, row: BatchRow) -> None:
+        now = int(time.time())
+        try:
+            data = await self.files.blobs.read_bytes(row.input_file_id)
+        except FileNotFoundError:
+            data = None
+        if data is None:
+            errors = [{"code": "file_not_found", "message": "The input file no longer exists.",
+                       "param": "input_file_id", "line": None}]
+            lines: list[PendingLine] = []
+            model = None
+        else:
+            lines, model, errors = await asyncio.to_thread(parse_input, data, row.endpoint)
+        if errors:
+            await self.repo.update(row.id, only_from=("validating",), status="failed",
+                                   failed_at=now, errors=errors)
+            return
+        await self.repo.start(row.id, lines, model, now)
+
+    async def _run(self, row: BatchRow) -> None:
+        principal = Principal(project_id=row.project_id)
+        stop = self._cancels.setdefault(row.id, asyncio.Event())
+        pending = await self.repo.pending(row.id)
+        gate = asyncio.Semaphore(self.settings.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(line: PendingLine) -> None:
+            try:
+                for attempt in range(RETRIES + 1):
+                    ok, result, usage = await run_line(
+                        self.ctx, principal, row.endpoint, line, self.settings.priority
+                    )
+                    if result["response"]["status_code"] not in (429, 503) or attempt == RETRIES:
+                        break
+                    await asyncio.sleep(min(30.0, 0.5 * 2**attempt))  # busy: back off, retry
+                await self.repo.finish(row.id, line.line, ok, result, usage)
+            finally:
+                gate.release()
+
+        async with self._watch(row.id, stop):
+            for line in pending:
+                if not await _acquire(gate, stop):
+                    break
+                if time.time() >= row.expires_at:
+                    gate.release()
+                    break
+                task = asyncio.create_task(one(line))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            try:
+                await self._drain(tasks, stop)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        row = await self._reload(row.id)
+        if row.status == "cancelling":
+            await self._finalize(row)
+        elif time.time() >= row.expires_at:
+            for line in await self.repo.pending(row.id):
+                await self.repo.finish(row.id, line.line, False, expired_result(line),
+                                       LineUsage())
+            await self.repo.update(row.id, only_from=("in_progress",), status="finalizing",
+                                   finalizing_at=int(time.time()))
+            await self._finalize(await self._reload(row.id), final="expired")
+        elif await self.repo.pending(row.id):
+            # A line failed to record (e.g. a database error): run it again on the next pass.
+            await asyncio.sleep(self.settings.poll_seconds)
+        else:
+            await self.repo.update(row.id, only_from=("in_progress",), status="finalizing",
+                                   finalizing_at=int(time.time()))
+            await self._finalize(await self._reload(row.id))
+
+    async def _drain(self, tasks: set[asyncio.Task[None]], stop: asyncio.Event) -> None:
+        """Wait for the running lines; on cancel, stop them (they stay pending)."""
+        while tasks:
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if stop.is_set():
+                return
+
+    @contextlib.asynccontextmanager
+    async def _watch(self, batch_id: str, stop: asyncio.Event) -> AsyncIterator[None]:
+        """Poll the database for a cancel made elsewhere (another replica, a restart)."""
+
+        async def poll() -> None:
+            while not stop.is_set():
+                current = await self.repo.get(batch_id)
+                if (current is None or current.status == "cancelling"
+                        or time.time() >= current.expires_at):
+                    stop.set()
+                    return
+                await asyncio.sleep(self.settings.poll_seconds)
+
+        task = asyncio.create_task(poll())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _reload(self, batch_id: str) -> BatchRow:
+        row = await self.repo.get(batch_id)
+        assert row is not None
+        return row
+
+    async def _finalize(self, row: BatchRow, final: str | None = None) -> None:
+        """Write the output and error files and set the final status."""
+        results = await self.repo.results(row.id)
+        ok = [json.dumps(r) for status, r in results if status == "completed"]
+        bad = [json.dumps(r) for status, r in results if status == "failed"]
+        expires = row.output_expires_seconds
+        output_id = error_id = None
+        if ok:
+            obj = await self.files.store_bytes(
+                row.project_id, ("\n".join(ok) + "\n").encode(), f"{row.id}_output.jsonl",
+                "batch_output", expires,
+            )
+            output_id = obj["id"]
+        if bad:
+            obj = await self.files.store_bytes(
+                row.project_id, ("\n".join(bad) + "\n").encode(), f"{row.id}_error.jsonl",
+                "batch_output", expires,
+            )
+            error_id = obj["id"]
+        now = int(time.time())
+        status = final or ("cancelled" if row.status == "cancelling" else "completed")
+        stamp = {"completed": "completed_at", "cancelled": "cancelled_at",
+                 "expired": "expired_at"}[status]
+        await self.repo.update(
+            row.id, only_from=("finalizing", "cancelling", "in_progress"), status=status,
+            output_file_id=output_id, error_file_id=error_id, **{stamp: now},
+        )
+        self._cancels.pop(row.id, None)
+
+
+async def _acquire(gate: asyncio.Semaphore, stop: asyncio.Event) -> bool:
+    """Take a slot of ``gate`` unless ``stop`` is set first."""
+    if stop.is_set():
+        return False
+    taking = asyncio.create_task(gate.acquire())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({taking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if taking.done() and not taking.cancelled():
+        if stop.is_set():
+            gate.release()
+            return False
+        return True
+    taking.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await taking
+    if taking.done() and not taking.cancelled():
+        gate.release()
+    return False
+
+
+@contextlib.asynccontextmanager
+async def lifespan(ctx: AppContext) -> AsyncIterator[None]:
+    """Start the worker with the app; stop it (lines in flight stay pending) at shutdown."""
+    worker = BatchWorker(ctx)
+    ctx.extras["batch_worker"] = worker
+    worker.start()
+    try:
+        yield
+    finally:
+        await worker.stop()
+        ctx.extras.pop("batch_worker", None)

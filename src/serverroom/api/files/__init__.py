@@ -1,0 +1,1 @@
+"""Files: upload, list, retrieve, delete and download files (``/v1/files``)."""

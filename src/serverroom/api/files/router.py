@@ -1,0 +1,105 @@
+"""Routes for Files (multipart upload parsed by hand to apply the size limit early)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.responses import FileResponse
+
+from serverroom.api.files.service import FileService, check_expiry
+from serverroom.context import AppContext, get_context, get_principal
+from serverroom.errors import InvalidRequestError, NotFoundError
+from serverroom.principal import Principal
+
+router = APIRouter(tags=["files"])
+MULTIPART_SLACK = 64 * 1024  # boundaries and the other form fields
+
+
+@router.post("/files", response_model=None)
+async def upload_file(
+    request: Request,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> JSONResponse:
+    service = FileService(ctx)
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > service.max_bytes + MULTIPART_SLACK:
+        raise service.too_large()
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidRequestError(
+            "The request must be multipart/form-data with 'file' and 'purpose'.", param="file"
+        )
+    async with request.form(max_files=1, max_fields=16) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequestError(
+                "Missing required parameter: 'file'.", param="file",
+                code="missing_required_parameter",
+            )
+        purpose = form.get("purpose")
+        if not isinstance(purpose, str):
+            raise InvalidRequestError(
+                "Missing required parameter: 'purpose'.", param="purpose",
+                code="missing_required_parameter",
+            )
+        anchor = form.get("expires_after[anchor]")
+        seconds = form.get("expires_after[seconds]")
+        expires = check_expiry(
+            anchor if isinstance(anchor, str) else None,
+            seconds if isinstance(seconds, str) else None,
+        )
+        obj = await service.upload(
+            principal.project_id, upload.file, upload.filename or "upload", purpose, expires
+        )
+    return JSONResponse(obj)
+
+
+@router.get("/files")
+async def list_files(
+    purpose: str | None = None,
+    after: str | None = None,
+    limit: int = Query(10000, ge=1, le=10000),
+    order: Literal["asc", "desc"] = "desc",
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> dict[str, Any]:
+    return await FileService(ctx).list(
+        principal.project_id, purpose=purpose, after=after, limit=limit, order=order
+    )
+
+
+@router.get("/files/{file_id}")
+async def retrieve_file(
+    file_id: str,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> dict[str, Any]:
+    return await FileService(ctx).retrieve(principal.project_id, file_id)
+
+
+@router.delete("/files/{file_id}")
+async def delete_file(
+    file_id: str,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> dict[str, Any]:
+    return await FileService(ctx).delete(principal.project_id, file_id)
+
+
+@router.get("/files/{file_id}/content", response_model=None)
+async def file_content(
+    file_id: str,
+    ctx: AppContext = Depends(get_context),
+    principal: Principal = Depends(get_principal),
+) -> FileResponse:
+    service = FileService(ctx)
+    row = await service.get_row(principal.project_id, file_id)
+    if not service.blobs.path(row.id).exists():
+        raise NotFoundError(f"No such File object: {file_id}", param="id", code="file_not_found")
+    return FileResponse(
+        service.blobs.path(row.id), media_type="application/octet-stream",
+        filename=row.filename, content_disposition_type="attachment",
+    )
