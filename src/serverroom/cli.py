@@ -56,8 +56,14 @@ def models() -> None:
     table = Table("id", "runs", "context", "$/1M in", "$/1M cached", "$/1M out")
     for entry in Catalog.load(settings.catalog_file).entries():
         p = entry.pricing
-        table.add_row(entry.id, entry.target, str(entry.context_length),
-                      f"{p.input:g}", f"{p.cached_input:g}", f"{p.output:g}")
+        table.add_row(
+            entry.id,
+            entry.target,
+            str(entry.context_length),
+            f"{p.input:g}",
+            f"{p.cached_input:g}",
+            f"{p.output:g}",
+        )
     Console().print(table)
 
 

@@ -170,7 +170,7 @@ def validation_error(exc: RequestValidationError) -> InvalidRequestError:
         return InvalidRequestError("Invalid request.")
     first = errors[0]
     param = _param_from_loc(first.get("loc", ()))
-    if first.get("type") == "json_invalid" or param is None and first.get("type") == "missing":
+    if first.get("type") == "json_invalid" or (param is None and first.get("type") == "missing"):
         return InvalidRequestError(
             "We could not parse the JSON body of your request. (HINT: This likely means you"
             " aren't using your HTTP library correctly.)",
@@ -179,11 +179,13 @@ def validation_error(exc: RequestValidationError) -> InvalidRequestError:
     message = str(first.get("msg", "Invalid value"))
     if first.get("type") == "missing":
         return InvalidRequestError(
-            f"Missing required parameter: '{param}'.", param=param,
+            f"Missing required parameter: '{param}'.",
+            param=param,
             code="missing_required_parameter",
         )
-    return InvalidRequestError(f"Invalid value for '{param}': {message}", param=param,
-                               code="invalid_value")
+    return InvalidRequestError(
+        f"Invalid value for '{param}': {message}", param=param, code="invalid_value"
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -248,3 +248,21 @@ def test_interactive_latency_while_batch_runs(tmp_path: Path) -> None:
               f" {statistics.median(busy) * 1000:.0f} ms")
         sdk.batches.cancel(batch_id)
         wait(sdk, batch_id, until=("cancelled",))
+
+
+def test_expired_batch_reports_unfinished_lines(tmp_path: Path) -> None:
+    with TestClient(create_app(slow_settings(tmp_path))) as client:
+        sdk = sdk_for(client)
+        batch_id = submit(sdk, [chat_line(f"r{i}") for i in range(30)]).id
+        wait(sdk, batch_id, done_at_least=2)
+        with sqlite3.connect(tmp_path / "serverroom.db") as conn:  # the 24 h window has passed
+            conn.execute("UPDATE batches SET expires_at = 0 WHERE id = ?", (batch_id,))
+        batch = wait(sdk, batch_id, until=("expired",))
+        counts = batch.request_counts
+        assert batch.expired_at is not None and counts is not None
+        assert counts.completed + counts.failed == counts.total == 30
+        errors = read_jsonl(sdk, batch.error_file_id)
+        assert len(errors) == counts.failed > 0
+        assert {e["error"]["code"] for e in errors} == {"batch_expired"}
+        assert all(e["response"] is None for e in errors)
+        assert len(read_jsonl(sdk, batch.output_file_id)) == counts.completed

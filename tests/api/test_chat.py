@@ -37,8 +37,11 @@ def test_all_roles_and_text_parts(sdk: openai.OpenAI) -> None:
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": "call_1", "type": "function",
-                     "function": {"name": "w", "arguments": "{}"}}
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "w", "arguments": "{}"},
+                    }
                 ],
             },
             {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
@@ -63,7 +66,10 @@ def test_stop_sequences(sdk: openai.OpenAI) -> None:
     word = text.split()[2]
     for stop in (word, [word, "zzz"]):
         cut = sdk.chat.completions.create(
-            model="gpt-4.1", messages=MSG, temperature=0, stop=stop  # type: ignore[arg-type]
+            model="gpt-4.1",
+            messages=MSG,
+            temperature=0,
+            stop=stop,  # type: ignore[arg-type]
         )
         assert cut.choices[0].message.content == text[: text.index(word)]
         assert cut.choices[0].finish_reason == "stop"
@@ -80,7 +86,11 @@ def test_seed_is_reproducible_and_n(sdk: openai.OpenAI) -> None:
 
 def test_logprobs(sdk: openai.OpenAI) -> None:
     completion = sdk.chat.completions.create(
-        model="gpt-4.1", messages=MSG, logprobs=True, top_logprobs=3, max_tokens=4  # type: ignore[arg-type]
+        model="gpt-4.1",
+        messages=MSG,
+        logprobs=True,
+        top_logprobs=3,
+        max_tokens=4,  # type: ignore[arg-type]
     )
     logprobs = completion.choices[0].logprobs
     assert logprobs is not None and logprobs.content is not None
@@ -91,22 +101,35 @@ def test_logprobs(sdk: openai.OpenAI) -> None:
 
 def test_logit_bias_forces_token(sdk: openai.OpenAI) -> None:
     completion = sdk.chat.completions.create(
-        model="gpt-4.1", messages=MSG, logit_bias={"65": 100}, max_tokens=3  # type: ignore[arg-type]
+        model="gpt-4.1",
+        messages=MSG,
+        logit_bias={"65": 100},
+        max_tokens=3,  # type: ignore[arg-type]
     )
     assert completion.choices[0].message.content == "AAA"
 
 
 def test_penalties_and_sampling_accepted(sdk: openai.OpenAI) -> None:
     completion = sdk.chat.completions.create(
-        model="gpt-4.1", messages=MSG, temperature=0.5, top_p=0.9,  # type: ignore[arg-type]
-        presence_penalty=1, frequency_penalty=-1, extra_body={"top_k": 5, "anything": True},
+        model="gpt-4.1",
+        messages=MSG,
+        temperature=0.5,
+        top_p=0.9,  # type: ignore[arg-type]
+        presence_penalty=1,
+        frequency_penalty=-1,
+        extra_body={"top_k": 5, "anything": True},
     )
     assert completion.choices[0].message.content
 
 
 def test_stream_shape(client: TestClient) -> None:
-    body = {"model": "gpt-4.1", "messages": MSG, "stream": True, "n": 2,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": "gpt-4.1",
+        "messages": MSG,
+        "stream": True,
+        "n": 2,
+        "stream_options": {"include_usage": True},
+    }
     with client.stream("POST", "/v1/chat/completions", json=body) as reply:
         assert reply.status_code == 200
         assert reply.headers["content-type"].startswith("text/event-stream")
@@ -118,7 +141,9 @@ def test_stream_shape(client: TestClient) -> None:
     assert sorted(c["choices"][0]["index"] for c in roles) == [0, 1]
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
     assert all("usage" in c and c["usage"] is None for c in chunks[:-1])
-    finishes = [c["choices"][0]["finish_reason"] for c in chunks[:-1] if c["choices"][0]["finish_reason"]]
+    finishes = [
+        c["choices"][0]["finish_reason"] for c in chunks[:-1] if c["choices"][0]["finish_reason"]
+    ]
     assert finishes == ["stop", "stop"]
 
 
@@ -154,11 +179,19 @@ def test_stream_without_usage_has_no_usage_chunk(client: TestClient) -> None:
         ({"messages": [{"role": "user"}]}, "messages[0]"),
         ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0]"),
         ({"top_logprobs": 30, "logprobs": True}, "top_logprobs"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-         "messages[0].content[0].type"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+                ]
+            },
+            "messages[0].content[0].type",
+        ),
     ],
 )
-def test_bad_params_are_400_naming_param(sdk: openai.OpenAI, patch: dict[str, object], param: str) -> None:
+def test_bad_params_are_400_naming_param(
+    sdk: openai.OpenAI, patch: dict[str, object], param: str
+) -> None:
     body = {"model": "gpt-4.1", "messages": MSG, **patch}
     with pytest.raises(openai.BadRequestError) as info:
         sdk.chat.completions.create(**body)  # type: ignore[call-overload]
@@ -175,8 +208,9 @@ def test_missing_model_is_400(client: TestClient) -> None:
 
 
 def test_invalid_json_is_400(client: TestClient) -> None:
-    reply = client.post("/v1/chat/completions", content=b"{not json",
-                        headers={"content-type": "application/json"})
+    reply = client.post(
+        "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert reply.status_code == 400
     assert set(reply.json()["error"]) == {"message", "type", "param", "code"}
 

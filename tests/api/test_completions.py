@@ -18,7 +18,9 @@ def test_default_max_tokens_is_16(sdk: openai.OpenAI) -> None:
 
 
 def test_list_prompts_and_n_numbering(sdk: openai.OpenAI) -> None:
-    completion = sdk.completions.create(model="gpt-4.1", prompt=["a", "b"], n=2, max_tokens=3, seed=1)
+    completion = sdk.completions.create(
+        model="gpt-4.1", prompt=["a", "b"], n=2, max_tokens=3, seed=1
+    )
     assert [c.index for c in completion.choices] == [0, 1, 2, 3]
 
 
@@ -41,13 +43,20 @@ def test_echo_logprobs_stop(sdk: openai.OpenAI) -> None:
     assert all(len(t) == 2 for t in choice.logprobs.top_logprobs or [])
     full = sdk.completions.create(model="gpt-4.1", prompt="Hi", max_tokens=40, temperature=0)
     word = full.choices[0].text.split()[1]
-    cut = sdk.completions.create(model="gpt-4.1", prompt="Hi", max_tokens=40, temperature=0, stop=word)
+    cut = sdk.completions.create(
+        model="gpt-4.1", prompt="Hi", max_tokens=40, temperature=0, stop=word
+    )
     assert cut.choices[0].text == full.choices[0].text[: full.choices[0].text.index(word)]
 
 
 def test_stream(client: TestClient) -> None:
-    body = {"model": "gpt-4.1", "prompt": "x", "stream": True, "max_tokens": 5,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": "gpt-4.1",
+        "prompt": "x",
+        "stream": True,
+        "max_tokens": 5,
+        "stream_options": {"include_usage": True},
+    }
     with client.stream("POST", "/v1/completions", json=body) as reply:
         lines = [line for line in reply.iter_lines() if line]
     assert lines[-1] == "data: [DONE]"

@@ -117,3 +117,13 @@ def test_models_and_wrong_kind(emb: openai.OpenAI) -> None:
         emb.embeddings.create(model="gpt-4.1-mini", input="hi")
     with pytest.raises(openai.NotFoundError):
         emb.embeddings.create(model="no-such-model", input="hi")
+
+
+def test_many_inputs_keep_order(emb: openai.OpenAI) -> None:
+    texts = [f"sentence number {i} about topic {i % 7}" for i in range(150)]
+    many = emb.embeddings.create(model="all-minilm-l6-v2", input=texts, encoding_format="float")
+    assert [d.index for d in many.data] == list(range(150))
+    single = emb.embeddings.create(model="all-minilm-l6-v2", input=texts[137],
+                                   encoding_format="float")
+    np.testing.assert_allclose(vec(many.data[137].embedding), vec(single.data[0].embedding),
+                               atol=1e-5)

@@ -48,8 +48,9 @@ def _client(tmp_path: Path, engine_cls: type[FakeEngine]) -> TestClient:
 
 def test_engine_failure_is_500_and_server_survives(tmp_path: Path) -> None:
     with _client(tmp_path, BrokenEngine) as client:
-        sdk = openai.OpenAI(api_key="k", base_url="http://testserver/v1", http_client=client,
-                            max_retries=0)
+        sdk = openai.OpenAI(
+            api_key="k", base_url="http://testserver/v1", http_client=client, max_retries=0
+        )
         with pytest.raises(openai.InternalServerError) as info:
             sdk.chat.completions.create(
                 model="gpt-4.1", messages=[{"role": "user", "content": "boom-early"}]
@@ -87,7 +88,9 @@ def test_queue_overflow_is_503_with_retry_after(tmp_path: Path) -> None:
         with client.stream("POST", "/v1/chat/completions", json=body) as busy:
             assert busy.status_code == 200
             next(busy.iter_lines())
-            refused = client.post("/v1/chat/completions", json={"model": "gpt-4.1", "messages": MSG})
+            refused = client.post(
+                "/v1/chat/completions", json={"model": "gpt-4.1", "messages": MSG}
+            )
             assert refused.status_code == 503
             assert refused.headers["retry-after"] == "1"
             assert refused.json()["error"]["code"] == "engine_overloaded"

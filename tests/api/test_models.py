@@ -14,7 +14,14 @@ from tests.conftest import fake_settings
 
 def test_list_and_retrieve(sdk: openai.OpenAI) -> None:
     ids = [m.id for m in sdk.models.list()]
-    for name in ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "o3", "smollm2-135m-instruct"):
+    for name in (
+        "gpt-4.1",
+        "gpt-4.1-mini",
+        "gpt-4.1-nano",
+        "gpt-4o",
+        "o3",
+        "smollm2-135m-instruct",
+    ):
         assert name in ids
     model = sdk.models.retrieve("gpt-4o")
     assert model.object == "model" and model.id == "gpt-4o"
@@ -27,7 +34,7 @@ def test_user_catalog_adds_models_with_slashes(tmp_path: Path) -> None:
     catalog = tmp_path / "models.toml"
     catalog.write_text(
         '[[model]]\nid = "org/tiny:v1"\nalias_of = "smollm2-135m-instruct"\n'
-        'pricing = { input = 1.0, cached_input = 0.5, output = 2.0 }\n'
+        "pricing = { input = 1.0, cached_input = 0.5, output = 2.0 }\n"
     )
     with TestClient(create_app(fake_settings(tmp_path, catalog_file=catalog))) as client:
         sdk = openai.OpenAI(api_key="k", base_url="http://testserver/v1", http_client=client)

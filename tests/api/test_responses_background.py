@@ -141,3 +141,11 @@ def test_stream_a_finished_response(sdk: openai.OpenAI) -> None:
     assert [e.sequence_number for e in events] == list(range(9))
     assert events[4].delta == done.output_text  # type: ignore[union-attr]
     assert events[-1].response.model_dump() == done.model_dump()  # type: ignore[union-attr]
+
+
+def test_chain_onto_running_response_is_400(slow: openai.OpenAI) -> None:
+    job = slow.responses.create(model="gpt-4.1", input="hi", background=True)
+    with pytest.raises(openai.BadRequestError) as info:
+        slow.responses.create(model="gpt-4.1", input="x", previous_response_id=job.id)
+    assert info.value.param == "previous_response_id"
+    slow.responses.cancel(job.id)

@@ -49,8 +49,21 @@ def wait(client: openai.OpenAI, batch_id: str, timeout: float = 240.0,
     raise AssertionError(f"batch {batch_id} did not finish")
 
 
+def ask(client: openai.OpenAI) -> float:
+    start = time.perf_counter()
+    client.chat.completions.create(model=MODEL, max_tokens=16,
+                                   messages=[{"role": "user", "content": "Say hi."}])
+    return time.perf_counter() - start
+
+
 def test_small_real_batch(live_client: openai.OpenAI) -> None:
-    batch = wait(live_client, run_batch(live_client, chat_lines(6)))
+    idle = sorted(ask(live_client) for _ in range(3))[1]
+    batch_id = run_batch(live_client, chat_lines(6))
+    busy = sorted(ask(live_client) for _ in range(3))[1]
+    running = live_client.batches.retrieve(batch_id).status
+    print(f"\nlive interactive latency (16 tokens, median of 3): idle {idle * 1000:.0f} ms,"
+          f" while the batch runs {busy * 1000:.0f} ms (batch now {running})")
+    batch = wait(live_client, batch_id)
     assert batch.status == "completed", batch
     assert batch.request_counts is not None and batch.request_counts.completed == 6
     assert batch.output_file_id is not None

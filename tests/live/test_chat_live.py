@@ -22,19 +22,24 @@ def test_seed_snippet_verbatim(live_env: LiveServer) -> None:
         "completion = client.chat.completions.create(\n"
         '    model="gpt-4.1",\n'
         "    messages=[\n"
-        '        {"role": "user", "content": "Write a one-sentence bedtime story about a unicorn."}\n'
+        '        {"role": "user", "content": '
+        '"Write a one-sentence bedtime story about a unicorn."}\n'
         "    ]\n"
         ")\n"
         "print(completion.choices[0].message.content)\n"
     )
-    out = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True,
-                         timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=300, check=True
+    )
     assert len(out.stdout.strip()) > 10
 
 
 def test_stream_with_usage(live_client: openai.OpenAI) -> None:
     stream = live_client.chat.completions.create(
-        model="gpt-4.1", messages=MSG, stream=True, max_tokens=20,  # type: ignore[arg-type]
+        model="gpt-4.1",
+        messages=MSG,
+        stream=True,
+        max_tokens=20,  # type: ignore[arg-type]
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -48,8 +53,7 @@ def test_stream_with_usage(live_client: openai.OpenAI) -> None:
 
 
 def test_n_and_seed_determinism(live_client: openai.OpenAI) -> None:
-    kwargs = {"model": "gpt-4.1", "messages": MSG, "max_tokens": 24, "seed": 42,
-              "temperature": 0.9}
+    kwargs = {"model": "gpt-4.1", "messages": MSG, "max_tokens": 24, "seed": 42, "temperature": 0.9}
     a = live_client.chat.completions.create(n=2, **kwargs)  # type: ignore[call-overload]
     assert [c.index for c in a.choices] == [0, 1]
     first = live_client.chat.completions.create(**kwargs)  # type: ignore[call-overload]
@@ -60,13 +64,20 @@ def test_n_and_seed_determinism(live_client: openai.OpenAI) -> None:
 def test_stop_and_length(live_client: openai.OpenAI) -> None:
     messages = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
     full = live_client.chat.completions.create(
-        model="gpt-4.1", messages=messages, temperature=0, max_tokens=40  # type: ignore[arg-type]
+        model="gpt-4.1",
+        messages=messages,
+        temperature=0,
+        max_tokens=40,  # type: ignore[arg-type]
     )
     text = full.choices[0].message.content or ""
     assert len(text) > 4
     stop = text[len(text) // 2 : len(text) // 2 + 2]
     cut = live_client.chat.completions.create(
-        model="gpt-4.1", messages=messages, temperature=0, max_tokens=40, stop=[stop]  # type: ignore[arg-type]
+        model="gpt-4.1",
+        messages=messages,
+        temperature=0,
+        max_tokens=40,
+        stop=[stop],  # type: ignore[arg-type]
     )
     assert cut.choices[0].finish_reason == "stop"
     assert stop not in (cut.choices[0].message.content or "")
@@ -78,7 +89,11 @@ def test_stop_and_length(live_client: openai.OpenAI) -> None:
 
 def test_logprobs(live_client: openai.OpenAI) -> None:
     reply = live_client.chat.completions.create(
-        model="gpt-4.1", messages=MSG, max_tokens=5, logprobs=True, top_logprobs=3,  # type: ignore[arg-type]
+        model="gpt-4.1",
+        messages=MSG,
+        max_tokens=5,
+        logprobs=True,
+        top_logprobs=3,  # type: ignore[arg-type]
         temperature=0,
     )
     content = reply.choices[0].logprobs.content  # type: ignore[union-attr]
@@ -104,10 +119,12 @@ def test_errors(live_client: openai.OpenAI) -> None:
 
 
 def test_legacy_completions(live_client: openai.OpenAI) -> None:
-    reply = live_client.completions.create(model="gpt-4.1", prompt="The capital of France is",
-                                           max_tokens=8, temperature=0, logprobs=2)
+    reply = live_client.completions.create(
+        model="gpt-4.1", prompt="The capital of France is", max_tokens=8, temperature=0, logprobs=2
+    )
     assert reply.choices[0].text
     assert reply.usage is not None and reply.usage.completion_tokens <= 8
-    chunks = list(live_client.completions.create(model="gpt-4.1", prompt="Hello", max_tokens=6,
-                                                 stream=True))
+    chunks = list(
+        live_client.completions.create(model="gpt-4.1", prompt="Hello", max_tokens=6, stream=True)
+    )
     assert "".join(c.choices[0].text for c in chunks if c.choices)

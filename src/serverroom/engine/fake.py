@@ -26,10 +26,27 @@ BOS = 256
 EOS = 257
 _SPECIAL = {BOS: b"", EOS: b""}
 _PREFER = (EOS, *b'"@}],D5')
-WORDS = (
-    "the quick brown fox jumps over a lazy dog while seven bright stars shine above "
-    "quiet hills and rivers"
-).split()
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "seven",
+    "bright",
+    "stars",
+    "shine",
+    "above",
+    "quiet",
+    "hills",
+    "and",
+    "rivers",
+]
 
 
 class FakeEngine:

@@ -153,7 +153,9 @@ async def generate_text(
                 finish = _finish_reason(event)
                 break
     finally:
-        await stream.aclose()
+        closer = getattr(stream, "aclose", None)
+        if closer is not None:
+            await closer()
     tail = assembler.flush()
     if tail:
         yield TextDelta(tail, [], [])

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from typing import Literal
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -86,7 +87,7 @@ def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
                         code="unsupported_content_type",
                     )
         role = "system" if message.role == "developer" else message.role
-        extra = {}
+        extra: dict[str, Any] = {}
         if message.tool_calls:
             extra["tool_calls"] = [call.model_dump() for call in message.tool_calls]
         if message.tool_call_id:
@@ -356,7 +357,7 @@ async def stream_chat(
     finally:
         await plan.ticket.settle(Usage(len(plan.prompt), cached, completion))
     if include_usage:
-        chunk = ChatCompletionChunk(
+        usage_chunk = ChatCompletionChunk(
             id=plan.completion_id,
             object="chat.completion.chunk",
             created=plan.created,
@@ -365,5 +366,5 @@ async def stream_chat(
             system_fingerprint=SYSTEM_FINGERPRINT,
             usage=usage(len(plan.prompt), cached, completion),
         )
-        yield sse_event(chunk.model_dump(mode="json", exclude_unset=True))
+        yield sse_event(usage_chunk.model_dump(mode="json", exclude_unset=True))
     yield DONE

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from openai.types import Completion, CompletionChoice
 from openai.types.completion_choice import Logprobs
@@ -24,9 +25,9 @@ from serverroom.context import AppContext
 from serverroom.engine.base import Engine, SamplingParams
 from serverroom.engine.textgen import TextDelta, TextDone, TokenInfo, generate_text
 from serverroom.errors import InvalidRequestError
+from serverroom.ids import new_id
 from serverroom.metering import Ticket, Usage
 from serverroom.principal import Principal
-from serverroom.ids import new_id
 from serverroom.sse import DONE, sse_event
 
 
@@ -65,17 +66,23 @@ def _prompt_tokens(engine: Engine, prompt: str | list[int], index: int) -> list[
 
 
 async def plan_completion(
-    ctx: AppContext, request: CompletionRequest, principal: Principal, *,
-    batch: bool = False, priority: int = 0,
+    ctx: AppContext,
+    request: CompletionRequest,
+    principal: Principal,
+    *,
+    batch: bool = False,
+    priority: int = 0,
 ) -> CompletionPlan:
     if request.best_of is not None and request.best_of != (request.n or 1):
         raise InvalidRequestError(
-            "best_of other than n is not supported.", param="best_of",
+            "best_of other than n is not supported.",
+            param="best_of",
             code="unsupported_parameter",
         )
     if request.suffix:
         raise InvalidRequestError(
-            "suffix is not supported by this model.", param="suffix",
+            "suffix is not supported by this model.",
+            param="suffix",
             code="unsupported_parameter",
         )
     entry = ctx.catalog.resolve(request.model)
@@ -140,15 +147,17 @@ def legacy_logprobs(infos: list[TokenInfo], offset: int) -> Logprobs:
     )
 
 
-async def _run(
-    plan: CompletionPlan, job: Job, request_id: str
-) -> tuple[TextDone, list[TokenInfo]]:
+async def _run(plan: CompletionPlan, job: Job, request_id: str) -> tuple[TextDone, list[TokenInfo]]:
     if job.params.max_tokens == 0:
         return TextDone("length", "", len(job.prompt), 0, 0, []), []
     infos: list[TokenInfo] = []
     done: TextDone | None = None
     async for event in generate_text(
-        plan.engine, job.prompt, job.params, plan.stop, request_id=request_id,
+        plan.engine,
+        job.prompt,
+        job.params,
+        plan.stop,
+        request_id=request_id,
         priority=plan.priority,
     ):
         if isinstance(event, TextDelta):
@@ -197,6 +206,19 @@ async def complete(plan: CompletionPlan, request_id: str) -> Completion:
     )
 
 
+def _choice(
+    index: int, text: str, finish_reason: str | None, logprobs: Logprobs | None
+) -> CompletionChoice:
+    """A stream chunk's choice (``finish_reason`` is null until the last chunk)."""
+    fields: dict[str, Any] = {
+        "index": index,
+        "text": text,
+        "finish_reason": finish_reason,
+        "logprobs": logprobs,
+    }
+    return CompletionChoice.model_construct(**fields)
+
+
 def _chunk(plan: CompletionPlan, choice: CompletionChoice) -> bytes:
     chunk = Completion(
         id=plan.completion_id,
@@ -240,7 +262,7 @@ async def stream_completion(
         used = _usage(plan, total)
         await plan.ticket.settle(Usage(used.prompt_tokens, cached, total))
     if opts and opts.include_usage:
-        chunk = Completion(
+        usage_chunk = Completion(
             id=plan.completion_id,
             object="text_completion",
             created=plan.created,
@@ -249,7 +271,7 @@ async def stream_completion(
             usage=_usage(plan, total),
             system_fingerprint=SYSTEM_FINGERPRINT,
         )
-        yield sse_event(chunk.model_dump(mode="json", exclude_unset=True))
+        yield sse_event(usage_chunk.model_dump(mode="json", exclude_unset=True))
     yield DONE
 
 
@@ -260,19 +282,12 @@ async def _stream_chunks(
     async for job, event in events:
         if plan.request.echo and job.index not in echoed:
             echoed.add(job.index)
-            yield _chunk(plan, CompletionChoice(index=job.index, text=job.prompt_text,
-                                                finish_reason=None, logprobs=None))  # type: ignore[arg-type]
+            yield _chunk(plan, _choice(job.index, job.prompt_text, None, None))
         if isinstance(event, TextDelta):
             logprobs = None
             if plan.request.logprobs is not None:
                 logprobs = legacy_logprobs(event.logprobs, 0)
-            choice = CompletionChoice.model_construct(
-                index=job.index, text=event.text, finish_reason=None, logprobs=logprobs
-            )
-            yield _chunk(plan, choice)
+            yield _chunk(plan, _choice(job.index, event.text, None, logprobs))
         else:
             yield event
-            choice = CompletionChoice.model_construct(
-                index=job.index, text="", finish_reason=event.finish_reason, logprobs=None
-            )
-            yield _chunk(plan, choice)
+            yield _chunk(plan, _choice(job.index, "", event.finish_reason, None))

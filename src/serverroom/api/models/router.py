@@ -14,8 +14,9 @@ router = APIRouter(tags=["models"])
 
 
 def model_object(entry: ModelEntry) -> dict[str, Any]:
-    return Model(id=entry.id, object="model", created=entry.created, owned_by=entry.owned_by)\
-        .model_dump(mode="json")
+    return Model(
+        id=entry.id, object="model", created=entry.created, owned_by=entry.owned_by
+    ).model_dump(mode="json")
 
 
 @router.get("/models")

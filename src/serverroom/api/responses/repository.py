@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from serverroom.api.responses.items import Item
-from serverroom.errors import NotFoundError
+from serverroom.errors import InvalidRequestError, NotFoundError
 from serverroom.storage.db import Database
 from serverroom.storage.tables.responses import ResponseRow
 
@@ -94,6 +94,11 @@ class ResponseRepository:
                 if current == previous_id:
                     raise not_found(previous_id, "previous_response_id") from None
                 break
+            if current == previous_id and row.status in ACTIVE:
+                raise InvalidRequestError(
+                    f"Previous response with id '{previous_id}' is still {row.status}.",
+                    param="previous_response_id",
+                )
             turns.append(list(row.input_items) + list(row.body.get("output") or []))
             current = row.previous_response_id
         return [item for turn in reversed(turns) for item in turn]

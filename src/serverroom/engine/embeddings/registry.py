@@ -23,6 +23,7 @@ from serverroom.errors import ServiceUnavailableError
 logger = logging.getLogger("serverroom.embeddings")
 
 EmbeddingFactory = Callable[[ModelEntry], EmbeddingEngine]
+SLICE = 64  # inputs per forward-pass slice (the unit of scheduling)
 
 
 def default_embedding_factory(entry: ModelEntry) -> EmbeddingEngine:
@@ -98,9 +99,16 @@ class EmbeddingRegistry:
     async def embed(
         self, engine: EmbeddingEngine, items: Sequence[EmbeddingInput], *, priority: int = 0
     ) -> npt.NDArray[np.float32]:
-        """Run ``engine.embed`` in a worker thread, one forward pass at a time."""
-        await self._lock.acquire(priority)
-        try:
-            return await asyncio.to_thread(engine.embed, items)
-        finally:
-            self._lock.release()
+        """Run ``engine.embed`` in a worker thread, one slice at a time.
+
+        Large requests are cut into slices of ``SLICE`` inputs and the lock is taken per slice,
+        so an interactive request waits for at most one slice of a big (batch) request.
+        """
+        parts: list[npt.NDArray[np.float32]] = []
+        for start in range(0, len(items), SLICE):
+            await self._lock.acquire(priority)
+            try:
+                parts.append(await asyncio.to_thread(engine.embed, items[start:start + SLICE]))
+            finally:
+                self._lock.release()
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]

@@ -28,7 +28,7 @@ from serverroom.settings import EngineSettings
 logger = logging.getLogger("serverroom.engine.llamacpp")
 
 
-@L.llama_log_callback
+@L.llama_log_callback  # type: ignore[untyped-decorator]
 def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     if level >= 4 or level == 2:  # errors (and warnings)
         logger.debug("llama.cpp: %s", text.decode(errors="replace").rstrip())
@@ -79,15 +79,20 @@ class LlamaCppEngine:
         self._ctx = ctx
         self._context_length = per_slot
         self._template = ChatTemplate(
-            model.meta("tokenizer.chat_template"), bos_token=model.bos_text,
+            model.meta("tokenizer.chat_template"),
+            bos_token=model.bos_text,
             eos_token=model.eos_text,
         )
-        scheduler = Scheduler(ctx, model.n_vocab, model.eog, slots=s.slots,
-                              batch_size=s.batch_size)
+        scheduler = Scheduler(ctx, model.n_vocab, model.eog, slots=s.slots, batch_size=s.batch_size)
         scheduler.start()
         self._scheduler = scheduler
-        logger.info("loaded %s: %d slots x %d tokens, %d threads", self.gguf.name, s.slots,
-                    per_slot, threads)
+        logger.info(
+            "loaded %s: %d slots x %d tokens, %d threads",
+            self.gguf.name,
+            s.slots,
+            per_slot,
+            threads,
+        )
 
     async def close(self) -> None:
         scheduler, self._scheduler = self._scheduler, None

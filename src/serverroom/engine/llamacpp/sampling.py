@@ -26,9 +26,11 @@ class SequenceSampler:
         self._add_bias(params)
         if params.presence_penalty or params.frequency_penalty:
             window = max(64, min(params.max_tokens, 4096))
-            self._add(L.llama_sampler_init_penalties(
-                n_vocab, window, 1.0, params.frequency_penalty, params.presence_penalty
-            ))
+            self._add(
+                L.llama_sampler_init_penalties(
+                    n_vocab, window, 1.0, params.frequency_penalty, params.presence_penalty
+                )
+            )
         if params.temperature <= 0:
             self._add(L.llama_sampler_init_greedy())
         else:
@@ -46,7 +48,7 @@ class SequenceSampler:
             return
         items = (L.llama_logit_bias * len(params.logit_bias))()
         for i, (token, bias) in enumerate(params.logit_bias.items()):
-            items[i].token = token
+            items[i].token = token  # type: ignore[assignment]
             items[i].bias = float("-inf") if bias <= -100 else bias
         self._add(L.llama_sampler_init_logit_bias(self.n_vocab, len(params.logit_bias), items))
 

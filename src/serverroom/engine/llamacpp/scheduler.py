@@ -13,6 +13,7 @@ computed (prefix caching). Tokens reach the request's asyncio queue via
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
@@ -78,8 +79,9 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 class Scheduler:
     """The decode loop thread and the slots it serves."""
 
-    def __init__(self, ctx: int, n_vocab: int, eog: frozenset[int], *, slots: int,
-                 batch_size: int) -> None:
+    def __init__(
+        self, ctx: int, n_vocab: int, eog: frozenset[int], *, slots: int, batch_size: int
+    ) -> None:
         self.ctx = ctx
         self.mem = L.llama_get_memory(ctx)
         self.n_vocab = n_vocab
@@ -140,8 +142,9 @@ class Scheduler:
         finally:
             with self.cond:
                 for seq in self.active + self.waiting:
-                    self._finish(seq, "error" if not self.stopping else "cancelled",
-                                 "the engine stopped")
+                    self._finish(
+                        seq, "error" if not self.stopping else "cancelled", "the engine stopped"
+                    )
                 self.active.clear()
                 self.waiting.clear()
 
@@ -248,23 +251,24 @@ class Scheduler:
         if seq.sampler is not None:
             seq.sampler.close()
             seq.sampler = None
-        seq.emit(GenerationStats(
-            finish_reason=reason,  # type: ignore[arg-type]
-            prompt_tokens=len(seq.prompt),
-            cached_tokens=seq.cached,
-            completion_tokens=seq.generated,
-            error=error,
-        ))
+        seq.emit(
+            GenerationStats(
+                finish_reason=reason,  # type: ignore[arg-type]
+                prompt_tokens=len(seq.prompt),
+                cached_tokens=seq.cached,
+                completion_tokens=seq.generated,
+                error=error,
+            )
+        )
 
 
-def emitter(loop: asyncio.AbstractEventLoop,
-            queue: asyncio.Queue[GenerationEvent]) -> Callable[[GenerationEvent], None]:
+def emitter(
+    loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[GenerationEvent]
+) -> Callable[[GenerationEvent], None]:
     """A thread-safe callback that puts events on an asyncio queue."""
 
     def emit(event: GenerationEvent) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
             loop.call_soon_threadsafe(queue.put_nowait, event)
-        except RuntimeError:  # the event loop is closed: nobody is listening any more
-            pass
 
     return emit

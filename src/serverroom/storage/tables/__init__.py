@@ -1,8 +1,12 @@
 """ORM tables, one module per resource. Importing this package registers them all."""
 
 from serverroom.storage.db import Base
-from serverroom.storage.tables import accounts  # noqa: F401
-from serverroom.storage.tables import conversations, responses  # noqa: F401
-from serverroom.storage.tables import batches, files  # noqa: F401
+from serverroom.storage.tables import (  # noqa: F401
+    accounts,
+    batches,
+    conversations,
+    files,
+    responses,
+)
 
 __all__ = ["Base"]
