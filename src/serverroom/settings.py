@@ -71,7 +71,9 @@ class LimitsSettings(BaseModel):
 class BatchSettings(BaseModel):
     """The Batch API worker (see docs/batches.md)."""
 
-    concurrency: int = Field(2, ge=1, le=64, description="Batch lines run at the same time.")
+    concurrency: int = Field(
+        2, ge=0, le=64, description="Batch lines run at the same time (0: no batch worker)."
+    )
     priority: int = Field(1, ge=0, description="Engine priority of batch lines (0: interactive).")
     poll_seconds: float = Field(2.0, gt=0, description="How often the worker looks for work.")
 

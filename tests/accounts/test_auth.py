@@ -100,3 +100,12 @@ def test_admin_endpoints_need_an_admin_key(app_client: TestClient, admin: Admin)
     assert "value" not in keys["data"][0]
     assert keys["data"][0]["last_used_at"] is not None
     assert key not in str(keys)
+
+
+def test_bootstrap_admin_key_of_any_form_works(make_app: AppFactory) -> None:
+    """The start-up warning says a non ``sk-admin-`` bootstrap key is used anyway: it must work."""
+    own = "my-own-admin-secret"
+    client = make_app(auth=AuthSettings(admin_key=own))  # type: ignore[arg-type]
+    r = client.get("/v1/organization/projects", headers={"Authorization": f"Bearer {own}"})
+    assert r.status_code == 200, r.text
+    _assert_401(client, {"Authorization": "Bearer my-own-admin-secreT"})

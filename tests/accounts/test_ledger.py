@@ -139,3 +139,49 @@ rpm = 300
         model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], max_tokens=2
     )
     assert again.headers["x-ratelimit-limit-requests"] == "100"
+
+
+async def test_settle_reads_the_new_spend_back_without_another_query(tmp_path: Path) -> None:
+    """Billing a request is one UPDATE ... RETURNING plus one INSERT; no extra project read."""
+    from sqlalchemy import event
+
+    from serverroom.accounts.ledger import Ledger
+    from serverroom.accounts.limiter import Limiter
+    from serverroom.accounts.metering import AccountsMetering
+    from serverroom.accounts.repository import AccountsRepository
+    from serverroom.accounts.tiers import Ladder, ModelLimits, Tier
+    from serverroom.metering import Usage
+    from serverroom.principal import Principal
+    from serverroom.storage.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'l.db'}")
+    await db.migrate()
+    try:
+        repo = AccountsRepository(db)
+        project = await repo.create_project("p")
+        ladder = Ladder(
+            [Tier("free", 0, ModelLimits(10, 1000)), Tier("t1", 1e-6, ModelLimits(20, 2000))]
+        )
+        metering = AccountsMetering(
+            repo=repo, ledger=Ledger(db), ladder=ladder, limits_enabled=True,
+            limit_open_requests=False,
+            limiter=Limiter(window_seconds=60, redis_url=None, prefix="t"),
+        )
+        principal = Principal(project_id=project.id, key_id="key_x")
+        entry = Catalog.load().resolve("gpt-4.1")
+        ticket = await metering.admit(principal, entry, endpoint="/v1/responses",
+                                      prompt_tokens=10, max_output_tokens=5)
+        assert ticket.headers["x-ratelimit-limit-requests"] == "10"
+        statements: list[str] = []
+
+        def count(*args: object) -> None:
+            statements.append(str(args[2]).split()[0])
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+        await ticket.settle(Usage(10, 0, 5))
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+        assert statements == ["UPDATE", "INSERT"]
+        assert (await metering.tier_of(project.id)).name == "t1"  # promoted, from the cache
+        assert (await repo.get_project(project.id)).spend_usd > 0
+    finally:
+        await db.close()

@@ -65,6 +65,10 @@ def test_tight_tpm_gives_rate_limit_error_then_retry_succeeds(
     assert 1 <= int(err.response.headers["retry-after"]) <= 3
     assert err.response.headers["x-ratelimit-limit-tokens"] == "100"
     assert int(err.response.headers["x-ratelimit-remaining-tokens"]) < 73
+    # a 429 carries every x-ratelimit-* header, like any other reply
+    assert err.response.headers["x-ratelimit-limit-requests"] == "1000"
+    assert int(err.response.headers["x-ratelimit-remaining-requests"]) >= 998
+    assert err.response.headers["x-ratelimit-reset-requests"].endswith("s")
     # the SDK honours retry-after(-ms) and gets through once the window has moved on
     reply = sdk_for(client, key, max_retries=4).chat.completions.create(
         model="gpt-4.1-mini", messages=messages, max_tokens=40  # type: ignore[arg-type]
@@ -118,6 +122,8 @@ async def test_concurrent_requests_respect_rpm(tmp_path: Path) -> None:
     assert "on requests per min (RPM): Limit 10, Used 10, Requested 1" in \
         limited.json()["error"]["message"]
     assert float(limited.headers["retry-after-ms"]) > 0
+    assert limited.headers["x-ratelimit-remaining-requests"] == "0"
+    assert limited.headers["x-ratelimit-limit-tokens"].isdigit()
 
 
 async def _limiter_give_back(limiter: Limiter) -> None:

@@ -114,11 +114,18 @@ def test_conversation_errors(sdk: openai.OpenAI) -> None:
 
 def test_other_project_gets_404(sdk: openai.OpenAI, client: TestClient) -> None:
     conv = sdk.conversations.create(items=[{"role": "user", "content": "secret"}])
+    items = list(sdk.conversations.items.list(conv.id))
     client.app.dependency_overrides[get_principal] = lambda: Principal(project_id="proj_b")  # type: ignore[attr-defined]
     try:
         assert client.get(f"/v1/conversations/{conv.id}").status_code == 404
         assert client.get(f"/v1/conversations/{conv.id}/items").status_code == 404
         assert client.delete(f"/v1/conversations/{conv.id}").status_code == 404
+        assert client.post(f"/v1/conversations/{conv.id}", json={"metadata": {}}).status_code == 404
+        item_id = items[0].id
+        assert client.get(f"/v1/conversations/{conv.id}/items/{item_id}").status_code == 404
+        assert client.delete(f"/v1/conversations/{conv.id}/items/{item_id}").status_code == 404
+        more = {"items": [{"role": "user", "content": "x"}]}
+        assert client.post(f"/v1/conversations/{conv.id}/items", json=more).status_code == 404
         reply = client.post(
             "/v1/responses", json={"model": "gpt-4.1", "input": "x", "conversation": conv.id}
         )
@@ -126,3 +133,4 @@ def test_other_project_gets_404(sdk: openai.OpenAI, client: TestClient) -> None:
     finally:
         client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
     assert sdk.conversations.retrieve(conv.id).id == conv.id
+    assert [i.id for i in sdk.conversations.items.list(conv.id)] == [i.id for i in items]

@@ -91,6 +91,35 @@ def test_background_stream_is_stored(slow: openai.OpenAI) -> None:
     assert stored.status == "completed" and stored.output_text == final.output_text
 
 
+def test_background_stream_outlives_its_client(slow: openai.OpenAI) -> None:
+    """A streamed background response keeps running (and is stored) after a disconnect."""
+    stream = slow.responses.create(model="gpt-4.1", input="hi", background=True, stream=True)
+    response_id = None
+    for event in stream:
+        if event.type == "response.created":
+            response_id = event.response.id
+        if event.type == "response.output_text.delta":
+            break
+    stream.close()
+    assert response_id is not None
+    assert wait_for(slow, response_id) == "completed"
+    assert slow.responses.retrieve(response_id).output_text
+
+
+def test_cancel_ends_a_streamed_background_response(slow: openai.OpenAI) -> None:
+    stream = slow.responses.create(model="gpt-4.1", input="hi", background=True, stream=True)
+    kinds: list[str] = []
+    response_id = ""
+    for event in stream:
+        kinds.append(event.type)
+        if event.type == "response.created":
+            response_id = event.response.id
+        if event.type == "response.output_text.delta" and len(kinds) == 5:
+            assert slow.responses.cancel(response_id).status == "cancelled"
+    assert "response.completed" not in kinds
+    assert slow.responses.retrieve(response_id).status == "cancelled"
+
+
 def test_background_needs_store(slow: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         slow.responses.create(model="gpt-4.1", input="hi", background=True, store=False)

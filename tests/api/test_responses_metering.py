@@ -85,3 +85,14 @@ def test_rejected_request_is_not_admitted(client: TestClient) -> None:
     reply = client.post("/v1/responses", json={"model": "gpt-4.1", "input": "x" * 9000})
     assert reply.status_code == 400
     assert metering.admitted == []
+
+
+def test_invalid_echo_field_is_not_admitted(client: TestClient) -> None:
+    """A 400 found while building the Response (e.g. a bad tool) must not reserve tokens."""
+    metering = install(client)
+    reply = client.post(
+        "/v1/responses",
+        json={"model": "gpt-4.1", "input": "hi", "tools": [{"type": "no_such_tool"}]},
+    )
+    assert reply.status_code == 400
+    assert metering.admitted == []

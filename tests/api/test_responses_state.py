@@ -129,11 +129,11 @@ def test_other_project_gets_404(client: TestClient, sdk: openai.OpenAI) -> None:
         assert client.get(f"/v1/responses/{created.id}").status_code == 404
         assert client.get(f"/v1/responses/{created.id}/input_items").status_code == 404
         assert client.delete(f"/v1/responses/{created.id}").status_code == 404
-        reply = client.post(
-            "/v1/responses",
-            json={"model": "gpt-4.1", "input": "x", "previous_response_id": created.id},
-        )
-        assert reply.status_code == 404
+        assert client.post(f"/v1/responses/{created.id}/cancel").status_code == 404
+        assert client.get(f"/v1/responses/{created.id}?stream=true").status_code == 404
+        chained = {"model": "gpt-4.1", "input": "x", "previous_response_id": created.id}
+        assert client.post("/v1/responses", json=chained).status_code == 404
+        assert client.post("/v1/responses/input_tokens", json=chained).status_code == 404
     finally:
         app.dependency_overrides.clear()  # type: ignore[attr-defined]
     assert sdk.responses.retrieve(created.id).id == created.id

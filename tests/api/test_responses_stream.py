@@ -162,6 +162,7 @@ def test_failure_mid_stream(failing: TestClient) -> None:
     assert failed["error"]["code"] == "server_error" and "boom" in failed["error"]["message"]
     stored = failing.get(f"/v1/responses/{failed['id']}").json()
     assert stored["status"] == "failed" and stored["output"][0]["content"][0]["text"] == "Hello"
+    assert failed["usage"]["output_tokens"] == 5  # the tokens generated (and billed) before it
 
 
 def test_failure_without_stream_is_500(failing: TestClient) -> None:
@@ -190,3 +191,15 @@ def test_logprobs_when_included(client: TestClient, sdk: openai.OpenAI) -> None:
     assert part.logprobs[0].bytes  # type: ignore[union-attr]
     plain = sdk.responses.create(model="gpt-4.1", input="hi", max_output_tokens=3)
     assert plain.output[0].content[0].logprobs is None  # type: ignore[union-attr]
+
+
+def test_events_are_built_from_their_own_class() -> None:
+    """Per-token events skip the SDK's 59-member union (no pydantic discriminator: slow)."""
+    from typing import get_args
+
+    from openai.types.responses import ResponseStreamEvent, ResponseTextDeltaEvent
+
+    from serverroom.api.responses.stream import _EVENTS
+
+    assert len(_EVENTS) == len(get_args(get_args(ResponseStreamEvent)[0]))
+    assert _EVENTS["response.output_text.delta"] is ResponseTextDeltaEvent

@@ -78,6 +78,7 @@ def test_corpus_live(batch_server: LiveServer) -> None:
         value = json.loads(content or "")
         checker = Draft202012Validator.FORMAT_CHECKER
         Draft202012Validator(schema, format_checker=checker).validate(value)
+    print(f"{finished}/{len(SCHEMAS)} outputs finished and validated")
     assert finished >= len(SCHEMAS) // 3, f"only {finished} outputs finished"
 
 

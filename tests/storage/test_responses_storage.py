@@ -9,6 +9,7 @@ from pathlib import Path
 import openai
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from serverroom.api.conversations.repository import ConversationRepository
 from serverroom.api.responses.repository import RESTART_ERROR, ResponseRepository
@@ -88,6 +89,37 @@ async def test_response_repository(db: Database) -> None:
     await repo.delete("p1", "resp_c")
     with pytest.raises(NotFoundError):
         await repo.chain_items("p1", "resp_c")
+
+
+async def test_chain_is_one_query(db: Database) -> None:
+    """A long previous_response_id chain is read in one round trip, oldest turn first."""
+    repo = ResponseRepository(db)
+    previous = None
+    for n in range(12):
+        await repo.save("p1", body(f"resp_{n}", previous=previous), [user(f"in_{n}")])
+        previous = f"resp_{n}"
+    await repo.save("p2", body("resp_x", previous="resp_11"), [user("in_x")])  # foreign link
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        chain = await repo.chain_items("p1", "resp_11")
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert len(statements) == 1
+    assert [item["id"] for item in chain[:4]] == [
+        "in_0",
+        "msg_out_resp_0",
+        "in_1",
+        "msg_out_resp_1",
+    ]
+    assert len(chain) == 24 and chain[-1]["id"] == "msg_out_resp_11"
+    with pytest.raises(NotFoundError):
+        await repo.chain_items("p1", "resp_x")
+    assert [i["id"] for i in await repo.chain_items("p2", "resp_x")] == ["in_x", "msg_out_resp_x"]
 
 
 async def test_status_updates_and_restart(db: Database) -> None:

@@ -1,7 +1,8 @@
 """API key material: generation, hashing, redaction and format checks.
 
 A key is shown once, at creation; only its SHA-256 hash and a redacted display value are stored.
-Project keys look like ``sk-proj-<43 url-safe chars>``, admin keys like ``sk-admin-<…>``.
+Project keys look like ``sk-proj-<43 url-safe chars>``, admin keys like ``sk-admin-<…>`` (a
+configured bootstrap admin key may have any form).
 """
 
 from __future__ import annotations
@@ -40,15 +41,6 @@ def generate(admin: bool = False) -> NewKey:
     """A new high-entropy key."""
     value = (ADMIN_PREFIX if admin else PROJECT_PREFIX) + secrets.token_urlsafe(_ENTROPY_BYTES)
     return NewKey(value=value, key_hash=hash_key(value), redacted=redact(value))
-
-
-def is_well_formed(value: str) -> bool:
-    """Whether ``value`` has the shape of a serverroom key (it may still be unknown)."""
-    for prefix in (PROJECT_PREFIX, ADMIN_PREFIX):
-        if value.startswith(prefix):
-            body = value[len(prefix):]
-            return len(body) >= 20 and all(c.isalnum() or c in "-_" for c in body)
-    return False
 
 
 def display_for_error(value: str) -> str:

@@ -27,6 +27,14 @@ def request_cost(entry: ModelEntry, usage: Usage, batch: bool = False) -> float:
     return cost * BATCH_DISCOUNT if batch else cost
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What writing a ledger row did: its cost, and the project's (pinned tier, spend) after."""
+
+    cost: float
+    project: tuple[str | None, float] | None = None
+
+
 @dataclass
 class Totals:
     """Summed usage of a group of ledger rows."""
@@ -82,18 +90,24 @@ class Ledger:
         usage: Usage,
         batch: bool,
         at: int | None = None,
-    ) -> float:
+    ) -> Recorded:
         """Write one row and add its cost to the project's spend (one transaction).
 
-        Returns the cost."""
+        Returns the cost and, when it changed, the project's new spend and pinned tier (read
+        back by the same statement, so tier promotion needs no extra round trip)."""
         cost = request_cost(entry, usage, batch)
+        project: tuple[str | None, float] | None = None
         async with self.db.session() as s:
             if cost > 0:
-                await s.execute(
+                result = await s.execute(
                     update(ProjectRow)
                     .where(ProjectRow.id == project_id)
                     .values(spend_usd=ProjectRow.spend_usd + cost)
+                    .returning(ProjectRow.pinned_tier, ProjectRow.spend_usd)
                 )
+                row = result.first()
+                if row is not None:
+                    project = (row[0], float(row[1] or 0.0))
             s.add(
                 UsageRow(
                     project_id=project_id, api_key_id=api_key_id, model=entry.id,
@@ -103,7 +117,7 @@ class Ledger:
                     created_at=at if at is not None else int(time.time()),
                 )
             )
-        return cost
+        return Recorded(cost, project)
 
     async def total_spend(self, project_id: str) -> float:
         async with self.db.session() as s:

@@ -127,20 +127,34 @@ class Limiter:
         else:
             await memory.incr(current, 2 * expiry, delta)
 
-    def _refusal(
-        self, kind: str, model: str, project: str, limit: int, requested: int,
-        window: tuple[int, float, int, float],
+    def _headers(
+        self, limits: ModelLimits, rwin: tuple[int, float, int, float],
+        twin: tuple[int, float, int, float],
+    ) -> dict[str, str]:
+        """The six ``x-ratelimit-*`` headers for the current request and token windows."""
+        expiry = float(self.window)
+        headers = {}
+        for kind, limit, window in (("requests", limits.rpm, rwin), ("tokens", limits.tpm, twin)):
+            used = math.floor(window[0] * window[1] / expiry + window[2])
+            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, limit - used))
+            headers[f"x-ratelimit-reset-{kind}"] = format_duration(
+                wait_time(window, expiry, limit, limit)
+            )
+        return headers
+
+    async def _refusal(
+        self, kind: str, project: str, model: str, limits: ModelLimits, requested: int,
     ) -> RateLimitError:
-        """The 429 for a refused hit, with the refused dimension's ``x-ratelimit-*`` headers."""
+        """The 429 for a refused hit, with every ``x-ratelimit-*`` header (as on any reply)."""
+        rwin = await self._window(self._item(limits.rpm), "rpm", project, model)
+        twin = await self._window(self._item(limits.tpm), "tpm", project, model)
+        limit, window = (limits.rpm, rwin) if kind == "requests" else (limits.tpm, twin)
         expiry = float(self.window)
         used = math.floor(window[0] * window[1] / expiry + window[2])
         error = self._error(kind, model, project, limit, used, requested,
                             wait_time(window, expiry, limit, requested))
-        error.headers.update({
-            f"x-ratelimit-limit-{kind}": str(limit),
-            f"x-ratelimit-remaining-{kind}": str(max(0, limit - used)),
-            f"x-ratelimit-reset-{kind}": format_duration(wait_time(window, expiry, limit, limit)),
-        })
+        error.headers.update(self._headers(limits, rwin, twin))
         return error
 
     def _error(
@@ -170,32 +184,14 @@ class Limiter:
         """Take one request and ``tokens`` tokens, or raise a 429 ``RateLimitError``."""
         rpm, tpm = self._item(limits.rpm), self._item(limits.tpm)
         rids, tids = ("rpm", project_id, model), ("tpm", project_id, model)
-        expiry = float(self.window)
         tokens = max(0, tokens)
         if not await self.strategy.hit(rpm, *rids, cost=1):
-            window = await self._window(rpm, *rids)
-            raise self._refusal("requests", model, project_id, limits.rpm, 1, window)
+            raise await self._refusal("requests", project_id, model, limits, 1)
         if tokens > 0 and not await self.strategy.hit(tpm, *tids, cost=tokens):
             await self._adjust(rpm, rids, -1)
-            window = await self._window(tpm, *tids)
-            raise self._refusal("tokens", model, project_id, limits.tpm, tokens, window)
+            raise await self._refusal("tokens", project_id, model, limits, tokens)
         rwin, twin = await self._window(rpm, *rids), await self._window(tpm, *tids)
-        headers = {
-            "x-ratelimit-limit-requests": str(limits.rpm),
-            "x-ratelimit-limit-tokens": str(limits.tpm),
-            "x-ratelimit-remaining-requests": str(
-                max(0, limits.rpm - math.floor(rwin[0] * rwin[1] / expiry + rwin[2]))
-            ),
-            "x-ratelimit-remaining-tokens": str(
-                max(0, limits.tpm - math.floor(twin[0] * twin[1] / expiry + twin[2]))
-            ),
-            "x-ratelimit-reset-requests": format_duration(
-                wait_time(rwin, expiry, limits.rpm, limits.rpm)
-            ),
-            "x-ratelimit-reset-tokens": format_duration(
-                wait_time(twin, expiry, limits.tpm, limits.tpm)
-            ),
-        }
+        headers = self._headers(limits, rwin, twin)
         return Reservation(project_id, model, limits, tokens, headers)
 
     async def settle(self, reservation: Reservation, actual_tokens: int) -> None:

@@ -116,7 +116,7 @@ class AccountsMetering:
                 await self.limiter.settle(
                     ticket.reservation, usage.input_tokens + usage.output_tokens
                 )
-            cost = await self.ledger.record(
+            recorded = await self.ledger.record(
                 project_id=project_id,
                 api_key_id=ticket.principal.key_id,
                 entry=ticket.entry,
@@ -124,9 +124,13 @@ class AccountsMetering:
                 usage=usage,
                 batch=ticket.batch,
             )
-            if cost > 0:
+            if recorded.cost > 0:
                 before = self._tiers.get(project_id, (None, 0.0))[0]
-                after = await self.tier_of(project_id, fresh=True)
+                if recorded.project is not None:  # the new spend came back with the update
+                    after = self.ladder.resolve(*recorded.project)
+                    self._tiers[project_id] = (after, time.monotonic() + TIER_CACHE_SECONDS)
+                else:
+                    after = await self.tier_of(project_id, fresh=True)
                 if before is not None and after.name != before.name:
                     logger.info("project %s moved from %s to %s", project_id, before.name,
                                 after.name)

@@ -186,18 +186,20 @@ def call_text(name: str, arguments: str) -> str:
 
 def render_tool_messages(messages: list[ChatMessage], setup: ToolSetup | None) -> list[ChatMessage]:
     """Messages ready for any chat template: tools in the system prompt, earlier calls as
-    ``<tool_call>`` text in assistant turns, tool results as ``<tool_response>`` user turns."""
+    ``<tool_call>`` text in assistant turns (the only content of such a turn, as this format
+    never mixes text and calls; consecutive call turns merge), tool results as
+    ``<tool_response>`` user turns."""
     out: list[ChatMessage] = []
-    names: dict[str, str] = {}
     for message in messages:
         calls = message.extra.get("tool_calls") or []
         if message.role == "assistant" and calls:
             texts = []
             for call in calls:
                 function = call.get("function", {})
-                names[str(call.get("id"))] = str(function.get("name", ""))
                 texts.append(call_text(function.get("name", ""), function.get("arguments", "{}")))
-            content = (message.content + "\n" if message.content else "") + CALL_SEP.join(texts)
+            content = CALL_SEP.join(texts)
+            if out and out[-1].role == "assistant" and out[-1].content.startswith(CALL_OPEN):
+                content = out.pop().content + CALL_SEP + content
             out.append(ChatMessage(role="assistant", content=content))
         elif message.role in ("tool", "function"):
             body = f"<tool_response>\n{message.content}\n</tool_response>"

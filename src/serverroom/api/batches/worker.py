@@ -41,6 +41,8 @@ class BatchWorker:
 
     # -- control ---------------------------------------------------------------------------
     def start(self) -> None:
+        if self.settings.concurrency == 0:  # this replica runs no batches
+            return
         self._task = asyncio.create_task(self._loop(), name="batch-worker")
 
     async def stop(self) -> None:

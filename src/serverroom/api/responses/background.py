@@ -1,8 +1,9 @@
 """Background responses: asyncio tasks inside the server, cancellation, and restart recovery.
 
 A background response is stored ``queued`` at once and run by a task kept in
-``ctx.extras[TASKS]``. ``lifespan`` marks responses a previous process left unfinished as
-failed, and cancels the running tasks on shutdown.
+``ctx.extras[TASKS]``; its events go to an ``EventLog`` that a streaming client follows.
+``lifespan`` marks responses a previous process left unfinished as failed, and cancels the
+running tasks on shutdown.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from openai.types.responses import Response
 
-from serverroom.api.responses.replay import open_log
+from serverroom.api.responses.replay import EventLog, open_log
 from serverroom.api.responses.repository import ACTIVE, ResponseRepository
 from serverroom.api.responses.service import (
     ResponsePlan,
@@ -23,7 +25,7 @@ from serverroom.api.responses.service import (
     settle,
     start_generation,
 )
-from serverroom.api.responses.stream import run_events
+from serverroom.api.responses.stream import TERMINAL, run_events
 from serverroom.context import AppContext
 from serverroom.errors import APIError, InvalidRequestError
 from serverroom.principal import Principal
@@ -37,28 +39,36 @@ def _tasks(ctx: AppContext) -> dict[str, asyncio.Task[None]]:
     return tasks
 
 
-async def store_queued(plan: ResponsePlan) -> Response:
-    """Store a background response as ``queued`` (its run then updates the row)."""
+async def start_background(plan: ResponsePlan, request_id: str) -> Response:
+    """Store the response as ``queued`` and start its task (its events go to a new log).
+
+    The run belongs to the server, not to the request: a client streaming it may disconnect
+    and the run still ends (completed, failed or cancelled) and is stored.
+    """
     queued = response_object(plan, "queued")
     repo = ResponseRepository(plan.ctx.db)
     await repo.save(plan.principal.project_id, dump(queued), plan.input_items)
-    return queued
-
-
-async def start_background(plan: ResponsePlan, request_id: str) -> Response:
-    """Store the response as ``queued`` and start its task."""
-    queued = await store_queued(plan)
+    log = open_log(plan.ctx, plan.response_id)  # before the task runs: a stream follows it now
     tasks = _tasks(plan.ctx)
-    task = asyncio.create_task(_run(plan, request_id), name=f"response {plan.response_id}")
+    task = asyncio.create_task(_run(plan, request_id, log), name=f"response {plan.response_id}")
     tasks[plan.response_id] = task
     task.add_done_callback(lambda _: tasks.pop(plan.response_id, None))
     return queued
 
 
-async def _run(plan: ResponsePlan, request_id: str) -> None:
+def _log_failure(log: EventLog, failed: dict[str, Any]) -> None:
+    """End a followed stream whose run raised with ``response.failed``."""
+    if any(event["type"] in TERMINAL for event in log.events):
+        return
+    if not log.events:
+        started = {**failed, "status": "in_progress", "error": None}
+        log.append({"type": "response.created", "sequence_number": 0, "response": started})
+    log.append({"type": "response.failed", "sequence_number": len(log.events), "response": failed})
+
+
+async def _run(plan: ResponsePlan, request_id: str, log: EventLog) -> None:
     repo = ResponseRepository(plan.ctx.db)
     project = plan.principal.project_id
-    log = open_log(plan.ctx, plan.response_id)
     try:
         started = dump(response_object(plan, "in_progress"))
         if not await repo.update_status(project, plan.response_id, started, only_if=("queued",)):
@@ -73,7 +83,8 @@ async def _run(plan: ResponsePlan, request_id: str) -> None:
         message = exc.message if isinstance(exc, APIError) else "The server had an error."
         error = {"code": "server_error", "message": message}
         failed = dump(response_object(plan, "failed", error=error))
-        await repo.update_status(project, plan.response_id, failed, only_if=ACTIVE)
+        if await repo.update_status(project, plan.response_id, failed, only_if=ACTIVE):
+            _log_failure(log, failed)
     finally:
         log.finish()
         await settle(plan, 0, 0)  # no-op when the run already settled

@@ -13,10 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from openai.types.responses import ResponseStreamEvent
-
 from serverroom.api.responses.items import Item, item_text
-from serverroom.api.responses.service import dump
 from serverroom.context import AppContext
 
 LOGS = "responses.event_logs"
@@ -75,21 +72,6 @@ def open_log(ctx: AppContext, response_id: str) -> EventLog:
 
 def find_log(ctx: AppContext, response_id: str) -> EventLog | None:
     return _logs(ctx).get(response_id)
-
-
-async def logged(
-    events: AsyncIterator[ResponseStreamEvent], log: EventLog
-) -> AsyncIterator[ResponseStreamEvent]:
-    """Pass events through, copying them to ``log`` (closing it closes ``events``)."""
-    try:
-        async for event in events:
-            log.append(dump(event))
-            yield event
-    finally:
-        log.finish()
-        closer = getattr(events, "aclose", None)
-        if closer is not None:
-            await closer()
 
 
 def _item_events(index: int, item: Item) -> list[dict[str, Any]]:

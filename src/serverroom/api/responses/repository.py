@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, literal_column, select, update
+from sqlalchemy.orm import aliased
 
 from serverroom.api.responses.items import Item
 from serverroom.errors import InvalidRequestError, NotFoundError
@@ -15,6 +16,7 @@ from serverroom.storage.db import Database
 from serverroom.storage.tables.responses import ResponseRow
 
 ACTIVE = ("queued", "in_progress")
+MAX_CHAIN = 100_000  # a bound on the recursive walk (chains cannot loop; this is a guard)
 RESTART_ERROR = {
     "code": "server_error",
     "message": "The server restarted before the response completed.",
@@ -82,26 +84,46 @@ class ResponseRepository:
         return bool(getattr(result, "rowcount", 0))
 
     async def chain_items(self, project_id: str, previous_id: str) -> list[Item]:
-        """Inputs and outputs of ``previous_id`` and every response before it, oldest first."""
-        turns: list[list[Item]] = []
-        current: str | None = previous_id
-        seen: set[str] = set()
-        while current and current not in seen:
-            seen.add(current)
-            try:
-                row = await self.get(project_id, current)
-            except NotFoundError:
-                if current == previous_id:
-                    raise not_found(previous_id, "previous_response_id") from None
-                break
-            if current == previous_id and row.status in ACTIVE:
-                raise InvalidRequestError(
-                    f"Previous response with id '{previous_id}' is still {row.status}.",
-                    param="previous_response_id",
-                )
-            turns.append(list(row.input_items) + list(row.body.get("output") or []))
-            current = row.previous_response_id
-        return [item for turn in reversed(turns) for item in turn]
+        """Inputs and outputs of ``previous_id`` and every response before it, oldest first.
+
+        One recursive query walks the chain (it stops at a deleted or foreign link), so a long
+        chain costs one round trip, not one per turn.
+        """
+        link = (
+            select(
+                ResponseRow.id, ResponseRow.previous_response_id, literal_column("0").label("depth")
+            )
+            .where(ResponseRow.id == previous_id, ResponseRow.project_id == project_id)
+            .cte("chain", recursive=True)
+        )
+        parent = aliased(ResponseRow)
+        link = link.union_all(
+            select(
+                parent.id, parent.previous_response_id, link.c.depth + literal_column("1")
+            ).where(
+                parent.id == link.c.previous_response_id,
+                parent.project_id == project_id,
+                link.c.depth < MAX_CHAIN,
+            )
+        )
+        query = (
+            select(ResponseRow, link.c.depth)
+            .join(link, ResponseRow.id == link.c.id)
+            .order_by(link.c.depth.desc())
+        )
+        async with self.db.session() as session:
+            rows = (await session.execute(query)).all()
+        if not rows or rows[-1][1] != 0:
+            raise not_found(previous_id, "previous_response_id")
+        latest = rows[-1][0]
+        if latest.status in ACTIVE:
+            raise InvalidRequestError(
+                f"Previous response with id '{previous_id}' is still {latest.status}.",
+                param="previous_response_id",
+            )
+        return [
+            item for row, _ in rows for item in [*row.input_items, *(row.body.get("output") or [])]
+        ]
 
     async def fail_interrupted(self) -> int:
         """Mark every queued / in-progress response failed (run once at start-up)."""

@@ -12,15 +12,10 @@ from openai.types.responses.response_item import ResponseItem
 from pydantic import TypeAdapter
 from starlette.responses import JSONResponse, Response
 
-from serverroom.api.responses.background import (
-    cancel_response,
-    forget,
-    start_background,
-    store_queued,
-)
+from serverroom.api.responses.background import cancel_response, forget, start_background
 from serverroom.api.responses.items import Item, list_body
 from serverroom.api.responses.prompt import gather_state, render_prompt
-from serverroom.api.responses.replay import find_log, logged, open_log, synthetic_events
+from serverroom.api.responses.replay import find_log, synthetic_events
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import InputTokensRequest, ResponseCreateRequest
 from serverroom.api.responses.service import dump, plan_response, start_generation
@@ -44,12 +39,13 @@ async def create_response(
     plan = await plan_response(ctx, body, principal)
     rid = request_id_of(request)
     headers = plan.ticket.headers
-    if plan.background and not body.stream:
-        return JSONResponse(dump(await start_background(plan, rid)), headers=headers)
+    if plan.background:
+        queued = await start_background(plan, rid)
+        if not body.stream:
+            return JSONResponse(dump(queued), headers=headers)
+        # Streamed background: follow the run's log; a disconnect leaves the run going.
+        return sse_response(replay_body(ctx, plan.response_id, {}, -1), headers=headers)
     events = run_events(plan, await start_generation(plan, rid))
-    if plan.background:  # streamed background response: stored first, like a queued one
-        await store_queued(plan)
-        events = logged(events, open_log(ctx, plan.response_id))
     if body.stream:
         return sse_response(sse_body(events), headers=headers)
     response = await final_response(events)

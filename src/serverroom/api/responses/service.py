@@ -27,7 +27,7 @@ from serverroom.engine.base import Engine, SamplingParams
 from serverroom.engine.textgen import TextEvent, TokenInfo, generate_text
 from serverroom.errors import InvalidRequestError
 from serverroom.ids import new_id
-from serverroom.metering import Ticket, Usage
+from serverroom.metering import NullTicket, Ticket, Usage
 from serverroom.principal import Principal
 from serverroom.sse import primed
 
@@ -228,11 +228,14 @@ async def plan_response(
         seed=None,
         top_logprobs=(request.top_logprobs or 0) if wants_logprobs(request) else None,
     )
-    ticket = await ctx.metering.admit(
+    plan = ResponsePlan(
+        ctx, request, principal, entry, engine, state.new, prompt, params, NullTicket()
+    )
+    response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
+    # Admission last: a request rejected above must not hold a rate-limit reservation.
+    plan.ticket = await ctx.metering.admit(
         principal, entry, endpoint=ENDPOINT, prompt_tokens=len(prompt), max_output_tokens=budget
     )
-    plan = ResponsePlan(ctx, request, principal, entry, engine, state.new, prompt, params, ticket)
-    response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
     return plan
 
 

@@ -159,6 +159,8 @@ class Scheduler:
             free = [slot for slot in self.slots if slot.busy is None]
             if not free:
                 return
+            if self.waiting[0].request.priority > 0 and len(free) == 1 < len(self.slots):
+                return  # background work never takes the last free slot
             seq = self.waiting.pop(0)
             slot = max(free, key=lambda s: (common_prefix(s.tokens, seq.prompt), -s.last_used))
             reuse = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
