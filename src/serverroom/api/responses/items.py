@@ -65,7 +65,8 @@ _MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def _loc_param(prefix: str, loc: tuple[int | str, ...]) -> str:
+def loc_param(prefix: str, loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the platform's ``param`` (``input[2].content``)."""
     out = prefix
     for part in loc:
         if isinstance(part, int):
@@ -94,7 +95,7 @@ def _validate(raw: Any, param: str) -> BaseModel:
         return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = _loc_param(param, tuple(first["loc"]))
+        where = loc_param(param, tuple(first["loc"]))
         if first["type"] == "missing":
             raise InvalidRequestError(
                 f"Missing required parameter: '{where}'.",

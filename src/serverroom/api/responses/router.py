@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from serverroom.api.responses.background import cancel_response, forget, start_background
 from serverroom.api.responses.items import Item, list_body
 from serverroom.api.responses.prompt import gather_state, render_prompt
-from serverroom.api.responses.replay import find_log, synthetic_events
+from serverroom.api.responses.replay import EventLog, find_log, synthetic_events
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import InputTokensRequest, ResponseCreateRequest
 from serverroom.api.responses.service import dump, plan_response, start_generation
@@ -44,7 +44,9 @@ async def create_response(
         if not body.stream:
             return JSONResponse(dump(queued), headers=headers)
         # Streamed background: follow the run's log; a disconnect leaves the run going.
-        return sse_response(replay_body(ctx, plan.response_id, {}, -1), headers=headers)
+        log = find_log(ctx, plan.response_id)
+        assert log is not None  # opened by start_background
+        return sse_response(follow_body(log, -1), headers=headers)
     events = run_events(plan, await start_generation(plan, rid))
     if body.stream:
         return sse_response(sse_body(events), headers=headers)
@@ -81,14 +83,20 @@ async def get_response(
     return JSONResponse(dump(SDKResponse.model_validate(row.body)))
 
 
+async def follow_body(log: EventLog, after: int) -> AsyncIterator[bytes]:
+    """A run's logged events after ``after`` as SSE, live until the run ends."""
+    async for event in log.follow(after):
+        yield sse_event(event, event=event["type"])
+
+
 async def replay_body(
     ctx: AppContext, response_id: str, body: dict[str, Any], after: int
 ) -> AsyncIterator[bytes]:
     """The response's events after ``after``: live from its run, or rebuilt from storage."""
     log = find_log(ctx, response_id)
     if log is not None:
-        async for event in log.follow(after):
-            yield sse_event(event, event=event["type"])
+        async for chunk in follow_body(log, after):
+            yield chunk
         return
     for event in synthetic_events(body):
         if event["sequence_number"] > after:

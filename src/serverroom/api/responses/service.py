@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from serverroom.api.common import sampling_params
 from serverroom.api.conversations.repository import ConversationRepository
-from serverroom.api.responses.items import Item
+from serverroom.api.responses.items import Item, loc_param
 from serverroom.api.responses.prompt import fit_prompt, gather_state
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import ResponseCreateRequest
@@ -90,16 +90,6 @@ def _echo(request: ResponseCreateRequest) -> dict[str, Any]:
     }
 
 
-def _param_of(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif "[" not in part and not part.startswith("function-"):
-            out += f".{part}" if out else part
-    return out
-
-
 def response_object(
     plan: ResponsePlan,
     status: str,
@@ -125,7 +115,7 @@ def response_object(
         return Response.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
-        param = _param_of(tuple(first["loc"]))
+        param = loc_param("", tuple(first["loc"])).lstrip(".")
         raise InvalidRequestError(
             f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value"
         ) from None

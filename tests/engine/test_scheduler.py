@@ -1,0 +1,86 @@
+"""Slot admission of the llama.cpp scheduler: prefix reuse, priority, a slot kept free."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from serverroom.engine.base import (
+    GenerationEvent,
+    GenerationRequest,
+    PromptProcessed,
+    SamplingParams,
+)
+from serverroom.engine.llamacpp import scheduler as sched
+from serverroom.engine.llamacpp.scheduler import Scheduler, Sequence, Slot
+
+
+class _NoSampler:
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def scheduler(monkeypatch: pytest.MonkeyPatch) -> Scheduler:
+    removed: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(
+        sched.L,
+        "llama_memory_seq_rm",
+        lambda mem, seq, p0, p1: removed.append((seq, p0, p1)) or True,
+    )
+    monkeypatch.setattr(sched, "SequenceSampler", _NoSampler)
+    s = Scheduler.__new__(Scheduler)
+    s.mem = None
+    s.n_vocab = 10
+    s.slots = [Slot(i) for i in range(3)]
+    s.waiting, s.active = [], []
+    s.cond = threading.Condition()
+    s.removed = removed  # type: ignore[attr-defined]
+    return s
+
+
+def _seq(prompt: list[int], events: list[GenerationEvent], priority: int = 0) -> Sequence:
+    request = GenerationRequest(
+        prompt=prompt, params=SamplingParams(max_tokens=4), priority=priority
+    )
+    return Sequence(request, events.append, max_context=100)
+
+
+def test_longest_prefix_slot_is_reused(scheduler: Scheduler) -> None:
+    scheduler.slots[1].tokens = [1, 2, 3, 4, 5]
+    scheduler.slots[2].tokens = [1, 2, 9]
+    events: list[GenerationEvent] = []
+    seq = _seq([1, 2, 3, 4, 7, 8], events)
+    scheduler.waiting.append(seq)
+    scheduler._admit()
+    assert seq.slot is scheduler.slots[1]
+    assert seq.n_past == seq.cached == 4
+    assert scheduler.slots[1].tokens == [1, 2, 3, 4]
+    assert events == [PromptProcessed(cached_tokens=4)]
+
+
+def test_whole_prompt_cached_still_computes_last_token(scheduler: Scheduler) -> None:
+    scheduler.slots[0].tokens = [1, 2, 3]
+    events: list[GenerationEvent] = []
+    seq = _seq([1, 2, 3], events)
+    scheduler.waiting.append(seq)
+    scheduler._admit()
+    assert seq.cached == 2 and seq.prefilling
+
+
+def test_priority_order_and_last_slot_kept_for_interactive(scheduler: Scheduler) -> None:
+    events: list[GenerationEvent] = []
+    batch = [_seq([5, i], events, priority=1) for i in range(3)]
+    interactive = _seq([6], events)
+    scheduler.waiting.extend(batch)
+    scheduler._admit()
+    assert [s.slot is not None for s in batch] == [True, True, False]  # one slot left free
+    scheduler.waiting.append(interactive)
+    scheduler._admit()
+    assert interactive.slot is not None
+    assert batch[2] in scheduler.waiting
