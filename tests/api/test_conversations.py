@@ -134,3 +134,30 @@ def test_other_project_gets_404(sdk: openai.OpenAI, client: TestClient) -> None:
         client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
     assert sdk.conversations.retrieve(conv.id).id == conv.id
     assert [i.id for i in sdk.conversations.items.list(conv.id)] == [i.id for i in items]
+
+
+def test_stored_items_are_valid_sdk_items(client: TestClient) -> None:
+    """Items are normalised on write, so list endpoints can return them without re-validation."""
+    from typing import Any
+
+    from openai.types.conversations.conversation_item import ConversationItem
+    from openai.types.responses.response_item import ResponseItem
+    from pydantic import TypeAdapter
+
+    items = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "input_text", "text": "Weather?"}]},
+        {"type": "function_call", "call_id": "call_1", "name": "w", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        {"role": "assistant", "content": "It is sunny."},
+    ]
+    conv = client.post("/v1/conversations", json={"items": items}).json()
+    listed = client.get(f"/v1/conversations/{conv['id']}/items", params={"order": "asc"}).json()
+    for item in listed["data"]:
+        TypeAdapter[Any](ConversationItem).validate_python(item)
+    created = client.post(
+        "/v1/responses", json={"model": "gpt-4.1", "input": items, "max_output_tokens": 2}
+    ).json()
+    inputs = client.get(f"/v1/responses/{created['id']}/input_items").json()
+    assert len(inputs["data"]) == len(items)
+    TypeAdapter(list[ResponseItem]).validate_python(inputs["data"])

@@ -236,3 +236,49 @@ def test_truncation_auto_drops_oldest(small_sdk: openai.OpenAI) -> None:
     )
     assert response.status in ("completed", "incomplete")
     assert response.usage is not None and response.usage.input_tokens + 20 <= 256
+
+
+@pytest.mark.parametrize("context", [40, 90, 150, 400])
+def test_truncation_auto_drops_the_fewest_items(context: int) -> None:
+    """``truncation: auto`` keeps the longest suffix of items that fits (and renders few times)."""
+    from typing import Any, cast
+
+    from serverroom.api.responses.items import normalize_input
+    from serverroom.api.responses.prompt import PromptState, fit_prompt
+    from serverroom.errors import ContextLengthExceededError
+
+    class Engine:
+        context_length = context
+        renders = 0
+
+        def render_chat(self, messages: list[Any]) -> str:
+            Engine.renders += 1
+            return "".join(f"<{m.role}>{m.content}" for m in messages)
+
+        def tokenize(self, text: str, special: bool = False) -> list[int]:
+            return list(text.encode())
+
+    items = normalize_input([{"role": "user", "content": f"{i}" * (5 + i)} for i in range(20)])
+    engine = cast(Any, Engine())
+    state = PromptState(history=items[:15], new=items[15:])
+    # the longest suffix that fits, found the slow way
+    kept = next(
+        (k for k in range(len(items), 0, -1)
+         if len(engine.tokenize(engine.render_chat(render(items[-k:])))) + 5 <= context),
+        0,
+    )
+    Engine.renders = 0
+    if kept == 0:
+        with pytest.raises(ContextLengthExceededError):
+            fit_prompt(engine, None, state, max_output=5, truncation="auto")
+        return
+    prompt, budget = fit_prompt(engine, None, state, max_output=5, truncation="auto")
+    assert budget == 5
+    assert bytes(prompt).decode() == engine.render_chat(render(items[-kept:]))
+    assert Engine.renders <= 8  # bisection, not one render per dropped item
+
+
+def render(items: list[dict[str, object]]) -> list[object]:
+    from serverroom.api.responses.items import render_items
+
+    return list(render_items(None, items))

@@ -203,3 +203,24 @@ def test_events_are_built_from_their_own_class() -> None:
 
     assert len(_EVENTS) == len(get_args(get_args(ResponseStreamEvent)[0]))
     assert _EVENTS["response.output_text.delta"] is ResponseTextDeltaEvent
+
+
+class EarlyFailingEngine(FakeEngine):
+    """Fails before its first token."""
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        yield GenerationStats("error", len(request.prompt), 0, 0, error="no slot")
+
+
+def test_streamed_background_failing_before_first_token(tmp_path: Path) -> None:
+    """The stream of a background run that fails early still starts and ends properly."""
+    app = create_app(fake_settings(tmp_path), engine_factory=lambda entry: EarlyFailingEngine())
+    with TestClient(app) as client:
+        body = {"model": "gpt-4.1", "input": "hi", "background": True}
+        events = read_events(client, body)
+        types = [data["type"] for _, data in events]
+        assert types == ["response.created", "response.failed"]
+        assert [data["sequence_number"] for _, data in events] == [0, 1]
+        failed = events[-1][1]["response"]
+        assert failed["error"]["code"] == "server_error"
+        assert client.get(f"/v1/responses/{failed['id']}").json()["status"] == "failed"

@@ -6,8 +6,6 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from openai.types.conversations import Conversation
-from openai.types.conversations.conversation_item import ConversationItem
-from pydantic import TypeAdapter
 from starlette.responses import JSONResponse, Response
 
 from serverroom.api.conversations.repository import ConversationRepository
@@ -23,7 +21,6 @@ from serverroom.sse import json_response
 from serverroom.storage.tables.conversations import ConversationRow
 
 router = APIRouter(tags=["conversations"])
-_ITEM = TypeAdapter[Any](ConversationItem)
 
 
 def conversation(row: ConversationRow) -> Conversation:
@@ -33,8 +30,8 @@ def conversation(row: ConversationRow) -> Conversation:
 
 
 def _items(data: list[dict[str, Any]], has_more: bool) -> JSONResponse:
-    for item in data:
-        _ITEM.validate_python(item)
+    # Items were normalised to SDK shapes when stored; re-validating each against the SDK's
+    # 30-member union on every read would cost ~0.25 ms an item for nothing.
     return JSONResponse(list_body(data, has_more))
 
 

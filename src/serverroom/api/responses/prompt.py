@@ -78,8 +78,17 @@ def fit_prompt(
     """The prompt and output budget; ``truncation: auto`` drops the oldest items to fit."""
     items = state.history + state.new
     prompt = render_prompt(engine, instructions, items)
-    while truncation == "auto" and len(items) > 1 and not _fits(engine, prompt, max_output):
-        items = items[1:]
-        prompt = render_prompt(engine, instructions, items)
+    if truncation == "auto" and len(items) > 1 and not _fits(engine, prompt, max_output):
+        # The fewest oldest items to drop, by bisection (a long history is rendered and
+        # tokenized O(log n) times, not once per dropped item); keeps at least the last item.
+        low, high = 1, len(items) - 1
+        prompt = render_prompt(engine, instructions, items[high:])
+        while low < high:
+            middle = (low + high) // 2
+            candidate = render_prompt(engine, instructions, items[middle:])
+            if _fits(engine, candidate, max_output):
+                high, prompt = middle, candidate
+            else:
+                low = middle + 1
     budget = check_context(engine, len(prompt), max_output, param="input", what="input")
     return prompt, budget
