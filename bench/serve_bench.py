@@ -198,8 +198,10 @@ def run(args: argparse.Namespace) -> None:
     from serverroom.catalog import locate_weights
 
     gguf = locate_weights(GGUF_REF)
-    binary = Path(subprocess.run(["bash", str(HERE / "build_llama_server.sh")], check=True,
-                                 capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    built = subprocess.run(["bash", str(HERE / "build_llama_server.sh")], check=True, env=env,
+                           capture_output=True, text=True)
+    binary = Path(built.stdout.strip().splitlines()[-1])
     data = Path(tempfile.mkdtemp(prefix="sr-bench-"))
     ours = start_serverroom(gguf, args, data)
     theirs = start_llama_server(binary, gguf, args)

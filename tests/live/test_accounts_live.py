@@ -58,8 +58,13 @@ def replicas(tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer]]:
 
 
 def _admin(server: LiveServer, method: str, path: str, json: object = None) -> httpx.Response:
-    return httpx.request(method, f"{server.base_url}{path}", json=json, timeout=30,
-                         headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    return httpx.request(
+        method,
+        f"{server.base_url}{path}",
+        json=json,
+        timeout=30,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
 
 
 def _project_key(server: LiveServer, name: str) -> tuple[str, str, str]:
@@ -70,10 +75,14 @@ def _project_key(server: LiveServer, name: str) -> tuple[str, str, str]:
 
 def _chat(server: LiveServer, key: str) -> httpx.Response:
     return httpx.post(
-        f"{server.base_url}/chat/completions", timeout=30,
+        f"{server.base_url}/chat/completions",
+        timeout=30,
         headers={"Authorization": f"Bearer {key}"},
-        json={"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}],
-              "max_tokens": 2},
+        json={
+            "model": "gpt-4.1-mini",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 2,
+        },
     )
 
 
@@ -91,9 +100,10 @@ def test_revocation_reaches_every_replica(replicas: tuple[LiveServer, LiveServer
     a, b = replicas
     project, key_id, key = _project_key(a, "revoked")
     assert _chat(b, key).status_code == 200  # b verifies and caches the key
-    assert _admin(a, "DELETE", f"/organization/projects/{project}/api_keys/{key_id}").json()[
-        "deleted"
-    ] is True
+    assert (
+        _admin(a, "DELETE", f"/organization/projects/{project}/api_keys/{key_id}").json()["deleted"]
+        is True
+    )
     for server in (b, a):
         r = _chat(server, key)
         assert r.status_code == 401, r.text
@@ -113,7 +123,8 @@ def test_usage_is_seen_from_either_replica(replicas: tuple[LiveServer, LiveServe
     )
     assert reply.usage is not None
     page = _admin(
-        a, "GET",
+        a,
+        "GET",
         f"/organization/usage/completions?start_time={start}&group_by[]=project_id"
         f"&project_ids[]={project}",
     ).json()

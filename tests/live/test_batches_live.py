@@ -20,23 +20,32 @@ MODEL = "gpt-4.1-mini"
 
 def chat_lines(n: int, prefix: str = "r") -> list[str]:
     return [
-        json.dumps({
-            "custom_id": f"{prefix}{i}", "method": "POST", "url": "/v1/chat/completions",
-            "body": {"model": MODEL, "max_tokens": 16,
-                     "messages": [{"role": "user", "content": f"Say a color. ({i})"}]},
-        })
+        json.dumps(
+            {
+                "custom_id": f"{prefix}{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {
+                    "model": MODEL,
+                    "max_tokens": 16,
+                    "messages": [{"role": "user", "content": f"Say a color. ({i})"}],
+                },
+            }
+        )
         for i in range(n)
     ]
 
 
 def run_batch(client: openai.OpenAI, lines: list[str], timeout: float = 240.0) -> str:
     upload = client.files.create(file=("in.jsonl", "\n".join(lines).encode()), purpose="batch")
-    return client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
-                                 completion_window="24h").id
+    return client.batches.create(
+        input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+    ).id
 
 
-def wait(client: openai.OpenAI, batch_id: str, timeout: float = 240.0,
-         done_at_least: int | None = None) -> openai.types.Batch:
+def wait(
+    client: openai.OpenAI, batch_id: str, timeout: float = 240.0, done_at_least: int | None = None
+) -> openai.types.Batch:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         batch = client.batches.retrieve(batch_id)
@@ -51,8 +60,9 @@ def wait(client: openai.OpenAI, batch_id: str, timeout: float = 240.0,
 
 def ask(client: openai.OpenAI) -> float:
     start = time.perf_counter()
-    client.chat.completions.create(model=MODEL, max_tokens=16,
-                                   messages=[{"role": "user", "content": "Say hi."}])
+    client.chat.completions.create(
+        model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "Say hi."}]
+    )
     return time.perf_counter() - start
 
 
@@ -61,14 +71,17 @@ def test_small_real_batch(live_client: openai.OpenAI) -> None:
     batch_id = run_batch(live_client, chat_lines(6))
     busy = sorted(ask(live_client) for _ in range(3))[1]
     running = live_client.batches.retrieve(batch_id).status
-    print(f"\nlive interactive latency (16 tokens, median of 3): idle {idle * 1000:.0f} ms,"
-          f" while the batch runs {busy * 1000:.0f} ms (batch now {running})")
+    print(
+        f"\nlive interactive latency (16 tokens, median of 3): idle {idle * 1000:.0f} ms,"
+        f" while the batch runs {busy * 1000:.0f} ms (batch now {running})"
+    )
     batch = wait(live_client, batch_id)
     assert batch.status == "completed", batch
     assert batch.request_counts is not None and batch.request_counts.completed == 6
     assert batch.output_file_id is not None
-    output = [json.loads(x) for x in live_client.files.content(batch.output_file_id).text
-              .splitlines()]
+    output = [
+        json.loads(x) for x in live_client.files.content(batch.output_file_id).text.splitlines()
+    ]
     assert sorted(x["custom_id"] for x in output) == [f"r{i}" for i in range(6)]
     for line in output:
         body = line["response"]["body"]
@@ -92,9 +105,23 @@ def test_cli_submit_watch(live_env: LiveServer, tmp_path: Path) -> None:
     source = tmp_path / "jobs.jsonl"
     source.write_text("\n".join(chat_lines(3, "cli")) + "\n")
     out = subprocess.run(
-        [sys.executable, "-m", "serverroom", "batch", "submit", str(source), "--endpoint",
-         "/v1/chat/completions", "--watch", "--poll", "0.3"],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ),
+        [
+            sys.executable,
+            "-m",
+            "serverroom",
+            "batch",
+            "submit",
+            str(source),
+            "--endpoint",
+            "/v1/chat/completions",
+            "--watch",
+            "--poll",
+            "0.3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
     )
     assert out.returncode == 0, out.stdout + out.stderr
     lines = (tmp_path / "jobs.output.jsonl").read_text().splitlines()
@@ -115,6 +142,7 @@ def test_restart_resumes_batch(tmp_path: Path) -> None:
         assert batch.request_counts is not None and batch.request_counts.completed == 12
         output = client.files.content(batch.output_file_id or "").text.splitlines()
         assert sorted(json.loads(x)["custom_id"] for x in output) == sorted(
-            f"r{i}" for i in range(12))
+            f"r{i}" for i in range(12)
+        )
     finally:
         server.stop()

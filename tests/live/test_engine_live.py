@@ -207,15 +207,24 @@ def test_shutdown_ends_streams_and_exits(tmp_path: Path) -> None:
     """SIGTERM with a long generation in flight: the stream ends and the process exits."""
     server = LiveServer(tmp_path, args=["--engine.slots", "2", "--engine.slot_context", "2048"])
     server.start()
-    body = {"model": "gpt-4.1", "stream": True, "max_tokens": 2000,
-            "logit_bias": {"0": -100, "2": -100, "4": -100},
-            "messages": [{"role": "user", "content": "Write a very long story."}]}
+    body = {
+        "model": "gpt-4.1",
+        "stream": True,
+        "max_tokens": 2000,
+        "logit_bias": {"0": -100, "2": -100, "4": -100},
+        "messages": [{"role": "user", "content": "Write a very long story."}],
+    }
     started = time.monotonic()
     try:
-        with httpx.Client(timeout=60) as http, http.stream(
-            "POST", f"{server.base_url}/chat/completions", json=body,
-            headers={"authorization": f"Bearer {server.api_key}"},
-        ) as reply:
+        with (
+            httpx.Client(timeout=60) as http,
+            http.stream(
+                "POST",
+                f"{server.base_url}/chat/completions",
+                json=body,
+                headers={"authorization": f"Bearer {server.api_key}"},
+            ) as reply,
+        ):
             lines = reply.iter_lines()
             next(lines)
             assert server.proc is not None

@@ -123,3 +123,15 @@ def test_json_object_live(live_client: openai.OpenAI) -> None:
     )
     if reply.choices[0].finish_reason == "stop":
         assert isinstance(json.loads(reply.choices[0].message.content or ""), dict)
+
+
+def test_responses_parse_live(live_client: openai.OpenAI) -> None:
+    model = live_client.models.list().data[0].id
+    response = live_client.responses.parse(
+        model=model,
+        input="Describe a person named Ana from Lisbon as JSON.",
+        text_format=Person,
+        max_output_tokens=200,
+        temperature=0,
+    )
+    assert isinstance(response.output_parsed, Person)

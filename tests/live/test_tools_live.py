@@ -197,3 +197,50 @@ def test_pydantic_tool_parse_live(live_client: openai.OpenAI) -> None:
     )
     calls = completion.choices[0].message.tool_calls or []
     assert calls and isinstance(calls[0].function.parsed_arguments, GetWeather)
+
+
+def test_responses_function_call_live(live_client: openai.OpenAI) -> None:
+    tool: Any = {**WEATHER["function"], "type": "function"}
+    first = live_client.responses.create(
+        model=model(live_client),
+        input="What is the weather in Paris in celsius?",
+        tools=[tool],
+        tool_choice="required",
+        max_output_tokens=MAX_TOKENS,
+        temperature=0,
+    )
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert first.status == "completed" and calls
+    for call in calls:
+        assert call.id and call.id.startswith("fc_") and call.call_id.startswith("call_")
+        check_call(call.name, call.arguments)
+    second = live_client.responses.create(
+        model=model(live_client),
+        previous_response_id=first.id,
+        input=[
+            {"type": "function_call_output", "call_id": c.call_id, "output": "21 C, sunny"}
+            for c in calls
+        ],
+        tools=[tool],
+        tool_choice="none",
+        max_output_tokens=40,
+        temperature=0,
+    )
+    assert second.output_text
+
+
+def test_responses_stream_function_call_live(live_client: openai.OpenAI) -> None:
+    tool: Any = {**WEATHER["function"], "type": "function"}
+    with live_client.responses.stream(
+        model=model(live_client),
+        input="What is the weather in Rome in celsius?",
+        tools=[tool],
+        tool_choice={"type": "function", "name": "get_weather"},
+        max_output_tokens=MAX_TOKENS,
+        temperature=0,
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert "response.function_call_arguments.done" in kinds
+    call = next(item for item in final.output if item.type == "function_call")
+    check_call(call.name, call.arguments)

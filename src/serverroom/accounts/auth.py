@@ -26,6 +26,7 @@ logger = logging.getLogger("serverroom.accounts")
 
 OPEN_PRINCIPAL = Principal(project_id=DEFAULT_PROJECT)
 LAST_USED_RESOLUTION = 60  # seconds: ``last_used_at`` is written at most once a minute per key
+OPEN_RECHECK = 1.0  # seconds between "does any key exist yet?" checks while ``auto`` is open
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -64,6 +65,7 @@ class Authenticator:
         self.redis = redis
         self.revoked_key = f"{settings.limits.redis_prefix}:revoked_keys"
         self._enforced = self.mode == "keys"
+        self._open_until = 0.0
         self._cache: dict[str, tuple[KeyInfo, float]] = {}
 
     def warn_if_exposed(self, host: str) -> None:
@@ -78,9 +80,18 @@ class Authenticator:
         """Whether keys are required now (``auto`` flips once, when the first key exists)."""
         if self.mode == "dev":
             return False
-        if not self._enforced and await self.repo.any_key_exists():
-            self._enforced = True
+        if not self._enforced and time.monotonic() >= self._open_until:
+            # Keys made by another process (the CLI) are noticed within OPEN_RECHECK seconds,
+            # without a database query on every request while the server is open.
+            if await self.repo.any_key_exists():
+                self._enforced = True
+            else:
+                self._open_until = time.monotonic() + OPEN_RECHECK
         return self._enforced
+
+    def key_created(self) -> None:
+        """A key was just made in this process: ``auto`` mode checks again at once."""
+        self._open_until = 0.0
 
     async def is_revoked_elsewhere(self, key_id: str) -> bool:
         if self.redis is None:

@@ -126,6 +126,7 @@ async def create_key(
     _: Principal = Depends(require_admin),
 ) -> dict[str, Any]:
     created = await accounts.repo.create_key(project_id, name=body.name if body else "")
+    accounts.auth.key_created()
     return service.created_key_object(created)
 
 

@@ -13,6 +13,7 @@ from serverroom.api.conversations.repository import ConversationRepository
 from serverroom.api.responses.items import Item, normalize_input, render_items
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import ResponseContextFields
+from serverroom.constraints import ToolSetup, render_tool_messages
 from serverroom.context import AppContext
 from serverroom.engine.base import Engine
 from serverroom.errors import InvalidRequestError
@@ -56,9 +57,11 @@ async def gather_state(
     return PromptState(history=history, new=new)
 
 
-def render_prompt(engine: Engine, instructions: str | None, items: list[Item]) -> list[int]:
-    """Token ids of the chat-template prompt for ``instructions`` + ``items``."""
-    text = engine.render_chat(render_items(instructions, items))
+def render_prompt(
+    engine: Engine, instructions: str | None, items: list[Item], tools: ToolSetup | None = None
+) -> list[int]:
+    """Token ids of the chat-template prompt for ``instructions`` + ``items`` (+ ``tools``)."""
+    text = engine.render_chat(render_tool_messages(render_items(instructions, items), tools))
     return engine.tokenize(text, special=True)
 
 
@@ -74,18 +77,19 @@ def fit_prompt(
     *,
     max_output: int | None,
     truncation: str | None,
+    tools: ToolSetup | None = None,
 ) -> tuple[list[int], int]:
     """The prompt and output budget; ``truncation: auto`` drops the oldest items to fit."""
     items = state.history + state.new
-    prompt = render_prompt(engine, instructions, items)
+    prompt = render_prompt(engine, instructions, items, tools)
     if truncation == "auto" and len(items) > 1 and not _fits(engine, prompt, max_output):
         # The fewest oldest items to drop, by bisection (a long history is rendered and
         # tokenized O(log n) times, not once per dropped item); keeps at least the last item.
         low, high = 1, len(items) - 1
-        prompt = render_prompt(engine, instructions, items[high:])
+        prompt = render_prompt(engine, instructions, items[high:], tools)
         while low < high:
             middle = (low + high) // 2
-            candidate = render_prompt(engine, instructions, items[middle:])
+            candidate = render_prompt(engine, instructions, items[middle:], tools)
             if _fits(engine, candidate, max_output):
                 high, prompt = middle, candidate
             else:

@@ -7,6 +7,7 @@ non-streamed and background responses end the same way.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ from serverroom.api.responses.items import Item, loc_param
 from serverroom.api.responses.prompt import fit_prompt, gather_state
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import ResponseCreateRequest
+from serverroom.api.responses.structured import response_format, response_tools
 from serverroom.catalog import ModelEntry
+from serverroom.constraints import ToolSetup, plan_output
 from serverroom.context import AppContext
 from serverroom.engine.base import Engine, SamplingParams
 from serverroom.engine.textgen import TextEvent, TokenInfo, generate_text
@@ -51,6 +54,7 @@ class ResponsePlan:
     response_id: str = field(default_factory=lambda: new_id("resp_"))
     created_at: int = field(default_factory=lambda: int(time.time()))
     settled: bool = False
+    tools: ToolSetup | None = None  # set when the output may be function calls
 
     @property
     def store(self) -> bool:
@@ -140,7 +144,7 @@ def _int_times(body: dict[str, Any]) -> None:
 
 def dump(model: Any) -> dict[str, Any]:
     """An SDK model (a ``Response`` or a stream event) as the JSON the platform sends."""
-    out: dict[str, Any] = model.model_dump(mode="json", exclude_unset=True)
+    out: dict[str, Any] = model.model_dump(mode="json", exclude_unset=True, by_alias=True)
     _int_times(out)
     if isinstance(out.get("response"), dict):
         _int_times(out["response"])
@@ -204,23 +208,29 @@ async def plan_response(
     entry = ctx.catalog.resolve(request.model)
     engine = await ctx.engines.get(entry)
     state = await gather_state(ctx, request, principal)
+    fmt, tools = response_format(request), response_tools(request)
     prompt, budget = fit_prompt(
         engine,
         request.instructions,
         state,
         max_output=request.max_output_tokens,
         truncation=request.truncation,
+        tools=tools,
     )
+    output = await asyncio.to_thread(plan_output, engine, fmt, tools, format_param="text.format")
+    constraint = await asyncio.to_thread(output.new_constraint) if output else None
     params = sampling_params(
         max_tokens=budget,
         temperature=request.temperature,
         top_p=request.top_p,
         seed=None,
         top_logprobs=(request.top_logprobs or 0) if wants_logprobs(request) else None,
+        constraint=constraint,
     )
     plan = ResponsePlan(
         ctx, request, principal, entry, engine, state.new, prompt, params, NullTicket()
     )
+    plan.tools = tools if tools is not None and tools.active else None
     response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
     # Admission last: a request rejected above must not hold a rate-limit reservation.
     plan.ticket = await ctx.metering.admit(

@@ -29,6 +29,7 @@ from serverroom.api.responses.service import (
     usage_of,
     wants_logprobs,
 )
+from serverroom.api.responses.structured import tool_run_events
 from serverroom.engine.textgen import TextDelta, TextDone, TextEvent, TokenInfo
 from serverroom.errors import APIError
 from serverroom.ids import new_id
@@ -129,6 +130,10 @@ async def run_events(
     plan: ResponsePlan, events: AsyncIterator[TextEvent]
 ) -> AsyncIterator[ResponseStreamEvent]:
     """Every event of one response, ending after it is stored. Closing it stops generation."""
+    if plan.tools is not None:  # the output may be function calls (issue 5)
+        async for tool_event in tool_run_events(plan, events):
+            yield tool_event
+        return
     run = _Run(plan)
     start = response_object(plan, "in_progress")
     yield run.lifecycle("response.created", start)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 from openai.types.responses import ResponseStreamEvent
-from pydantic import TypeAdapter
+from pydantic import BaseModel
 
 from serverroom.api.responses.items import Item
 from serverroom.constraints import (
@@ -37,7 +37,18 @@ if TYPE_CHECKING:
     from serverroom.api.responses.schemas import ResponseContextFields
     from serverroom.api.responses.service import ResponsePlan
 
-_EVENT = TypeAdapter[ResponseStreamEvent](ResponseStreamEvent)
+
+def _event_classes() -> dict[str, type[BaseModel]]:
+    """Stream event ``type`` → SDK class (validating against the whole union is slow)."""
+    union = get_args(ResponseStreamEvent)[0]
+    return {
+        literal: cls
+        for cls in get_args(union)
+        for literal in get_args(cls.model_fields["type"].annotation)
+    }
+
+
+_EVENTS = _event_classes()
 
 
 def response_format(request: ResponseContextFields) -> FormatSpec | None:
@@ -97,9 +108,9 @@ class _ToolRun:
         self.calls: dict[int, Item] = {}  # parser call index → item
 
     def event(self, kind: str, **fields: Any) -> ResponseStreamEvent:
-        event = _EVENT.validate_python({"type": kind, "sequence_number": self.seq, **fields})
+        body = {"type": kind, "sequence_number": self.seq, **fields}
         self.seq += 1
-        return event
+        return cast(ResponseStreamEvent, _EVENTS[kind].model_validate(body))
 
     def text(self, piece: str) -> list[ResponseStreamEvent]:
         out = []
