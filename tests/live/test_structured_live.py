@@ -20,7 +20,7 @@ pytestmark = pytest.mark.live
 
 # More slots than the default so the corpus decodes in one batch; a short context per slot.
 ENV = {"SERVERROOM_ENGINE__SLOTS": "16", "SERVERROOM_ENGINE__SLOT_CONTEXT": "1024"}
-MAX_TOKENS = 64
+MAX_TOKENS = 200
 
 
 @pytest.fixture(scope="module")

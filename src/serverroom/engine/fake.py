@@ -120,7 +120,7 @@ class FakeEngine:
     async def _run(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         params = request.params
         yield PromptProcessed(cached_tokens=0)
-        reply = list(self.reply_for(request)) + [EOS]
+        reply = [*list(self.reply_for(request)), EOS]
         if params.constraint is not None:  # keep going (planning EOS) until it is satisfied
             reply += [EOS] * max(0, params.max_tokens - len(reply))
         for count, planned in enumerate(reply, start=1):
