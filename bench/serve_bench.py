@@ -91,10 +91,24 @@ class Server:
 
 def start_serverroom(gguf: Path, args: argparse.Namespace, data: Path) -> Server:
     port = free_port()
-    cmd = [sys.executable, "-m", "serverroom", "serve", "--port", str(port),
-           "--engine.slots", str(args.slots), "--engine.slot_context", str(args.ctx),
-           "--engine.threads", str(args.threads), "--engine.batch_size", str(args.batch),
-           "--log_level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "serverroom",
+        "serve",
+        "--port",
+        str(port),
+        "--engine.slots",
+        str(args.slots),
+        "--engine.slot_context",
+        str(args.ctx),
+        "--engine.threads",
+        str(args.threads),
+        "--engine.batch_size",
+        str(args.batch),
+        "--log_level",
+        "warning",
+    ]
     env = {**os.environ, "SERVERROOM_DATA_DIR": str(data), "SERVERROOM_AUTH__MODE": "dev"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return Server("serverroom", proc, port, "gpt-4.1")
@@ -102,23 +116,48 @@ def start_serverroom(gguf: Path, args: argparse.Namespace, data: Path) -> Server
 
 def start_llama_server(binary: Path, gguf: Path, args: argparse.Namespace) -> Server:
     port = free_port()
-    cmd = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-           "-t", str(args.threads), "-tb", str(args.threads), "-np", str(args.slots),
-           "-c", str(args.ctx * args.slots), "-b", str(args.batch), "-ub", str(args.batch),
-           "--no-webui", "--log-disable"]
+    cmd = [
+        str(binary),
+        "-m",
+        str(gguf),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-t",
+        str(args.threads),
+        "-tb",
+        str(args.threads),
+        "-np",
+        str(args.slots),
+        "-c",
+        str(args.ctx * args.slots),
+        "-b",
+        str(args.batch),
+        "-ub",
+        str(args.batch),
+        "--no-webui",
+        "--log-disable",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return Server("llama-server", proc, port, "smollm2")
 
 
-async def one_request(client: openai.AsyncOpenAI, model: str, prompt: str,
-                      max_tokens: int) -> tuple[float, int, float]:
+async def one_request(
+    client: openai.AsyncOpenAI, model: str, prompt: str, max_tokens: int
+) -> tuple[float, int, float]:
     """(ttft seconds, output tokens, total seconds) of one streamed chat completion."""
     started = time.perf_counter()
     ttft = 0.0
     tokens = 0
     stream = await client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": prompt}], stream=True,
-        max_tokens=max_tokens, temperature=0.7, seed=1, logit_bias=EOG_BAN,  # type: ignore[arg-type]
+        model=model,
+        messages=[{"role": "user", "content": prompt}],
+        stream=True,
+        max_tokens=max_tokens,
+        temperature=0.7,
+        seed=1,
+        logit_bias=EOG_BAN,  # type: ignore[arg-type]
         stream_options={"include_usage": True},
     )
     async for chunk in stream:
@@ -129,8 +168,9 @@ async def one_request(client: openai.AsyncOpenAI, model: str, prompt: str,
     return ttft, tokens, time.perf_counter() - started
 
 
-async def load(server: Server, concurrency: int, requests: int,
-               max_tokens: int) -> tuple[float, list[float]]:
+async def load(
+    server: Server, concurrency: int, requests: int, max_tokens: int
+) -> tuple[float, list[float]]:
     """Aggregate output tok/s and the TTFTs of ``requests`` requests at ``concurrency``."""
     client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-bench", max_retries=0)
     queue = list(range(requests))
@@ -141,8 +181,9 @@ async def load(server: Server, concurrency: int, requests: int,
         nonlocal total_tokens
         while queue:
             i = queue.pop()
-            ttft, tokens, _ = await one_request(client, server.model, PROMPTS[i % len(PROMPTS)],
-                                                max_tokens)
+            ttft, tokens, _ = await one_request(
+                client, server.model, PROMPTS[i % len(PROMPTS)], max_tokens
+            )
             ttfts.append(ttft)
             total_tokens += tokens
 
@@ -164,8 +205,12 @@ async def conversation(server: Server, turns: int, use_responses: bool) -> list[
         ttft = 0.0
         if use_responses:
             stream = await client.responses.create(
-                model=server.model, input=question, previous_response_id=previous,
-                max_output_tokens=48, temperature=0.7, stream=True,
+                model=server.model,
+                input=question,
+                previous_response_id=previous,
+                max_output_tokens=48,
+                temperature=0.7,
+                stream=True,
             )
             async for event in stream:
                 if event.type == "response.output_text.delta" and not ttft:
@@ -175,7 +220,10 @@ async def conversation(server: Server, turns: int, use_responses: bool) -> list[
         else:
             history.append({"role": "user", "content": question})
             chat = await client.chat.completions.create(
-                model=server.model, messages=history, stream=True, max_tokens=48,  # type: ignore[arg-type]
+                model=server.model,
+                messages=history,
+                stream=True,
+                max_tokens=48,  # type: ignore[arg-type]
                 temperature=0.7,
             )
             text = ""
@@ -199,8 +247,13 @@ def run(args: argparse.Namespace) -> None:
 
     gguf = locate_weights(GGUF_REF)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    built = subprocess.run(["bash", str(HERE / "build_llama_server.sh")], check=True, env=env,
-                           capture_output=True, text=True)
+    built = subprocess.run(
+        ["bash", str(HERE / "build_llama_server.sh")],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     binary = Path(built.stdout.strip().splitlines()[-1])
     data = Path(tempfile.mkdtemp(prefix="sr-bench-"))
     ours = start_serverroom(gguf, args, data)
@@ -216,13 +269,14 @@ def run(args: argparse.Namespace) -> None:
             order = (ours, theirs) if rnd % 2 == 0 else (theirs, ours)
             for conc in args.concurrency:
                 for server in order:
-                    tps, ttfts = asyncio.run(load(server, conc, max(conc * 2, 4),
-                                                  args.max_tokens))
+                    tps, ttfts = asyncio.run(load(server, conc, max(conc * 2, 4), args.max_tokens))
                     results.setdefault((server.name, conc), []).append(tps)
                     if conc == args.concurrency[0]:
                         ttft[server.name].extend(ttfts)
-                    print(f"round {rnd + 1} c={conc:<3} {server.name:<13} {tps:7.1f} tok/s",
-                          flush=True)
+                    print(
+                        f"round {rnd + 1} c={conc:<3} {server.name:<13} {tps:7.1f} tok/s",
+                        flush=True,
+                    )
         print("\n== throughput (median of rounds), serverroom / llama-server ==")
         for conc in args.concurrency:
             a = statistics.median(results[("serverroom", conc)])
@@ -231,18 +285,25 @@ def run(args: argparse.Namespace) -> None:
         a50, b50 = pct(ttft["serverroom"], 0.5), pct(ttft["llama-server"], 0.5)
         a90, b90 = pct(ttft["serverroom"], 0.9), pct(ttft["llama-server"], 0.9)
         print(f"\n== TTFT at c={args.concurrency[0]} ==")
-        print(f"p50 serverroom {a50 * 1000:6.1f} ms  llama-server {b50 * 1000:6.1f} ms  "
-              f"ratio {a50 / b50:5.2f}")
-        print(f"p90 serverroom {a90 * 1000:6.1f} ms  llama-server {b90 * 1000:6.1f} ms  "
-              f"ratio {a90 / b90:5.2f}")
+        print(
+            f"p50 serverroom {a50 * 1000:6.1f} ms  llama-server {b50 * 1000:6.1f} ms  "
+            f"ratio {a50 / b50:5.2f}"
+        )
+        print(
+            f"p90 serverroom {a90 * 1000:6.1f} ms  llama-server {b90 * 1000:6.1f} ms  "
+            f"ratio {a90 / b90:5.2f}"
+        )
         print("\n== TTFT per turn of a 10-turn conversation (ms) ==")
         conv_ours = asyncio.run(conversation(ours, 10, use_responses=True))
         conv_theirs = asyncio.run(conversation(theirs, 10, use_responses=False))
         print("serverroom (previous_response_id):", " ".join(f"{t * 1000:.0f}" for t in conv_ours))
-        print("llama-server (resent history):    ",
-              " ".join(f"{t * 1000:.0f}" for t in conv_theirs))
-        print(f"last/first turn: serverroom {conv_ours[-1] / conv_ours[0]:.2f}  "
-              f"llama-server {conv_theirs[-1] / conv_theirs[0]:.2f}")
+        print(
+            "llama-server (resent history):    ", " ".join(f"{t * 1000:.0f}" for t in conv_theirs)
+        )
+        print(
+            f"last/first turn: serverroom {conv_ours[-1] / conv_ours[0]:.2f}  "
+            f"llama-server {conv_theirs[-1] / conv_theirs[0]:.2f}"
+        )
         memory(ours, args)
     finally:
         ours.stop()
@@ -257,7 +318,8 @@ def memory(server: Server, args: argparse.Namespace) -> None:
         client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-bench")
         for i in range(n):
             await client.chat.completions.create(
-                model=server.model, max_tokens=2,
+                model=server.model,
+                max_tokens=2,
                 messages=[{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
             )
         await client.close()
@@ -266,14 +328,17 @@ def memory(server: Server, args: argparse.Namespace) -> None:
     before = server.rss_kb()
     asyncio.run(sequential(args.sequential))
     after = server.rss_kb()
-    print(f"RSS after 100 warm-up requests {before / 1024:.0f} MiB, after {args.sequential} more"
-          f" {after / 1024:.0f} MiB (growth {(after - before) / 1024:+.1f} MiB)")
+    print(
+        f"RSS after 100 warm-up requests {before / 1024:.0f} MiB, after {args.sequential} more"
+        f" {after / 1024:.0f} MiB (growth {(after - before) / 1024:+.1f} MiB)"
+    )
     print(f"peak RSS: {server.rss_kb('VmHWM') / 1024:.0f} MiB")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--max-tokens", type=int, default=128)

@@ -1,7 +1,7 @@
 """Regenerate the settings table in docs/configuration.md from ``Settings``.
 
-    python scripts/config_docs.py          # rewrite the table
-    python scripts/config_docs.py --check  # exit 1 if the docs are stale (run by the tests)
+python scripts/config_docs.py          # rewrite the table
+python scripts/config_docs.py --check  # exit 1 if the docs are stale (run by the tests)
 """
 
 from __future__ import annotations

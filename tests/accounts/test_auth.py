@@ -9,8 +9,7 @@ from fastapi.testclient import TestClient
 from serverroom.settings import AuthSettings
 from tests.accounts.conftest import ADMIN_KEY, Admin, AppFactory, sdk_for
 
-CHAT = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}],
-        "max_tokens": 4}
+CHAT = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
 
 def _chat(client: TestClient, key: str) -> openai.types.chat.ChatCompletion:
@@ -31,9 +30,12 @@ def _assert_401(client: TestClient, headers: dict[str, str]) -> None:
 def test_auto_mode_is_open_until_the_first_key(client: TestClient, sdk: openai.OpenAI) -> None:
     # The shared fixture: no admin key, no project keys: any key works.
     assert _chat(client, "sk-whatever").choices
-    assert sdk.chat.completions.create(
-        model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=2
-    ).usage is not None
+    assert (
+        sdk.chat.completions.create(
+            model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+        ).usage
+        is not None
+    )
 
 
 def test_auto_mode_enforces_once_a_key_exists(make_app: AppFactory) -> None:

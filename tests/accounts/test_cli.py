@@ -50,11 +50,10 @@ def test_cli_projects_keys_tiers_usage(tmp_path: Path, monkeypatch: pytest.Monke
     assert runner.invoke(app, ["tiers", "set", "--project", "cli-proj", "tier-9"]).exit_code == 1
 
 
-def test_open_auth_beyond_loopback_warns(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.WARNING, logger="serverroom.accounts"), TestClient(
-        create_app(fake_settings(tmp_path, host="0.0.0.0"))
+def test_open_auth_beyond_loopback_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="serverroom.accounts"),
+        TestClient(create_app(fake_settings(tmp_path, host="0.0.0.0"))),
     ):
         pass
     assert any("AUTH IS OPEN" in r.message for r in caplog.records)

@@ -31,8 +31,11 @@ def test_ledger_totals_equal_reported_usage(app_client: TestClient, admin: Admin
         cached += c
         expected_cost += pricing.cost(reply.usage.prompt_tokens, c, reply.usage.completion_tokens)
     stream = sdk.chat.completions.create(
-        model="gpt-4.1", messages=[{"role": "user", "content": "stream"}], max_tokens=5,
-        stream=True, stream_options={"include_usage": True},
+        model="gpt-4.1",
+        messages=[{"role": "user", "content": "stream"}],
+        max_tokens=5,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     for chunk in stream:
         if chunk.usage is not None:
@@ -45,7 +48,9 @@ def test_ledger_totals_equal_reported_usage(app_client: TestClient, admin: Admin
             )
 
     page = admin.get(
-        "/v1/organization/usage/completions", start_time=start, bucket_width="1m",
+        "/v1/organization/usage/completions",
+        start_time=start,
+        bucket_width="1m",
         **{"group_by[]": ["project_id", "model"], "project_ids[]": [project]},
     )
     assert page["object"] == "page"
@@ -60,7 +65,9 @@ def test_ledger_totals_equal_reported_usage(app_client: TestClient, admin: Admin
     assert sum(r["num_model_requests"] for r in results) == 5
 
     costs = admin.get(
-        "/v1/organization/costs", start_time=start, bucket_width="1d",
+        "/v1/organization/costs",
+        start_time=start,
+        bucket_width="1d",
         **{"group_by[]": ["project_id"], "project_ids[]": [project]},
     )
     amounts = [r for b in costs["data"] for r in b["results"]]
@@ -70,7 +77,9 @@ def test_ledger_totals_equal_reported_usage(app_client: TestClient, admin: Admin
     assert expected_cost > 0
 
     by_key = admin.get(
-        "/v1/organization/usage/completions", start_time=start, bucket_width="1d",
+        "/v1/organization/usage/completions",
+        start_time=start,
+        bucket_width="1d",
         **{"group_by[]": ["api_key_id"]},
     )
     keys = {r["api_key_id"] for b in by_key["data"] for r in b["results"]}
@@ -79,21 +88,32 @@ def test_ledger_totals_equal_reported_usage(app_client: TestClient, admin: Admin
 
 def test_usage_buckets_are_paged(app_client: TestClient, admin: Admin) -> None:
     start = int(time.time()) - 3 * 3600
-    page = admin.get("/v1/organization/usage/completions", start_time=start,
-                     bucket_width="1h", limit=2)
+    page = admin.get(
+        "/v1/organization/usage/completions", start_time=start, bucket_width="1h", limit=2
+    )
     assert len(page["data"]) == 2 and page["has_more"] is True
-    nxt = admin.get("/v1/organization/usage/completions", start_time=start,
-                    bucket_width="1h", limit=2, page=page["next_page"])
+    nxt = admin.get(
+        "/v1/organization/usage/completions",
+        start_time=start,
+        bucket_width="1h",
+        limit=2,
+        page=page["next_page"],
+    )
     assert nxt["data"][0]["start_time"] == page["data"][-1]["end_time"]
-    bad = app_client.get("/v1/organization/costs", headers=admin.headers,
-                         params={"start_time": start, "bucket_width": "7d"})
+    bad = app_client.get(
+        "/v1/organization/costs",
+        headers=admin.headers,
+        params={"start_time": start, "bucket_width": "7d"},
+    )
     assert bad.status_code == 400
     missing = app_client.get("/v1/organization/costs", headers=admin.headers)
     assert missing.status_code == 400
 
 
 def test_tier_rises_when_spend_crosses_a_threshold(tmp_path: Path, make_app: AppFactory) -> None:
-    tiers = write_tiers(tmp_path / "tiers.toml", """
+    tiers = write_tiers(
+        tmp_path / "tiers.toml",
+        """
 [[tier]]
 name = "free"
 spend_usd = 0
@@ -107,7 +127,8 @@ rpm = 200
 tpm = 200000
 [tier.models."gpt-4.1"]
 rpm = 300
-""")
+""",
+    )
     client = make_app(limits=LimitsSettings(tiers_file=tiers))  # type: ignore[call-arg]
     admin = Admin(client)
     project = admin.project("grower")
@@ -115,14 +136,16 @@ rpm = 300
     assert admin.get(f"/v1/organization/projects/{project}")["tier"] == "free"
     sdk = sdk_for(client, key)
     first = sdk.chat.completions.with_raw_response.create(
-        model="gpt-4.1", messages=[{"role": "user", "content": "a longer prompt " * 8}],
+        model="gpt-4.1",
+        messages=[{"role": "user", "content": "a longer prompt " * 8}],
         max_tokens=8,
     )
     assert first.headers["x-ratelimit-limit-requests"] == "100"
     # gpt-4.1 costs $2/M input: ~40 tokens ≈ $0.00008; a few requests cross $0.0001
     for _ in range(3):
         sdk.chat.completions.create(
-            model="gpt-4.1", messages=[{"role": "user", "content": "a longer prompt " * 8}],
+            model="gpt-4.1",
+            messages=[{"role": "user", "content": "a longer prompt " * 8}],
             max_tokens=8,
         )
     tier = admin.get(f"/v1/organization/projects/{project}/tier")
@@ -163,14 +186,18 @@ async def test_settle_reads_the_new_spend_back_without_another_query(tmp_path: P
             [Tier("free", 0, ModelLimits(10, 1000)), Tier("t1", 1e-6, ModelLimits(20, 2000))]
         )
         metering = AccountsMetering(
-            repo=repo, ledger=Ledger(db), ladder=ladder, limits_enabled=True,
+            repo=repo,
+            ledger=Ledger(db),
+            ladder=ladder,
+            limits_enabled=True,
             limit_open_requests=False,
             limiter=Limiter(window_seconds=60, redis_url=None, prefix="t"),
         )
         principal = Principal(project_id=project.id, key_id="key_x")
         entry = Catalog.load().resolve("gpt-4.1")
-        ticket = await metering.admit(principal, entry, endpoint="/v1/responses",
-                                      prompt_tokens=10, max_output_tokens=5)
+        ticket = await metering.admit(
+            principal, entry, endpoint="/v1/responses", prompt_tokens=10, max_output_tokens=5
+        )
         assert ticket.headers["x-ratelimit-limit-requests"] == "10"
         statements: list[str] = []
 

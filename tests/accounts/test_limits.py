@@ -40,7 +40,9 @@ def test_tight_tpm_gives_rate_limit_error_then_retry_succeeds(
     _, key = admin.key(project)
     messages = [{"role": "user", "content": "hello there"}]
     ok = sdk_for(client, key).chat.completions.with_raw_response.create(
-        model="gpt-4.1-mini", messages=messages, max_tokens=40  # type: ignore[arg-type]
+        model="gpt-4.1-mini",
+        messages=messages,
+        max_tokens=40,  # type: ignore[arg-type]
     )
     assert ok.headers["x-ratelimit-limit-tokens"] == "100"
     assert ok.headers["x-ratelimit-limit-requests"] == "1000"
@@ -50,14 +52,18 @@ def test_tight_tpm_gives_rate_limit_error_then_retry_succeeds(
     assert ok.headers["x-ratelimit-reset-requests"].endswith("s")
     with pytest.raises(openai.RateLimitError) as info:
         sdk_for(client, key).chat.completions.create(
-            model="gpt-4.1-mini", messages=messages, max_tokens=40  # type: ignore[arg-type]
+            model="gpt-4.1-mini",
+            messages=messages,
+            max_tokens=40,  # type: ignore[arg-type]
         )
     err = info.value
     assert err.code == "rate_limit_exceeded"
     assert err.type == "tokens"
     assert err.message.startswith("Error code: 429")
-    assert f"Rate limit reached for gpt-4.1-mini in project {project} on tokens per 1s (TPM)" \
+    assert (
+        f"Rate limit reached for gpt-4.1-mini in project {project} on tokens per 1s (TPM)"
         in err.message
+    )
     assert "Limit 100, Used " in err.message and "Requested 73" in err.message
     assert "Please try again in " in err.message
     retry_ms = float(err.response.headers["retry-after-ms"])
@@ -71,7 +77,9 @@ def test_tight_tpm_gives_rate_limit_error_then_retry_succeeds(
     assert err.response.headers["x-ratelimit-reset-requests"].endswith("s")
     # the SDK honours retry-after(-ms) and gets through once the window has moved on
     reply = sdk_for(client, key, max_retries=4).chat.completions.create(
-        model="gpt-4.1-mini", messages=messages, max_tokens=40  # type: ignore[arg-type]
+        model="gpt-4.1-mini",
+        messages=messages,
+        max_tokens=40,  # type: ignore[arg-type]
     )
     assert reply.choices
 
@@ -81,9 +89,13 @@ def test_request_larger_than_the_limit_is_not_retried(tmp_path: Path, make_app: 
     admin = Admin(client)
     _, key = admin.key(admin.project("small"))
     r = client.post(
-        "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
-        json={"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}],
-              "max_tokens": 100},
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "model": "gpt-4.1-mini",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 100,
+        },
     )
     assert r.status_code == 429
     assert r.headers["x-should-retry"] == "false"
@@ -103,24 +115,38 @@ async def test_concurrent_requests_respect_rpm(tmp_path: Path) -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-            project = (await http.post("/v1/organization/projects", headers=admin,
-                                       json={"name": "busy"})).json()["id"]
-            key = (await http.post(f"/v1/organization/projects/{project}/api_keys",
-                                   headers=admin, json={})).json()["value"]
-            body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}],
-                    "max_tokens": 2}
-            replies = await asyncio.gather(*(
-                http.post("/v1/chat/completions", json=body,
-                          headers={"Authorization": f"Bearer {key}"})
-                for _ in range(50)
-            ))
+            project = (
+                await http.post("/v1/organization/projects", headers=admin, json={"name": "busy"})
+            ).json()["id"]
+            key = (
+                await http.post(
+                    f"/v1/organization/projects/{project}/api_keys", headers=admin, json={}
+                )
+            ).json()["value"]
+            body = {
+                "model": "gpt-4.1-mini",
+                "messages": [{"role": "user", "content": "x"}],
+                "max_tokens": 2,
+            }
+            replies = await asyncio.gather(
+                *(
+                    http.post(
+                        "/v1/chat/completions",
+                        json=body,
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                    for _ in range(50)
+                )
+            )
     codes = [r.status_code for r in replies]
     assert codes.count(200) == 10, codes
     assert codes.count(429) == 40
     limited = next(r for r in replies if r.status_code == 429)
     assert limited.json()["error"]["type"] == "requests"
-    assert "on requests per min (RPM): Limit 10, Used 10, Requested 1" in \
-        limited.json()["error"]["message"]
+    assert (
+        "on requests per min (RPM): Limit 10, Used 10, Requested 1"
+        in limited.json()["error"]["message"]
+    )
     assert float(limited.headers["retry-after-ms"]) > 0
     assert limited.headers["x-ratelimit-remaining-requests"] == "0"
     assert limited.headers["x-ratelimit-limit-tokens"].isdigit()
@@ -148,8 +174,9 @@ async def test_give_back_in_memory() -> None:
 
 @pytest.mark.redis
 async def test_give_back_in_redis() -> None:
-    limiter = Limiter(window_seconds=60, redis_url="redis://127.0.0.1:6379/5",
-                      prefix=f"test-{uuid.uuid4().hex}")
+    limiter = Limiter(
+        window_seconds=60, redis_url="redis://127.0.0.1:6379/5", prefix=f"test-{uuid.uuid4().hex}"
+    )
     try:
         await _limiter_give_back(limiter)
     finally:

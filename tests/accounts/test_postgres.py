@@ -42,8 +42,11 @@ def test_accounts_on_postgres(make_app: AppFactory, pg_url: str) -> None:
         model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], max_tokens=3
     )
     assert reply.usage is not None
-    page = admin.get("/v1/organization/usage/completions", start_time=start,
-                     **{"group_by[]": ["project_id"], "project_ids[]": [project]})
+    page = admin.get(
+        "/v1/organization/usage/completions",
+        start_time=start,
+        **{"group_by[]": ["project_id"], "project_ids[]": [project]},
+    )
     results = [r for b in page["data"] for r in b["results"]]
     assert sum(r["input_tokens"] for r in results) == reply.usage.prompt_tokens
     assert admin.get(f"/v1/organization/projects/{project}/tier")["spend_usd"] > 0

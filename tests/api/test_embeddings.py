@@ -54,23 +54,26 @@ def test_base64_wire_format_is_little_endian_float32(emb: openai.OpenAI) -> None
 
 
 def test_token_arrays_equal_text(emb: openai.OpenAI) -> None:
-    text = emb.embeddings.create(model="all-minilm-l6-v2", input="hello world",
-                                 encoding_format="float")
+    text = emb.embeddings.create(
+        model="all-minilm-l6-v2", input="hello world", encoding_format="float"
+    )
     tokens = [7592, 2088]  # "hello world" in the model's WordPiece vocabulary
     one = emb.embeddings.create(model="all-minilm-l6-v2", input=tokens, encoding_format="float")
-    many = emb.embeddings.create(model="all-minilm-l6-v2", input=[tokens, tokens],
-                                 encoding_format="float")
-    np.testing.assert_allclose(vec(one.data[0].embedding), vec(text.data[0].embedding),
-                               atol=1e-5)
+    many = emb.embeddings.create(
+        model="all-minilm-l6-v2", input=[tokens, tokens], encoding_format="float"
+    )
+    np.testing.assert_allclose(vec(one.data[0].embedding), vec(text.data[0].embedding), atol=1e-5)
     assert len(many.data) == 2
     assert one.usage.prompt_tokens == 2
 
 
 def test_dimensions_truncate_and_renormalize(emb: openai.OpenAI) -> None:
-    full = emb.embeddings.create(model="all-minilm-l6-v2", input="shorter vectors",
-                                 encoding_format="float")
-    short = emb.embeddings.create(model="all-minilm-l6-v2", input="shorter vectors",
-                                  encoding_format="float", dimensions=64)
+    full = emb.embeddings.create(
+        model="all-minilm-l6-v2", input="shorter vectors", encoding_format="float"
+    )
+    short = emb.embeddings.create(
+        model="all-minilm-l6-v2", input="shorter vectors", encoding_format="float", dimensions=64
+    )
     v = vec(short.data[0].embedding)
     assert v.shape == (64,)
     assert abs(np.linalg.norm(v) - 1) < 1e-4
@@ -123,7 +126,9 @@ def test_many_inputs_keep_order(emb: openai.OpenAI) -> None:
     texts = [f"sentence number {i} about topic {i % 7}" for i in range(150)]
     many = emb.embeddings.create(model="all-minilm-l6-v2", input=texts, encoding_format="float")
     assert [d.index for d in many.data] == list(range(150))
-    single = emb.embeddings.create(model="all-minilm-l6-v2", input=texts[137],
-                                   encoding_format="float")
-    np.testing.assert_allclose(vec(many.data[137].embedding), vec(single.data[0].embedding),
-                               atol=1e-5)
+    single = emb.embeddings.create(
+        model="all-minilm-l6-v2", input=texts[137], encoding_format="float"
+    )
+    np.testing.assert_allclose(
+        vec(many.data[137].embedding), vec(single.data[0].embedding), atol=1e-5
+    )

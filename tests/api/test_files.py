@@ -57,13 +57,17 @@ def test_list_order_filter_and_pages(sdk: openai.OpenAI) -> None:
 
 def test_expires_after_sets_expires_at(sdk: openai.OpenAI) -> None:
     created = sdk.files.create(
-        file=("e.txt", b"bye"), purpose="user_data",
+        file=("e.txt", b"bye"),
+        purpose="user_data",
         expires_after={"anchor": "created_at", "seconds": 3600},
     )
     assert created.expires_at == created.created_at + 3600
     with pytest.raises(openai.BadRequestError):
-        sdk.files.create(file=("e.txt", b"bye"), purpose="user_data",
-                         expires_after={"anchor": "created_at", "seconds": 5})
+        sdk.files.create(
+            file=("e.txt", b"bye"),
+            purpose="user_data",
+            expires_after={"anchor": "created_at", "seconds": 5},
+        )
 
 
 def test_bad_purpose_and_missing_file(sdk: openai.OpenAI, client: TestClient) -> None:
@@ -78,8 +82,9 @@ def test_bad_purpose_and_missing_file(sdk: openai.OpenAI, client: TestClient) ->
 def test_size_limit_is_413(tmp_path: Path) -> None:
     settings = fake_settings(tmp_path, max_file_bytes=1000)
     with TestClient(create_app(settings)) as client:
-        sdk = openai.OpenAI(api_key="sk", base_url="http://testserver/v1", http_client=client,
-                            max_retries=0)
+        sdk = openai.OpenAI(
+            api_key="sk", base_url="http://testserver/v1", http_client=client, max_retries=0
+        )
         assert sdk.files.create(file=("ok.txt", b"x" * 1000), purpose="user_data").bytes == 1000
         with pytest.raises(openai.APIStatusError) as err:
             sdk.files.create(file=("big.txt", b"x" * 1001), purpose="user_data")
@@ -88,9 +93,7 @@ def test_size_limit_is_413(tmp_path: Path) -> None:
         with pytest.raises(openai.APIStatusError) as err:
             sdk.files.create(file=("huge.txt", b"x" * 200_000), purpose="user_data")
         assert err.value.status_code == 413
-        assert [p.name for p in (tmp_path / "files").iterdir()] == [
-            sdk.files.list().data[0].id
-        ]
+        assert [p.name for p in (tmp_path / "files").iterdir()] == [sdk.files.list().data[0].id]
 
 
 def test_files_are_scoped_to_the_project(client: TestClient, sdk: openai.OpenAI) -> None:

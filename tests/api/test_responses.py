@@ -263,8 +263,11 @@ def test_truncation_auto_drops_the_fewest_items(context: int) -> None:
     state = PromptState(history=items[:15], new=items[15:])
     # the longest suffix that fits, found the slow way
     kept = next(
-        (k for k in range(len(items), 0, -1)
-         if len(engine.tokenize(engine.render_chat(render(items[-k:])))) + 5 <= context),
+        (
+            k
+            for k in range(len(items), 0, -1)
+            if len(engine.tokenize(engine.render_chat(render(items[-k:])))) + 5 <= context
+        ),
         0,
     )
     Engine.renders = 0

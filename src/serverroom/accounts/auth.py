@@ -73,7 +73,9 @@ class Authenticator:
             logger.warning(
                 "AUTH IS OPEN (auth.mode=%s) while serving on %s: anyone who can reach this"
                 " port can use it. Create a key (serverroom keys create) or set"
-                " SERVERROOM_AUTH__MODE=keys.", self.mode, host,
+                " SERVERROOM_AUTH__MODE=keys.",
+                self.mode,
+                host,
             )
 
     async def enforced(self) -> bool:

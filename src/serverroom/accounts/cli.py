@@ -75,8 +75,9 @@ def projects_list() -> None:
         for p in await a.repo.list_projects():
             tier = await a.tier_of(p.id)
             pinned = " (pinned)" if p.pinned_tier else ""
-            out.append((p.id, p.name, tier.name + pinned, f"${p.spend_usd:.4f}",
-                        _when(p.created_at)))
+            out.append(
+                (p.id, p.name, tier.name + pinned, f"${p.spend_usd:.4f}", _when(p.created_at))
+            )
         return out
 
     table = Table("id", "name", "tier", "spend", "created")
@@ -113,8 +114,14 @@ def keys_list(project: str = typer.Option(None, "--project", help="Only this pro
     async def fetch(a: Accounts) -> list[tuple[str, str, str, str, str, str]]:
         project_id = (await a.repo.find_project(project)).id if project else None
         return [
-            (k.id, "admin" if k.is_admin else (k.project_id or ""), k.name, k.redacted_value,
-             _when(k.created_at), "revoked " + _when(k.revoked_at) if k.revoked_at else "active")
+            (
+                k.id,
+                "admin" if k.is_admin else (k.project_id or ""),
+                k.name,
+                k.redacted_value,
+                _when(k.created_at),
+                "revoked " + _when(k.revoked_at) if k.revoked_at else "active",
+            )
             for k in await a.repo.list_keys(project_id)
         ]
 
@@ -151,8 +158,13 @@ def tiers_list() -> None:
 
     async def ladder(a: Accounts) -> list[tuple[str, str, str, str, str]]:
         return [
-            (t.name, f"${t.spend_usd:g}", str(t.default.rpm), str(t.default.tpm),
-             ", ".join(f"{m}: {v.rpm}/{v.tpm}" for m, v in t.models.items()))
+            (
+                t.name,
+                f"${t.spend_usd:g}",
+                str(t.default.rpm),
+                str(t.default.tpm),
+                ", ".join(f"{m}: {v.rpm}/{v.tpm}" for m, v in t.models.items()),
+            )
             for t in a.ladder.tiers
         ]
 
@@ -170,8 +182,15 @@ def usage(days: int = typer.Option(30, "--days", help="Report the last N days.")
     grand = 0.0
     for (project, model), t in sorted(totals.items()):
         grand += t.cost_usd
-        table.add_row(project, model, str(t.requests), str(t.input_tokens), str(t.cached_tokens),
-                      str(t.output_tokens), f"{t.cost_usd:.6f}")
+        table.add_row(
+            project,
+            model,
+            str(t.requests),
+            str(t.input_tokens),
+            str(t.cached_tokens),
+            str(t.output_tokens),
+            f"{t.cost_usd:.6f}",
+        )
     console.print(table)
     console.print(f"total cost over {days} days: ${grand:.6f}")
 

@@ -33,7 +33,7 @@ def hash_key(value: str) -> str:
 def redact(value: str) -> str:
     """A display form such as ``sk-proj-abc…wxyz`` that identifies but does not reveal a key."""
     prefix = ADMIN_PREFIX if value.startswith(ADMIN_PREFIX) else PROJECT_PREFIX
-    body = value[len(prefix):] if value.startswith(prefix) else value
+    body = value[len(prefix) :] if value.startswith(prefix) else value
     return f"{prefix}{body[:3]}...{body[-4:]}"
 
 

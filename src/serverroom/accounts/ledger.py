@@ -110,10 +110,16 @@ class Ledger:
                     project = (row[0], float(row[1] or 0.0))
             s.add(
                 UsageRow(
-                    project_id=project_id, api_key_id=api_key_id, model=entry.id,
-                    endpoint=endpoint, input_tokens=usage.input_tokens,
-                    cached_tokens=usage.cached_tokens, output_tokens=usage.output_tokens,
-                    reasoning_tokens=usage.reasoning_tokens, cost_usd=cost, batch=batch,
+                    project_id=project_id,
+                    api_key_id=api_key_id,
+                    model=entry.id,
+                    endpoint=endpoint,
+                    input_tokens=usage.input_tokens,
+                    cached_tokens=usage.cached_tokens,
+                    output_tokens=usage.output_tokens,
+                    reasoning_tokens=usage.reasoning_tokens,
+                    cost_usd=cost,
+                    batch=batch,
                     created_at=at if at is not None else int(time.time()),
                 )
             )
@@ -143,9 +149,7 @@ class Ledger:
 
         Every bucket of the range is returned, empty ones included.
         """
-        buckets = [
-            Bucket(t, min(t + width, end_time)) for t in range(start_time, end_time, width)
-        ]
+        buckets = [Bucket(t, min(t + width, end_time)) for t in range(start_time, end_time, width)]
         query = select(UsageRow).where(
             UsageRow.created_at >= start_time, UsageRow.created_at < end_time
         )

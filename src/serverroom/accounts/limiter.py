@@ -128,7 +128,9 @@ class Limiter:
             await memory.incr(current, 2 * expiry, delta)
 
     def _headers(
-        self, limits: ModelLimits, rwin: tuple[int, float, int, float],
+        self,
+        limits: ModelLimits,
+        rwin: tuple[int, float, int, float],
         twin: tuple[int, float, int, float],
     ) -> dict[str, str]:
         """The six ``x-ratelimit-*`` headers for the current request and token windows."""
@@ -144,7 +146,12 @@ class Limiter:
         return headers
 
     async def _refusal(
-        self, kind: str, project: str, model: str, limits: ModelLimits, requested: int,
+        self,
+        kind: str,
+        project: str,
+        model: str,
+        limits: ModelLimits,
+        requested: int,
     ) -> RateLimitError:
         """The 429 for a refused hit, with every ``x-ratelimit-*`` header (as on any reply)."""
         rwin = await self._window(self._item(limits.rpm), "rpm", project, model)
@@ -152,13 +159,26 @@ class Limiter:
         limit, window = (limits.rpm, rwin) if kind == "requests" else (limits.tpm, twin)
         expiry = float(self.window)
         used = math.floor(window[0] * window[1] / expiry + window[2])
-        error = self._error(kind, model, project, limit, used, requested,
-                            wait_time(window, expiry, limit, requested))
+        error = self._error(
+            kind,
+            model,
+            project,
+            limit,
+            used,
+            requested,
+            wait_time(window, expiry, limit, requested),
+        )
         error.headers.update(self._headers(limits, rwin, twin))
         return error
 
     def _error(
-        self, kind: str, model: str, project: str, limit: int, used: int, requested: int,
+        self,
+        kind: str,
+        model: str,
+        project: str,
+        limit: int,
+        used: int,
+        requested: int,
         wait: float,
     ) -> RateLimitError:
         label = "requests" if kind == "requests" else "tokens"

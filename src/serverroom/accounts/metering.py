@@ -95,9 +95,7 @@ class AccountsMetering:
         batch: bool = False,
     ) -> Ticket:
         reservation = None
-        limited = self.limits_enabled and (
-            principal.key_id is not None or self.limit_open_requests
-        )
+        limited = self.limits_enabled and (principal.key_id is not None or self.limit_open_requests)
         if limited:
             tier = await self.tier_of(principal.project_id)
             reservation = await self.limiter.acquire(
@@ -132,7 +130,8 @@ class AccountsMetering:
                 else:
                     after = await self.tier_of(project_id, fresh=True)
                 if before is not None and after.name != before.name:
-                    logger.info("project %s moved from %s to %s", project_id, before.name,
-                                after.name)
+                    logger.info(
+                        "project %s moved from %s to %s", project_id, before.name, after.name
+                    )
         except Exception:  # billing must never break a reply that was already produced
             logger.exception("could not settle usage for project %s", project_id)

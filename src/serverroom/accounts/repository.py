@@ -46,13 +46,27 @@ class CreatedKey:
 
 
 def _project(row: ProjectRow) -> ProjectInfo:
-    return ProjectInfo(row.id, row.name, row.created_at, row.archived_at, row.pinned_tier,
-                       float(row.spend_usd or 0.0))
+    return ProjectInfo(
+        row.id,
+        row.name,
+        row.created_at,
+        row.archived_at,
+        row.pinned_tier,
+        float(row.spend_usd or 0.0),
+    )
 
 
 def _key(row: ApiKeyRow) -> KeyInfo:
-    return KeyInfo(row.id, row.project_id, bool(row.is_admin), row.name, row.redacted_value,
-                   row.created_at, row.last_used_at, row.revoked_at)
+    return KeyInfo(
+        row.id,
+        row.project_id,
+        bool(row.is_admin),
+        row.name,
+        row.redacted_value,
+        row.created_at,
+        row.last_used_at,
+        row.revoked_at,
+    )
 
 
 class AccountsRepository:
@@ -68,8 +82,9 @@ class AccountsRepository:
             existing = await s.scalar(select(ProjectRow).where(ProjectRow.name == name))
             if existing is not None:
                 raise ConflictError(f"A project named '{name}' already exists.", param="name")
-            row = ProjectRow(id=new_id("proj_", 12), name=name, created_at=int(time.time()),
-                             spend_usd=0.0)
+            row = ProjectRow(
+                id=new_id("proj_", 12), name=name, created_at=int(time.time()), spend_usd=0.0
+            )
             s.add(row)
         return _project(row)
 
@@ -118,8 +133,13 @@ class AccountsRepository:
             if project_id is not None and await s.get(ProjectRow, project_id) is None:
                 raise NotFoundError(f"No project found with id '{project_id}'.")
             row = ApiKeyRow(
-                id=new_id("key_", 12), project_id=project_id, is_admin=admin, name=name,
-                key_hash=new.key_hash, redacted_value=new.redacted, created_at=int(time.time()),
+                id=new_id("key_", 12),
+                project_id=project_id,
+                is_admin=admin,
+                name=name,
+                key_hash=new.key_hash,
+                redacted_value=new.redacted,
+                created_at=int(time.time()),
             )
             s.add(row)
         return _key(row)

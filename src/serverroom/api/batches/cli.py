@@ -25,8 +25,10 @@ ApiKey = Annotated[
 
 def output_paths(source: Path) -> tuple[Path, Path]:
     """Where results go: ``x.jsonl`` → ``x.output.jsonl`` and ``x.errors.jsonl``."""
-    return (source.with_name(f"{source.stem}.output.jsonl"),
-            source.with_name(f"{source.stem}.errors.jsonl"))
+    return (
+        source.with_name(f"{source.stem}.output.jsonl"),
+        source.with_name(f"{source.stem}.errors.jsonl"),
+    )
 
 
 @batch_app.command()
@@ -51,22 +53,32 @@ def submit(
     with file.open("rb") as handle:
         upload = client.files.create(file=(file.name, handle), purpose="batch")
     batch = client.batches.create(
-        input_file_id=upload.id, endpoint=endpoint,  # type: ignore[arg-type]
+        input_file_id=upload.id,
+        endpoint=endpoint,  # type: ignore[arg-type]
         completion_window=completion_window,  # type: ignore[arg-type]
     )
     console.print(f"uploaded [bold]{upload.id}[/], created batch [bold]{batch.id}[/]")
     if not watch:
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(batch.status, total=None, failed=0)
         while True:
             batch = client.batches.retrieve(batch.id)
             counts = batch.request_counts
             if counts is not None:
-                progress.update(task, total=counts.total or None,
-                                completed=counts.completed + counts.failed, failed=counts.failed)
+                progress.update(
+                    task,
+                    total=counts.total or None,
+                    completed=counts.completed + counts.failed,
+                    failed=counts.failed,
+                )
             progress.update(task, description=batch.status)
             if batch.status in TERMINAL:
                 break
@@ -86,8 +98,9 @@ def submit(
 
 
 @batch_app.command()
-def status(batch_id: str, base_url: BaseUrl = "http://127.0.0.1:8000/v1",
-           api_key: ApiKey = "sk-local") -> None:
+def status(
+    batch_id: str, base_url: BaseUrl = "http://127.0.0.1:8000/v1", api_key: ApiKey = "sk-local"
+) -> None:
     """Print a batch as JSON."""
     import openai
 
@@ -96,8 +109,9 @@ def status(batch_id: str, base_url: BaseUrl = "http://127.0.0.1:8000/v1",
 
 
 @batch_app.command()
-def cancel(batch_id: str, base_url: BaseUrl = "http://127.0.0.1:8000/v1",
-           api_key: ApiKey = "sk-local") -> None:
+def cancel(
+    batch_id: str, base_url: BaseUrl = "http://127.0.0.1:8000/v1", api_key: ApiKey = "sk-local"
+) -> None:
     """Cancel a batch."""
     import openai
 

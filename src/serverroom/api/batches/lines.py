@@ -49,8 +49,9 @@ def parse_input(data: bytes, endpoint: str) -> tuple[list[PendingLine], str | No
         try:
             item = json.loads(raw)
         except json.JSONDecodeError as exc:
-            errors.append(_error("invalid_json_line", f"Line {number} is not valid JSON: {exc}",
-                                 number))
+            errors.append(
+                _error("invalid_json_line", f"Line {number} is not valid JSON: {exc}", number)
+            )
             continue
         if not isinstance(item, dict):
             errors.append(_error("invalid_json_line", "Each line must be a JSON object.", number))
@@ -58,53 +59,81 @@ def parse_input(data: bytes, endpoint: str) -> tuple[list[PendingLine], str | No
         custom_id = item.get("custom_id")
         body = item.get("body")
         if not isinstance(custom_id, str) or not custom_id:
-            errors.append(_error("missing_required_parameter",
-                                 "Each line needs a non-empty string 'custom_id'.", number,
-                                 "custom_id"))
+            errors.append(
+                _error(
+                    "missing_required_parameter",
+                    "Each line needs a non-empty string 'custom_id'.",
+                    number,
+                    "custom_id",
+                )
+            )
             continue
         if custom_id in seen:
-            errors.append(_error("duplicate_custom_id",
-                                 f"The custom_id '{custom_id}' appears more than once.", number,
-                                 "custom_id"))
+            errors.append(
+                _error(
+                    "duplicate_custom_id",
+                    f"The custom_id '{custom_id}' appears more than once.",
+                    number,
+                    "custom_id",
+                )
+            )
             continue
         seen.add(custom_id)
         if str(item.get("method", "")).upper() != "POST":
-            errors.append(_error("invalid_method", "The method must be 'POST'.", number,
-                                 "method"))
+            errors.append(_error("invalid_method", "The method must be 'POST'.", number, "method"))
             continue
         if item.get("url") != endpoint:
-            errors.append(_error("invalid_url", f"The url must be the batch's endpoint,"
-                                 f" '{endpoint}'.", number, "url"))
+            errors.append(
+                _error(
+                    "invalid_url",
+                    f"The url must be the batch's endpoint, '{endpoint}'.",
+                    number,
+                    "url",
+                )
+            )
             continue
         if not isinstance(body, dict):
-            errors.append(_error("invalid_request", "Each line needs a JSON object 'body'.",
-                                 number, "body"))
+            errors.append(
+                _error("invalid_request", "Each line needs a JSON object 'body'.", number, "body")
+            )
             continue
         line_model = body.get("model")
         if isinstance(line_model, str):
             if model is None:
                 model = line_model
             elif line_model != model:
-                errors.append(_error("mismatched_model", "All requests in a batch must use the"
-                                     f" same model; expected '{model}'.", number, "body.model"))
+                errors.append(
+                    _error(
+                        "mismatched_model",
+                        f"All requests in a batch must use the same model; expected '{model}'.",
+                        number,
+                        "body.model",
+                    )
+                )
                 continue
         lines.append(PendingLine(number, custom_id, body))
     if not errors and not lines:
         errors.append(_error("empty_file", "The input file has no requests.", None))
     if len(lines) > MAX_LINES:
-        errors.append(_error("too_many_requests",
-                             f"A batch may have at most {MAX_LINES} requests.", None))
+        errors.append(
+            _error("too_many_requests", f"A batch may have at most {MAX_LINES} requests.", None)
+        )
     return lines, model, errors
 
 
 def _no_stream(body: dict[str, Any]) -> None:
     if body.get("stream"):
-        raise InvalidRequestError("Streaming is not supported in a batch.", param="stream",
-                                  code="unsupported_parameter")
+        raise InvalidRequestError(
+            "Streaming is not supported in a batch.", param="stream", code="unsupported_parameter"
+        )
 
 
 async def _dispatch(
-    ctx: AppContext, principal: Principal, endpoint: str, body: dict[str, Any], rid: str,
+    ctx: AppContext,
+    principal: Principal,
+    endpoint: str,
+    body: dict[str, Any],
+    rid: str,
     priority: int,
 ) -> dict[str, Any]:
     if endpoint == "/v1/chat/completions":
@@ -147,8 +176,11 @@ async def _responses(
 
     _no_stream(body)
     if body.get("background"):
-        raise InvalidRequestError("'background' is not supported in a batch.",
-                                  param="background", code="unsupported_parameter")
+        raise InvalidRequestError(
+            "'background' is not supported in a batch.",
+            param="background",
+            code="unsupported_parameter",
+        )
     request = ResponseCreateRequest.model_validate(body)
     plan = await plan_response(ctx, request, principal)
     response = await final_response(run_events(plan, await primed(generate(plan, rid))))
@@ -190,9 +222,10 @@ def expired_result(line: PendingLine) -> dict[str, Any]:
         "id": new_id("batch_req_", 12),
         "custom_id": line.custom_id,
         "response": None,
-        "error": {"code": "batch_expired",
-                  "message": "This request could not be executed before the completion window"
-                             " expired."},
+        "error": {
+            "code": "batch_expired",
+            "message": "This request could not be executed before the completion window expired.",
+        },
     }
 
 

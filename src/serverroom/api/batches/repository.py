@@ -78,8 +78,10 @@ class BatchRepository:
         """The oldest batch that still has work (any project)."""
         async with self.db.session() as session:
             result = await session.execute(
-                select(BatchRow.id).where(BatchRow.status.in_(ACTIVE))
-                .order_by(BatchRow.seq.asc()).limit(1)
+                select(BatchRow.id)
+                .where(BatchRow.status.in_(ACTIVE))
+                .order_by(BatchRow.seq.asc())
+                .limit(1)
             )
             return result.scalar_one_or_none()
 
@@ -94,14 +96,20 @@ class BatchRepository:
             if status != "validating":
                 return False
             session.add_all(
-                BatchLineRow(batch_id=batch_id, line=item.line, custom_id=item.custom_id,
-                             body=item.body, status="pending", result=None)
+                BatchLineRow(
+                    batch_id=batch_id,
+                    line=item.line,
+                    custom_id=item.custom_id,
+                    body=item.body,
+                    status="pending",
+                    result=None,
+                )
                 for item in lines
             )
             await session.execute(
-                update(BatchRow).where(BatchRow.id == batch_id).values(
-                    status="in_progress", in_progress_at=now, total=len(lines), model=model
-                )
+                update(BatchRow)
+                .where(BatchRow.id == batch_id)
+                .values(status="in_progress", in_progress_at=now, total=len(lines), model=model)
             )
         return True
 
@@ -124,20 +132,27 @@ class BatchRepository:
         async with self.db.session() as session:
             changed = await session.execute(
                 update(BatchLineRow)
-                .where(BatchLineRow.batch_id == batch_id, BatchLineRow.line == line,
-                       BatchLineRow.status == "pending")
+                .where(
+                    BatchLineRow.batch_id == batch_id,
+                    BatchLineRow.line == line,
+                    BatchLineRow.status == "pending",
+                )
                 .values(status="completed" if ok else "failed", result=result)
             )
             if not getattr(changed, "rowcount", 0):
                 return False
             counter = BatchRow.completed if ok else BatchRow.failed
             await session.execute(
-                update(BatchRow).where(BatchRow.id == batch_id).values({
-                    counter: counter + 1,
-                    BatchRow.input_tokens: BatchRow.input_tokens + usage.input_tokens,
-                    BatchRow.cached_tokens: BatchRow.cached_tokens + usage.cached_tokens,
-                    BatchRow.output_tokens: BatchRow.output_tokens + usage.output_tokens,
-                })
+                update(BatchRow)
+                .where(BatchRow.id == batch_id)
+                .values(
+                    {
+                        counter: counter + 1,
+                        BatchRow.input_tokens: BatchRow.input_tokens + usage.input_tokens,
+                        BatchRow.cached_tokens: BatchRow.cached_tokens + usage.cached_tokens,
+                        BatchRow.output_tokens: BatchRow.output_tokens + usage.output_tokens,
+                    }
+                )
             )
         return True
 
@@ -154,7 +169,8 @@ class BatchRepository:
     async def count_lines(self, batch_id: str) -> int:
         async with self.db.session() as session:
             result = await session.execute(
-                select(func.count()).select_from(BatchLineRow)
+                select(func.count())
+                .select_from(BatchLineRow)
                 .where(BatchLineRow.batch_id == batch_id)
             )
             return int(result.scalar_one())

@@ -57,8 +57,9 @@ def batch_object(row: BatchRow) -> dict[str, Any]:
 
 
 def _not_found(batch_id: str) -> NotFoundError:
-    return NotFoundError(f"No batch found with id '{batch_id}'.", param="batch_id",
-                         code="batch_not_found")
+    return NotFoundError(
+        f"No batch found with id '{batch_id}'.", param="batch_id", code="batch_not_found"
+    )
 
 
 def _wake(ctx: AppContext, batch_id: str | None = None, cancel: bool = False) -> None:
@@ -78,33 +79,53 @@ class BatchService:
         if request.endpoint not in ENDPOINTS:
             raise InvalidRequestError(
                 f"Invalid value for 'endpoint': '{request.endpoint}'. Supported: "
-                + ", ".join(ENDPOINTS) + ".", param="endpoint", code="invalid_value",
+                + ", ".join(ENDPOINTS)
+                + ".",
+                param="endpoint",
+                code="invalid_value",
             )
         window = WINDOWS.get(request.completion_window)
         if window is None:
             raise InvalidRequestError(
                 "Invalid value for 'completion_window': only '24h' is supported.",
-                param="completion_window", code="invalid_value",
+                param="completion_window",
+                code="invalid_value",
             )
         files = FileService(self.ctx)
         file_row = await files.repo.get(principal.project_id, request.input_file_id)
         if file_row is None:
-            raise NotFoundError(f"No such File object: {request.input_file_id}",
-                                param="input_file_id", code="file_not_found")
+            raise NotFoundError(
+                f"No such File object: {request.input_file_id}",
+                param="input_file_id",
+                code="file_not_found",
+            )
         if file_row.purpose != "batch":
             raise InvalidRequestError(
                 f"The file {request.input_file_id} has purpose '{file_row.purpose}'; a batch"
-                " input file must have purpose 'batch'.", param="input_file_id",
+                " input file must have purpose 'batch'.",
+                param="input_file_id",
                 code="invalid_file_purpose",
             )
         now = int(time.time())
         expiry = request.output_expires_after
         row = BatchRow(
-            id=new_id("batch_", 12), project_id=principal.project_id, endpoint=request.endpoint,
-            input_file_id=request.input_file_id, completion_window=request.completion_window,
-            status="validating", created_at=now, expires_at=now + window,
-            total=0, completed=0, failed=0, errors=None, meta=request.metadata, model=None,
-            input_tokens=0, cached_tokens=0, output_tokens=0,
+            id=new_id("batch_", 12),
+            project_id=principal.project_id,
+            endpoint=request.endpoint,
+            input_file_id=request.input_file_id,
+            completion_window=request.completion_window,
+            status="validating",
+            created_at=now,
+            expires_at=now + window,
+            total=0,
+            completed=0,
+            failed=0,
+            errors=None,
+            meta=request.metadata,
+            model=None,
+            input_tokens=0,
+            cached_tokens=0,
+            output_tokens=0,
             output_expires_seconds=expiry.seconds if expiry else None,
         )
         await self.repo.add(row)
@@ -141,7 +162,8 @@ class BatchService:
             current = await self.repo.get(batch_id)
             status = current.status if current else row.status
             if status not in ("cancelling", "cancelled"):
-                raise ConflictError(f"Cannot cancel a batch with status '{status}'.",
-                                    code="batch_not_cancellable")
+                raise ConflictError(
+                    f"Cannot cancel a batch with status '{status}'.", code="batch_not_cancellable"
+                )
         _wake(self.ctx, batch_id, cancel=True)
         return await self.retrieve(principal, batch_id)

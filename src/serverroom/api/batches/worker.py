@@ -97,10 +97,15 @@ class BatchWorker:
             raise
         except Exception as exc:
             logger.exception("batch %s failed", batch_id)
-            error = {"code": "server_error", "message": f"The batch failed: {exc}",
-                     "param": None, "line": None}
-            await self.repo.update(batch_id, status="failed", failed_at=int(time.time()),
-                                   errors=[error])
+            error = {
+                "code": "server_error",
+                "message": f"The batch failed: {exc}",
+                "param": None,
+                "line": None,
+            }
+            await self.repo.update(
+                batch_id, status="failed", failed_at=int(time.time()), errors=[error]
+            )
 
     # -- stages ----------------------------------------------------------------------------
     async def _validate(self, row: BatchRow) -> None:
@@ -110,15 +115,22 @@ class BatchWorker:
         except FileNotFoundError:
             data = None
         if data is None:
-            errors = [{"code": "file_not_found", "message": "The input file no longer exists.",
-                       "param": "input_file_id", "line": None}]
+            errors = [
+                {
+                    "code": "file_not_found",
+                    "message": "The input file no longer exists.",
+                    "param": "input_file_id",
+                    "line": None,
+                }
+            ]
             lines: list[PendingLine] = []
             model = None
         else:
             lines, model, errors = await asyncio.to_thread(parse_input, data, row.endpoint)
         if errors:
-            await self.repo.update(row.id, only_from=("validating",), status="failed",
-                                   failed_at=now, errors=errors)
+            await self.repo.update(
+                row.id, only_from=("validating",), status="failed", failed_at=now, errors=errors
+            )
             return
         await self.repo.start(row.id, lines, model, now)
 
@@ -163,17 +175,24 @@ class BatchWorker:
             await self._finalize(row)
         elif time.time() >= row.expires_at:
             for line in await self.repo.pending(row.id):
-                await self.repo.finish(row.id, line.line, False, expired_result(line),
-                                       LineUsage())
-            await self.repo.update(row.id, only_from=("in_progress",), status="finalizing",
-                                   finalizing_at=int(time.time()))
+                await self.repo.finish(row.id, line.line, False, expired_result(line), LineUsage())
+            await self.repo.update(
+                row.id,
+                only_from=("in_progress",),
+                status="finalizing",
+                finalizing_at=int(time.time()),
+            )
             await self._finalize(await self._reload(row.id), final="expired")
         elif await self.repo.pending(row.id):
             # A line failed to record (e.g. a database error): run it again on the next pass.
             await asyncio.sleep(self.settings.poll_seconds)
         else:
-            await self.repo.update(row.id, only_from=("in_progress",), status="finalizing",
-                                   finalizing_at=int(time.time()))
+            await self.repo.update(
+                row.id,
+                only_from=("in_progress",),
+                status="finalizing",
+                finalizing_at=int(time.time()),
+            )
             await self._finalize(await self._reload(row.id))
 
     async def _drain(self, tasks: set[asyncio.Task[None]], stop: asyncio.Event) -> None:
@@ -192,8 +211,11 @@ class BatchWorker:
         async def poll() -> None:
             while not stop.is_set():
                 current = await self.repo.get(batch_id)
-                if (current is None or current.status == "cancelling"
-                        or time.time() >= current.expires_at):
+                if (
+                    current is None
+                    or current.status == "cancelling"
+                    or time.time() >= current.expires_at
+                ):
                     stop.set()
                     return
                 await asyncio.sleep(self.settings.poll_seconds)
@@ -220,23 +242,34 @@ class BatchWorker:
         output_id = error_id = None
         if ok:
             obj = await self.files.store_bytes(
-                row.project_id, ("\n".join(ok) + "\n").encode(), f"{row.id}_output.jsonl",
-                "batch_output", expires,
+                row.project_id,
+                ("\n".join(ok) + "\n").encode(),
+                f"{row.id}_output.jsonl",
+                "batch_output",
+                expires,
             )
             output_id = obj["id"]
         if bad:
             obj = await self.files.store_bytes(
-                row.project_id, ("\n".join(bad) + "\n").encode(), f"{row.id}_error.jsonl",
-                "batch_output", expires,
+                row.project_id,
+                ("\n".join(bad) + "\n").encode(),
+                f"{row.id}_error.jsonl",
+                "batch_output",
+                expires,
             )
             error_id = obj["id"]
         now = int(time.time())
         status = final or ("cancelled" if row.status == "cancelling" else "completed")
-        stamp = {"completed": "completed_at", "cancelled": "cancelled_at",
-                 "expired": "expired_at"}[status]
+        stamp = {"completed": "completed_at", "cancelled": "cancelled_at", "expired": "expired_at"}[
+            status
+        ]
         await self.repo.update(
-            row.id, only_from=("finalizing", "cancelling", "in_progress"), status=status,
-            output_file_id=output_id, error_file_id=error_id, **{stamp: now},
+            row.id,
+            only_from=("finalizing", "cancelling", "in_progress"),
+            status=status,
+            output_file_id=output_id,
+            error_file_id=error_id,
+            **{stamp: now},
         )
         self._cancels.pop(row.id, None)
 

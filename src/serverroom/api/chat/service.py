@@ -96,8 +96,12 @@ def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
 
 
 async def plan_chat(
-    ctx: AppContext, request: ChatCompletionRequest, principal: Principal, *,
-    batch: bool = False, priority: int = 0,
+    ctx: AppContext,
+    request: ChatCompletionRequest,
+    principal: Principal,
+    *,
+    batch: bool = False,
+    priority: int = 0,
 ) -> ChatPlan:
     entry = ctx.catalog.resolve(request.model)
     engine = await ctx.engines.get(entry)
@@ -184,7 +188,11 @@ async def _collect(plan: ChatPlan, index: int, request_id: str) -> tuple[TextDon
     infos: list[TokenInfo] = []
     done: TextDone | None = None
     async for event in generate_text(
-        plan.engine, plan.prompt, plan.params[index], plan.stop, request_id=request_id,
+        plan.engine,
+        plan.prompt,
+        plan.params[index],
+        plan.stop,
+        request_id=request_id,
         priority=plan.priority,
     ):
         if isinstance(event, TextDelta):
@@ -246,9 +254,7 @@ def _chunk(plan: ChatPlan, choices: list[ChunkChoice], with_usage: bool) -> byte
     return sse_event(chunk.model_dump(mode="json", exclude_unset=True))
 
 
-async def merge_choices(
-    plan: ChatPlan, request_id: str
-) -> AsyncIterator[tuple[int, TextEvent]]:
+async def merge_choices(plan: ChatPlan, request_id: str) -> AsyncIterator[tuple[int, TextEvent]]:
     """Run every choice concurrently and interleave their events."""
     if len(plan.params) == 1:
         async for event in generate_text(
@@ -312,9 +318,7 @@ async def _content_chunks(
                 index=index, delta=ChoiceDelta(content=event.text), finish_reason=None
             )
             if with_logprobs:
-                choice.logprobs = ChunkLogprobs(
-                    content=chat_logprobs(event.logprobs), refusal=None
-                )
+                choice.logprobs = ChunkLogprobs(content=chat_logprobs(event.logprobs), refusal=None)
             yield _chunk(plan, [choice], include_usage)
         else:
             yield event

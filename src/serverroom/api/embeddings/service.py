@@ -44,13 +44,15 @@ def _inputs(request: EmbeddingRequest) -> list[EmbeddingInput]:
     if len(items) > MAX_INPUTS:
         raise InvalidRequestError(
             f"'input' has {len(items)} items; at most {MAX_INPUTS} are allowed.",
-            param="input", code="invalid_value",
+            param="input",
+            code="invalid_value",
         )
     for item in items:
         if len(item) == 0:
             raise InvalidRequestError(
                 "'input' must not contain empty strings or empty token arrays.",
-                param="input", code="invalid_value",
+                param="input",
+                code="invalid_value",
             )
     return items
 
@@ -62,7 +64,8 @@ def _count(engine: EmbeddingEngine, entry: ModelEntry, items: list[EmbeddingInpu
             bad = [t for t in item if not 0 <= t < engine.vocab_size]
             if bad:
                 raise InvalidRequestError(
-                    f"Invalid token id {bad[0]} in input[{index}].", param="input",
+                    f"Invalid token id {bad[0]} in input[{index}].",
+                    param="input",
                     code="invalid_value",
                 )
         n = engine.count_tokens(item)
@@ -82,7 +85,8 @@ def _shorten(vectors: np.ndarray[Any, Any], dimensions: int | None, native: int)
     if dimensions > native:
         raise InvalidRequestError(
             f"This model supports at most {native} dimensions; {dimensions} were requested.",
-            param="dimensions", code="invalid_value",
+            param="dimensions",
+            code="invalid_value",
         )
     short = vectors[:, :dimensions]
     norms = np.linalg.norm(short, axis=1, keepdims=True)
@@ -102,19 +106,25 @@ async def create_embeddings(
     entry = ctx.catalog.resolve(request.model)
     if entry.kind != "embedding":
         raise InvalidRequestError(
-            f"The model `{entry.id}` does not support embeddings.", param="model",
+            f"The model `{entry.id}` does not support embeddings.",
+            param="model",
             code="model_not_supported",
         )
     items = _inputs(request)
     registry = embedding_registry(ctx)
     engine = await registry.get(entry)
     if request.dimensions is not None and request.dimensions > engine.dimensions:
-        _shorten(np.zeros((0, engine.dimensions), np.float32), request.dimensions,
-                 engine.dimensions)
+        _shorten(
+            np.zeros((0, engine.dimensions), np.float32), request.dimensions, engine.dimensions
+        )
     tokens = _count(engine, entry, items)
     ticket = await ctx.metering.admit(
-        principal, entry, endpoint="/v1/embeddings", prompt_tokens=tokens,
-        max_output_tokens=0, batch=batch,
+        principal,
+        entry,
+        endpoint="/v1/embeddings",
+        prompt_tokens=tokens,
+        max_output_tokens=0,
+        batch=batch,
     )
     try:
         vectors = await registry.embed(engine, items, priority=1 if batch else 0)

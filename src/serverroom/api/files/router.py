@@ -36,13 +36,15 @@ async def upload_file(
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidRequestError(
-                "Missing required parameter: 'file'.", param="file",
+                "Missing required parameter: 'file'.",
+                param="file",
                 code="missing_required_parameter",
             )
         purpose = form.get("purpose")
         if not isinstance(purpose, str):
             raise InvalidRequestError(
-                "Missing required parameter: 'purpose'.", param="purpose",
+                "Missing required parameter: 'purpose'.",
+                param="purpose",
                 code="missing_required_parameter",
             )
         anchor = form.get("expires_after[anchor]")
@@ -100,6 +102,8 @@ async def file_content(
     if not service.blobs.path(row.id).exists():
         raise NotFoundError(f"No such File object: {file_id}", param="id", code="file_not_found")
     return FileResponse(
-        service.blobs.path(row.id), media_type="application/octet-stream",
-        filename=row.filename, content_disposition_type="attachment",
+        service.blobs.path(row.id),
+        media_type="application/octet-stream",
+        filename=row.filename,
+        content_disposition_type="attachment",
     )

@@ -44,7 +44,8 @@ def check_expiry(anchor: str | None, seconds: str | int | None) -> int | None:
         return None
     if anchor != "created_at":
         raise InvalidRequestError(
-            "expires_after[anchor] must be 'created_at'.", param="expires_after.anchor",
+            "expires_after[anchor] must be 'created_at'.",
+            param="expires_after.anchor",
             code="invalid_value",
         )
     try:
@@ -54,7 +55,8 @@ def check_expiry(anchor: str | None, seconds: str | int | None) -> int | None:
     if not MIN_EXPIRY <= value <= MAX_EXPIRY:
         raise InvalidRequestError(
             f"expires_after[seconds] must be an integer between {MIN_EXPIRY} and {MAX_EXPIRY}.",
-            param="expires_after.seconds", code="invalid_value",
+            param="expires_after.seconds",
+            code="invalid_value",
         )
     return value
 
@@ -71,19 +73,26 @@ class FileService:
 
     def too_large(self) -> PayloadTooLargeError:
         return PayloadTooLargeError(
-            f"File is too large: the limit is {self.max_bytes} bytes.", param="file",
+            f"File is too large: the limit is {self.max_bytes} bytes.",
+            param="file",
             code="file_too_large",
         )
 
     async def upload(
-        self, project_id: str, source: BinaryIO, filename: str, purpose: str,
+        self,
+        project_id: str,
+        source: BinaryIO,
+        filename: str,
+        purpose: str,
         expires_seconds: int | None,
     ) -> dict[str, Any]:
         if purpose not in UPLOAD_PURPOSES:
             raise InvalidRequestError(
                 f"Invalid value for 'purpose': '{purpose}'. Expected one of "
-                + ", ".join(repr(p) for p in UPLOAD_PURPOSES) + ".",
-                param="purpose", code="invalid_value",
+                + ", ".join(repr(p) for p in UPLOAD_PURPOSES)
+                + ".",
+                param="purpose",
+                code="invalid_value",
             )
         file_id = new_id("file-", 12)
         size = await self.blobs.write_stream(source, file_id, self.max_bytes)
@@ -92,25 +101,40 @@ class FileService:
         return await self._record(project_id, file_id, filename, purpose, size, expires_seconds)
 
     async def store_bytes(
-        self, project_id: str, data: bytes, filename: str, purpose: str,
+        self,
+        project_id: str,
+        data: bytes,
+        filename: str,
+        purpose: str,
         expires_seconds: int | None = None,
     ) -> dict[str, Any]:
         """Store bytes the server made (e.g. a batch's output file)."""
         file_id = new_id("file-", 12)
         await self.blobs.write_bytes(file_id, data)
-        return await self._record(project_id, file_id, filename, purpose, len(data),
-                                  expires_seconds)
+        return await self._record(
+            project_id, file_id, filename, purpose, len(data), expires_seconds
+        )
 
     async def _record(
-        self, project_id: str, file_id: str, filename: str, purpose: str, size: int,
+        self,
+        project_id: str,
+        file_id: str,
+        filename: str,
+        purpose: str,
+        size: int,
         expires_seconds: int | None,
     ) -> dict[str, Any]:
         now = int(time.time())
         row = FileRow(
-            id=file_id, project_id=project_id, filename=filename or "upload", purpose=purpose,
-            bytes=size, created_at=now,
+            id=file_id,
+            project_id=project_id,
+            filename=filename or "upload",
+            purpose=purpose,
+            bytes=size,
+            created_at=now,
             expires_at=now + expires_seconds if expires_seconds else None,
-            status="processed", status_details=None,
+            status="processed",
+            status_details=None,
         )
         try:
             await self.repo.add(row)

@@ -88,8 +88,13 @@ async def retrieve_tier(
 ) -> dict[str, Any]:
     project = await accounts.repo.get_project(project_id)
     tier = await accounts.tier_of(project.id)
-    return {"object": "organization.project.tier", "project_id": project.id, "tier": tier.name,
-            "pinned": project.pinned_tier is not None, "spend_usd": project.spend_usd}
+    return {
+        "object": "organization.project.tier",
+        "project_id": project.id,
+        "tier": tier.name,
+        "pinned": project.pinned_tier is not None,
+        "spend_usd": project.spend_usd,
+    }
 
 
 @router.post("/projects/{project_id}/tier")
@@ -101,8 +106,13 @@ async def pin_tier(
 ) -> dict[str, Any]:
     project = await accounts.repo.get_project(project_id)
     tier = await accounts.pin_tier(project, body.tier)
-    return {"object": "organization.project.tier", "project_id": project.id, "tier": tier.name,
-            "pinned": body.tier is not None, "spend_usd": project.spend_usd}
+    return {
+        "object": "organization.project.tier",
+        "project_id": project.id,
+        "tier": tier.name,
+        "pinned": body.tier is not None,
+        "spend_usd": project.spend_usd,
+    }
 
 
 @router.get("/projects/{project_id}/api_keys")
@@ -195,8 +205,9 @@ async def usage_completions(
     accounts: Accounts = Depends(accounts_of),
     _: Principal = Depends(require_admin),
 ) -> dict[str, Any]:
-    return await _buckets("completions", request, accounts, start_time, end_time, bucket_width,
-                          limit, page)
+    return await _buckets(
+        "completions", request, accounts, start_time, end_time, bucket_width, limit, page
+    )
 
 
 @router.get("/costs")
@@ -210,5 +221,6 @@ async def costs(
     accounts: Accounts = Depends(accounts_of),
     _: Principal = Depends(require_admin),
 ) -> dict[str, Any]:
-    return await _buckets("costs", request, accounts, start_time, end_time, bucket_width,
-                          limit, page)
+    return await _buckets(
+        "costs", request, accounts, start_time, end_time, bucket_width, limit, page
+    )

@@ -56,7 +56,7 @@ def created_key_object(created: CreatedKey) -> dict[str, Any]:
 def list_page(items: list[dict[str, Any]], limit: int, after: str | None) -> dict[str, Any]:
     if after is not None:
         ids = [item["id"] for item in items]
-        items = items[ids.index(after) + 1:] if after in ids else []
+        items = items[ids.index(after) + 1 :] if after in ids else []
     page = items[:limit]
     return {
         "object": "list",
@@ -72,7 +72,8 @@ def _check_groups(group_by: Sequence[str], allowed: Sequence[str]) -> list[str]:
         if group not in allowed:
             raise InvalidRequestError(
                 f"Invalid value for 'group_by': '{group}'. Allowed: {', '.join(allowed)}.",
-                param="group_by", code="invalid_value",
+                param="group_by",
+                code="invalid_value",
             )
     return list(dict.fromkeys(group_by))
 
@@ -84,14 +85,17 @@ def _range(
     if bucket_width not in WIDTHS:
         raise InvalidRequestError(
             f"Invalid value for 'bucket_width': '{bucket_width}'. Allowed: 1m, 1h, 1d.",
-            param="bucket_width", code="invalid_value",
+            param="bucket_width",
+            code="invalid_value",
         )
     width = WIDTHS[bucket_width]
     count = limit or DEFAULT_LIMIT[bucket_width]
     if not 1 <= count <= MAX_LIMIT[bucket_width]:
         raise InvalidRequestError(
             f"Invalid value for 'limit': must be 1..{MAX_LIMIT[bucket_width]} for"
-            f" bucket_width={bucket_width}.", param="limit", code="invalid_value",
+            f" bucket_width={bucket_width}.",
+            param="limit",
+            code="invalid_value",
         )
     end = end_time if end_time is not None else int(time.time()) + 1
     if end <= start_time:
@@ -126,8 +130,13 @@ async def bucket_page(
     first, page_end, last, width, _ = _range(start_time, end_time, bucket_width, limit, page)
     stored = [g for g in groups if g != "user_id"]
     buckets = await ledger.buckets(
-        start_time=first, end_time=page_end, width=width, group_by=stored,
-        project_ids=project_ids, models=models, api_key_ids=api_key_ids,
+        start_time=first,
+        end_time=page_end,
+        width=width,
+        group_by=stored,
+        project_ids=project_ids,
+        models=models,
+        api_key_ids=api_key_ids,
     )
     data = []
     for bucket in buckets:
@@ -135,11 +144,21 @@ async def bucket_page(
             _result(kind, dict(zip(stored, key, strict=True)), totals, groups)
             for key, totals in sorted(bucket.groups.items(), key=lambda kv: str(kv[0]))
         ]
-        data.append({"object": "bucket", "start_time": bucket.start_time,
-                     "end_time": bucket.start_time + width, "results": results})
+        data.append(
+            {
+                "object": "bucket",
+                "start_time": bucket.start_time,
+                "end_time": bucket.start_time + width,
+                "results": results,
+            }
+        )
     has_more = page_end < last
-    return {"object": "page", "data": data, "has_more": has_more,
-            "next_page": str(page_end) if has_more else None}
+    return {
+        "object": "page",
+        "data": data,
+        "has_more": has_more,
+        "next_page": str(page_end) if has_more else None,
+    }
 
 
 def _result(

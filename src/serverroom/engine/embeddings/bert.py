@@ -27,8 +27,9 @@ def _erf(x: F32) -> F32:
     sign = np.sign(x)
     a = np.abs(x)
     t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
-                + t * (-1.453152027 + t * 1.061405429))))
+    poly = t * (
+        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+    )
     out: F32 = (sign * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
     return out
 
@@ -54,11 +55,20 @@ class _Layer:
 
         # Fused QKV projection: one matmul instead of three.
         self.qkv_w = np.concatenate(
-            [t("attention.self.query.weight"), t("attention.self.key.weight"),
-             t("attention.self.value.weight")], axis=1)
+            [
+                t("attention.self.query.weight"),
+                t("attention.self.key.weight"),
+                t("attention.self.value.weight"),
+            ],
+            axis=1,
+        )
         self.qkv_b = np.concatenate(
-            [v("attention.self.query.bias"), v("attention.self.key.bias"),
-             v("attention.self.value.bias")])
+            [
+                v("attention.self.query.bias"),
+                v("attention.self.key.bias"),
+                v("attention.self.value.bias"),
+            ]
+        )
         self.out_w = t("attention.output.dense.weight")
         self.out_b = v("attention.output.dense.bias")
         self.ln1 = v("attention.output.LayerNorm.weight"), v("attention.output.LayerNorm.bias")
@@ -97,10 +107,13 @@ class BertEngine:
         prefix = "bert." if "bert.embeddings.word_embeddings.weight" in w else ""
         self._word = np.asarray(w[f"{prefix}embeddings.word_embeddings.weight"], np.float32)
         self._pos = np.asarray(w[f"{prefix}embeddings.position_embeddings.weight"], np.float32)
-        self._type0 = np.asarray(w[f"{prefix}embeddings.token_type_embeddings.weight"][0],
-                                 np.float32)
-        self._ln0 = (np.asarray(w[f"{prefix}embeddings.LayerNorm.weight"], np.float32),
-                     np.asarray(w[f"{prefix}embeddings.LayerNorm.bias"], np.float32))
+        self._type0 = np.asarray(
+            w[f"{prefix}embeddings.token_type_embeddings.weight"][0], np.float32
+        )
+        self._ln0 = (
+            np.asarray(w[f"{prefix}embeddings.LayerNorm.weight"], np.float32),
+            np.asarray(w[f"{prefix}embeddings.LayerNorm.bias"], np.float32),
+        )
         self._layers = [
             _Layer(w, f"{prefix}encoder.layer.{i}") for i in range(int(config["num_hidden_layers"]))
         ]
@@ -128,7 +141,7 @@ class BertEngine:
         out = np.zeros((len(ids), self._hidden), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(order), CHUNK):
-            chunk = order[start:start + CHUNK]
+            chunk = order[start : start + CHUNK]
             out[chunk] = self._forward([ids[i][: self.max_tokens] for i in chunk])
         return out
 

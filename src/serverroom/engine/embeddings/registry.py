@@ -108,7 +108,7 @@ class EmbeddingRegistry:
         for start in range(0, len(items), SLICE):
             await self._lock.acquire(priority)
             try:
-                parts.append(await asyncio.to_thread(engine.embed, items[start:start + SLICE]))
+                parts.append(await asyncio.to_thread(engine.embed, items[start : start + SLICE]))
             finally:
                 self._lock.release()
         return np.concatenate(parts) if len(parts) != 1 else parts[0]

@@ -30,8 +30,14 @@ def upgrade() -> None:
     )
     op.bulk_insert(
         projects,
-        [{"id": "proj_default", "name": "Default project", "created_at": int(time.time()),
-          "spend_usd": 0.0}],
+        [
+            {
+                "id": "proj_default",
+                "name": "Default project",
+                "created_at": int(time.time()),
+                "spend_usd": 0.0,
+            }
+        ],
     )
     op.create_table(
         "api_keys",
