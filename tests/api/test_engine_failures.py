@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -81,16 +82,23 @@ def test_queue_overflow_is_503_with_retry_after(tmp_path: Path) -> None:
     from serverroom.settings import EngineSettings
 
     settings = fake_settings(
-        tmp_path, engine=EngineSettings(kind="fake", slots=1, max_queue=0, fake_delay=0.05)
+        tmp_path, engine=EngineSettings(kind="fake", slots=1, max_queue=0, fake_delay=0.02)
     )
     with TestClient(create_app(settings)) as client:
-        body = {"model": "gpt-4.1", "messages": MSG, "stream": True}
-        with client.stream("POST", "/v1/chat/completions", json=body) as busy:
-            assert busy.status_code == 200
-            next(busy.iter_lines())
-            refused = client.post(
-                "/v1/chat/completions", json={"model": "gpt-4.1", "messages": MSG}
-            )
-            assert refused.status_code == 503
-            assert refused.headers["retry-after"] == "1"
-            assert refused.json()["error"]["code"] == "engine_overloaded"
+        body = {"model": "gpt-4.1", "messages": MSG}
+        first: list[int] = []
+        worker = threading.Thread(
+            target=lambda: first.append(client.post("/v1/chat/completions", json=body).status_code)
+        )
+        worker.start()
+        engine = client.app.state.context.engines._engines["smollm2-135m-instruct"]  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 5
+        while not engine._gate._semaphore.locked():  # wait until the only slot is taken
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        refused = client.post("/v1/chat/completions", json=body)
+        worker.join()
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["code"] == "engine_overloaded"
+        assert first == [200]

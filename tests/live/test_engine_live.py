@@ -181,7 +181,8 @@ def test_queue_overflow_is_503(one_slot_server: LiveServer) -> None:
             headers={"authorization": f"Bearer {one_slot_server.api_key}"},
         ) as busy,
     ):
-        next(busy.iter_lines())
+        lines = busy.iter_lines()
+        next(lines)
         refused = http.post(
             f"{one_slot_server.base_url}/chat/completions",
             json={**body, "stream": False},
@@ -190,7 +191,7 @@ def test_queue_overflow_is_503(one_slot_server: LiveServer) -> None:
         assert refused.status_code == 503, refused.text
         assert refused.headers["retry-after"]
         assert refused.json()["error"]["code"] == "engine_overloaded"
-        assert next(busy.iter_lines()) is not None  # the first request was still running
+        assert next(lines)  # the first request was still running
     client = openai.OpenAI(
         base_url=one_slot_server.base_url, api_key=one_slot_server.api_key, max_retries=0
     )
