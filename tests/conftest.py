@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import openai
@@ -39,3 +41,31 @@ def sdk(client: TestClient) -> openai.OpenAI:
         http_client=client,
         max_retries=0,
     )
+
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def fresh_postgres_database(prefix: str = "sr_test") -> Iterator[str]:
+    """A new, empty database on the local PostgreSQL server, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    except psycopg.OperationalError:
+        pytest.skip("PostgreSQL is not running")
+    with admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database for one test."""
+    with fresh_postgres_database() as url:
+        yield url

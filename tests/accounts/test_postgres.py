@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Iterator
 
 import openai
 import pytest
@@ -12,24 +10,6 @@ import pytest
 from tests.accounts.conftest import Admin, AppFactory, sdk_for
 
 pytestmark = pytest.mark.postgres
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"sr_accounts_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL is not running")
-    with admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_accounts_on_postgres(make_app: AppFactory, pg_url: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,8 +16,7 @@ from serverroom.app import create_app
 from serverroom.errors import NotFoundError
 from serverroom.settings import EngineSettings, Settings
 from serverroom.storage.db import Database
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.conftest import fresh_postgres_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -26,19 +24,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    psycopg = pytest.importorskip("psycopg")
-    name = f"sr_test_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL is not running")
-    with admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
