@@ -17,8 +17,9 @@ pytestmark = pytest.mark.live
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One real server for the whole session (default settings, bundled model)."""
-    server = LiveServer(tmp_path_factory.mktemp("live"))
+    """One real server for the whole session (bundled model). Slots hold 2048 tokens, so a
+    snippet without an output limit cannot ramble for minutes on the tiny model."""
+    server = LiveServer(tmp_path_factory.mktemp("live"), args=["--engine.slot_context", "2048"])
     server.start()
     try:
         yield server
