@@ -195,7 +195,7 @@ def test_queue_overflow_is_503(one_slot_server: LiveServer) -> None:
     client = openai.OpenAI(
         base_url=one_slot_server.base_url, api_key=one_slot_server.api_key, max_retries=5
     )
-    # once the server has noticed the disconnect and freed the slot, the SDK (retrying 503s) is served
+    # once the server has freed the slot, the SDK (which retries 503s) is served
     assert client.chat.completions.create(
         model="gpt-4.1", max_tokens=2, messages=[{"role": "user", "content": "Hi"}]
     ).choices
