@@ -104,7 +104,7 @@ def test_batch_of_chat_lines_with_bad_lines(fast: openai.OpenAI) -> None:
                 "body": {"model": MODEL},
             }
         ),
-        chat_line("bad-context", "x" * 20, max_tokens=100_000),
+        chat_line("bad-context", "x" * 5000, max_tokens=4096),
     ]
     created = submit(fast, good[:25] + bad + good[25:], metadata={"job": "nightly"})
     assert created.status == "validating"

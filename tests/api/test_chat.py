@@ -8,6 +8,9 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 
+from serverroom.api.common import check_context
+from serverroom.engine.fake import FakeEngine
+
 MSG = [{"role": "user", "content": "hi"}]
 
 
@@ -230,8 +233,28 @@ def test_context_length_exceeded(sdk: openai.OpenAI) -> None:
     assert info.value.code == "context_length_exceeded"
     assert info.value.param == "messages"
     with pytest.raises(openai.BadRequestError) as info:
-        sdk.chat.completions.create(model="gpt-4.1", messages=MSG, max_tokens=100_000)  # type: ignore[arg-type]
+        sdk.chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "x" * 5000}], max_tokens=4096
+        )
     assert info.value.code == "context_length_exceeded"
+
+
+def test_max_tokens_above_the_model_limit(sdk: openai.OpenAI) -> None:
+    for field in ("max_tokens", "max_completion_tokens"):
+        with pytest.raises(openai.BadRequestError) as info:
+            sdk.chat.completions.create(model="gpt-4.1", messages=MSG, **{field: 100_000})  # type: ignore[call-overload]
+        assert info.value.code == "invalid_value"
+        assert info.value.param == field
+        assert "supports at most 4096 completion tokens" in info.value.message
+
+
+def test_unlimited_reply_uses_at_most_half_the_context() -> None:
+    engine = FakeEngine(context_length=256)
+    assert check_context(engine, 10, None, param="messages", what="messages") == 128
+    assert check_context(engine, 200, None, param="messages", what="messages") == 56
+    capped = check_context(engine, 10, None, param="messages", what="messages", model_cap=100)
+    assert capped == 100
+    assert check_context(engine, 10, 200, param="messages", what="messages") == 200
 
 
 def test_request_id_on_every_reply(client: TestClient) -> None:

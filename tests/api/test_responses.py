@@ -142,6 +142,13 @@ def test_max_output_tokens_incomplete(sdk: openai.OpenAI) -> None:
     assert len(response.output_text) == 5
 
 
+def test_max_output_tokens_above_the_model_limit(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.responses.create(model="gpt-4.1", input="hi", max_output_tokens=100_000)
+    assert info.value.code == "invalid_value"
+    assert info.value.param == "max_output_tokens"
+
+
 def test_input_tokens(client: TestClient) -> None:
     reply = client.post(
         "/v1/responses/input_tokens",

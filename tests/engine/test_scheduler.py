@@ -84,3 +84,43 @@ def test_priority_order_and_last_slot_kept_for_interactive(scheduler: Scheduler)
     scheduler._admit()
     assert interactive.slot is not None
     assert batch[2] in scheduler.waiting
+
+
+def test_outbox_delivers_a_step_in_one_wakeup() -> None:
+    import asyncio
+
+    from serverroom.engine.base import SampledToken
+
+    async def run() -> tuple[list[GenerationEvent], list[GenerationEvent], int]:
+        loop = asyncio.get_running_loop()
+        outbox = sched.Outbox()
+        first: asyncio.Queue[GenerationEvent] = asyncio.Queue()
+        second: asyncio.Queue[GenerationEvent] = asyncio.Queue()
+        send_first, send_second = outbox.sender(loop, first), outbox.sender(loop, second)
+        wakeups = 0
+        original = loop.call_soon_threadsafe
+
+        def counting(*args: Any) -> Any:
+            nonlocal wakeups
+            wakeups += 1
+            return original(*args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+
+        def step() -> None:  # what the decode thread does in one step
+            send_first(SampledToken(1))
+            send_second(SampledToken(2))
+            send_first(SampledToken(3))
+            outbox.flush()
+
+        worker = threading.Thread(target=step)
+        worker.start()
+        worker.join()
+        got_first = [await first.get(), await first.get()]
+        got_second = [await second.get()]
+        return got_first, got_second, wakeups
+
+    got_first, got_second, wakeups = asyncio.run(run())
+    assert [e.token for e in got_first] == [1, 3]  # type: ignore[union-attr]
+    assert [e.token for e in got_second] == [2]  # type: ignore[union-attr]
+    assert wakeups == 1

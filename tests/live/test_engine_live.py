@@ -66,9 +66,10 @@ async def _answers(server: LiveServer, concurrent: bool, **sampling: object) -> 
         )
         return reply.choices[0].message.content or ""
 
-    if concurrent:
-        return list(await asyncio.gather(*(ask(q) for q in QUESTIONS)))
-    return [await ask(q) for q in QUESTIONS]
+    async with client:
+        if concurrent:
+            return list(await asyncio.gather(*(ask(q) for q in QUESTIONS)))
+        return [await ask(q) for q in QUESTIONS]
 
 
 def test_batched_greedy_equals_alone(batch_server: LiveServer) -> None:

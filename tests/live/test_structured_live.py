@@ -64,8 +64,9 @@ def test_corpus_live(batch_server: LiveServer) -> None:
             timeout=1500,
             max_retries=0,
         )
-        model = (await client.models.list()).data[0].id
-        return await asyncio.gather(*(_one(client, model, name) for name in sorted(SCHEMAS)))
+        async with client:
+            model = (await client.models.list()).data[0].id
+            return await asyncio.gather(*(_one(client, model, name) for name in sorted(SCHEMAS)))
 
     results = asyncio.run(run())
     finished = 0

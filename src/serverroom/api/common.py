@@ -11,9 +11,21 @@ SYSTEM_FINGERPRINT = "fp_serverroom"
 
 
 def check_context(
-    engine: Engine, prompt_tokens: int, max_tokens: int | None, *, param: str, what: str
+    engine: Engine,
+    prompt_tokens: int,
+    max_tokens: int | None,
+    *,
+    param: str,
+    what: str,
+    limit_param: str = "max_tokens",
+    model_cap: int | None = None,
 ) -> int:
-    """Validate prompt + output against the context window; return the output budget."""
+    """Validate prompt + output against the context window; return the output budget.
+
+    ``model_cap`` is the model's own output limit (a larger request is a 400, as on the
+    platform). With no ``max_tokens`` the budget is what remains of the context, but at most
+    the cap and half the window, so one runaway reply cannot fill a conversation's context.
+    """
     limit = engine.context_length
     if prompt_tokens >= limit:
         raise ContextLengthExceededError(
@@ -23,7 +35,14 @@ def check_context(
         )
     budget = limit - prompt_tokens
     if max_tokens is None:
-        return budget
+        return min(budget, max(1, limit // 2), model_cap or budget)
+    if model_cap is not None and max_tokens > model_cap:
+        raise InvalidRequestError(
+            f"{limit_param} is too large: {max_tokens}. This model supports at most"
+            f" {model_cap} completion tokens, whereas you provided {max_tokens}.",
+            param=limit_param,
+            code="invalid_value",
+        )
     if max_tokens > budget:
         raise ContextLengthExceededError(
             f"This model's maximum context length is {limit} tokens. However, you requested"

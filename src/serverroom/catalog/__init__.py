@@ -50,6 +50,7 @@ class ModelEntry:
     owned_by: str
     pricing: Pricing
     options: dict[str, Any] = field(default_factory=dict)
+    max_output_tokens: int | None = None
 
     @property
     def is_alias(self) -> bool:
@@ -112,7 +113,12 @@ def _build(raw: dict[str, Any], real: dict[str, dict[str, Any]]) -> ModelEntry:
         owned_by=str(raw.get("owned_by", base.get("owned_by", "serverroom"))),
         pricing=Pricing(**{k: float(v) for k, v in pricing_raw.items()}),
         options=dict(base.get("options", {})),
+        max_output_tokens=_optional_int(base.get("max_output_tokens")),
     )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 class Catalog:

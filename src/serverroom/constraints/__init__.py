@@ -7,7 +7,13 @@
 * :mod:`.output` — from a request's format + tools to a per-choice constraint.
 """
 
-from serverroom.constraints.output import FormatSpec, OutputPlan, parse_format, plan_output
+from serverroom.constraints.output import (
+    FormatSpec,
+    OutputPlan,
+    constrains,
+    parse_format,
+    plan_output,
+)
 from serverroom.constraints.toolcalls import (
     ArgumentsPiece,
     CallDone,
@@ -38,6 +44,7 @@ __all__ = [
     "ToolSetup",
     "ToolSpec",
     "check_tools",
+    "constrains",
     "parse_format",
     "parse_tool_output",
     "plan_output",

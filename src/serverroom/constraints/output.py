@@ -103,6 +103,11 @@ class OutputPlan:
         return outer
 
 
+def constrains(fmt: FormatSpec | None, tools: ToolSetup | None) -> bool:
+    """Whether :func:`plan_output` would build a grammar (so the caller needs a thread)."""
+    return fmt is not None or (tools is not None and tools.active)
+
+
 def plan_output(
     engine: Engine,
     fmt: FormatSpec | None,

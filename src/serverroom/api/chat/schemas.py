@@ -88,3 +88,7 @@ class ChatCompletionRequest(SamplingFields):
         if self.max_completion_tokens is not None:
             return self.max_completion_tokens
         return self.max_tokens
+
+    def output_limit_param(self) -> str:
+        """The field that set :meth:`output_limit`, for error messages."""
+        return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"

@@ -41,12 +41,13 @@ from serverroom.constraints import (
     TextPiece,
     ToolCallParser,
     ToolSetup,
+    constrains,
     parse_tool_output,
     plan_output,
     render_tool_messages,
 )
 from serverroom.context import AppContext
-from serverroom.engine.base import ChatMessage, Engine, SamplingParams
+from serverroom.engine.base import ChatMessage, Engine, SamplingParams, TokenConstraint
 from serverroom.engine.textgen import TextDelta, TextDone, TextEvent, TokenInfo, generate_text
 from serverroom.errors import InvalidRequestError
 from serverroom.ids import new_id
@@ -110,15 +111,25 @@ async def plan_chat(
     text = engine.render_chat(render_tool_messages(to_chat_messages(request), tools))
     prompt = engine.tokenize(text, special=True)
     max_tokens = check_context(
-        engine, len(prompt), request.output_limit(), param="messages", what="messages"
+        engine,
+        len(prompt),
+        request.output_limit(),
+        param="messages",
+        what="messages",
+        limit_param=request.output_limit_param(),
+        model_cap=entry.max_output_tokens,
     )
     bias = logit_bias_ids(engine, request.logit_bias)
     top = (request.top_logprobs or 0) if request.logprobs else None
     n = request.n or 1
-    output = await asyncio.to_thread(plan_output, engine, fmt, tools)
-    constraints = await asyncio.to_thread(
-        lambda: [output.new_constraint() if output else None for _ in range(n)]
-    )
+    output = None
+    constraints: list[TokenConstraint | None] = [None] * n
+    if constrains(fmt, tools):  # grammar work runs off the event loop
+        output = await asyncio.to_thread(plan_output, engine, fmt, tools)
+        if output is not None:
+            constraints = await asyncio.to_thread(
+                lambda: [output.new_constraint() for _ in range(n)]
+            )
     params = [
         sampling_params(
             max_tokens=max_tokens,

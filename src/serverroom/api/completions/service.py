@@ -96,7 +96,12 @@ async def plan_completion(
     for p_index, prompt in enumerate(prompts):
         tokens = _prompt_tokens(engine, prompt, p_index)
         max_tokens = check_context(
-            engine, len(tokens), request.max_tokens or None, param="prompt", what="prompt"
+            engine,
+            len(tokens),
+            request.max_tokens or None,
+            param="prompt",
+            what="prompt",
+            model_cap=entry.max_output_tokens,
         )
         if request.max_tokens == 0:
             max_tokens = 0

@@ -78,6 +78,7 @@ def fit_prompt(
     max_output: int | None,
     truncation: str | None,
     tools: ToolSetup | None = None,
+    model_cap: int | None = None,
 ) -> tuple[list[int], int]:
     """The prompt and output budget; ``truncation: auto`` drops the oldest items to fit."""
     items = state.history + state.new
@@ -94,5 +95,13 @@ def fit_prompt(
                 high, prompt = middle, candidate
             else:
                 low = middle + 1
-    budget = check_context(engine, len(prompt), max_output, param="input", what="input")
+    budget = check_context(
+        engine,
+        len(prompt),
+        max_output,
+        param="input",
+        what="input",
+        limit_param="max_output_tokens",
+        model_cap=model_cap,
+    )
     return prompt, budget

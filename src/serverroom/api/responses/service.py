@@ -24,7 +24,7 @@ from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import ResponseCreateRequest
 from serverroom.api.responses.structured import response_format, response_tools
 from serverroom.catalog import ModelEntry
-from serverroom.constraints import ToolSetup, plan_output
+from serverroom.constraints import ToolSetup, constrains, plan_output
 from serverroom.context import AppContext
 from serverroom.engine.base import Engine, SamplingParams
 from serverroom.engine.textgen import TextEvent, TokenInfo, generate_text
@@ -216,9 +216,14 @@ async def plan_response(
         max_output=request.max_output_tokens,
         truncation=request.truncation,
         tools=tools,
+        model_cap=entry.max_output_tokens,
     )
-    output = await asyncio.to_thread(plan_output, engine, fmt, tools, format_param="text.format")
-    constraint = await asyncio.to_thread(output.new_constraint) if output else None
+    output, constraint = None, None
+    if constrains(fmt, tools):  # grammar work runs off the event loop
+        output = await asyncio.to_thread(
+            plan_output, engine, fmt, tools, format_param="text.format"
+        )
+        constraint = await asyncio.to_thread(output.new_constraint) if output else None
     params = sampling_params(
         max_tokens=budget,
         temperature=request.temperature,

@@ -19,7 +19,7 @@ from serverroom.engine.base import (
     GenerationStats,
 )
 from serverroom.engine.llamacpp.model import GGUFModel
-from serverroom.engine.llamacpp.scheduler import Scheduler, emitter
+from serverroom.engine.llamacpp.scheduler import Scheduler
 from serverroom.engine.llamacpp.scheduler import Sequence as Seq
 from serverroom.engine.slots import overloaded
 from serverroom.engine.template import ChatTemplate
@@ -151,7 +151,8 @@ class LlamaCppEngine:
         ):
             raise overloaded()
         queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
-        seq = Seq(request, emitter(asyncio.get_running_loop(), queue), self._context_length)
+        emit = scheduler.outbox.sender(asyncio.get_running_loop(), queue)
+        seq = Seq(request, emit, self._context_length)
         scheduler.submit(seq)
         finished = False
         try:

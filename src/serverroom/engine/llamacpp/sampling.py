@@ -6,7 +6,6 @@ temperature, seeded distribution), so sequences decoded in one batch never share
 
 from __future__ import annotations
 
-import ctypes
 import random
 
 import llama_cpp as L
@@ -14,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from serverroom.engine.base import SampledToken, SamplingParams, TopLogprob
+from serverroom.engine.llamacpp import held
 
 
 class SequenceSampler:
@@ -57,15 +57,12 @@ class SequenceSampler:
         constraint = self.params.constraint
         logits: npt.NDArray[np.float32] | None = None
         if constraint is not None or self.params.top_logprobs is not None:
-            ptr = L.llama_get_logits_ith(ctx, index)
-            logits = np.ctypeslib.as_array(
-                ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,)
-            )
+            logits = np.ctypeslib.as_array(held.logits_ith(ctx, index), shape=(self.n_vocab,))
         if constraint is not None and logits is not None:
             mask = constraint.allowed_mask()
             if mask is not None:
                 logits[~mask[: self.n_vocab]] = -np.inf
-        token = int(L.llama_sampler_sample(self.chain, ctx, index))
+        token = held.sampler_sample(self.chain, ctx, index)
         if constraint is not None:
             constraint.accept(token)
         if self.params.top_logprobs is None or logits is None:

@@ -6,8 +6,10 @@ prefilled (so a long prompt never stalls other streams), decodes it, and samples
 that produced logits with that sequence's own sampler. New requests join at the next step,
 finished or cancelled ones leave at once. Each slot remembers the tokens in its KV cache, and a
 new request takes the free slot sharing the longest prefix with its prompt, so only the rest is
-computed (prefix caching). Tokens reach the request's asyncio queue via
-``call_soon_threadsafe``; llama.cpp releases the GIL while it computes.
+computed (prefix caching). A step's tokens reach the requests' asyncio queues in one
+``call_soon_threadsafe`` per event loop; llama.cpp releases the GIL while it decodes, and the
+short per-token calls keep it (``held``), so the event loop runs while the model computes and
+does not interrupt the Python part of a step.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import llama_cpp as L
 
@@ -92,6 +95,7 @@ class Scheduler:
         self.waiting: list[Sequence] = []
         self.active: list[Sequence] = []
         self.cond = threading.Condition()
+        self.outbox = Outbox()
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="llama-decode", daemon=True)
 
@@ -131,12 +135,14 @@ class Scheduler:
                 with self.cond:
                     self._reap()
                     self._admit()
+                    self.outbox.flush()
                     if self.stopping:
                         break
                     if not self.active:
                         self.cond.wait(timeout=0.5)
                         continue
                 self._step()
+                self.outbox.flush()
         except Exception:  # pragma: no cover - a crash here must not hang clients
             logger.exception("decode loop crashed")
         finally:
@@ -147,6 +153,7 @@ class Scheduler:
                     )
                 self.active.clear()
                 self.waiting.clear()
+                self.outbox.flush()
 
     def _reap(self) -> None:
         for seq in [s for s in self.active if s.cancelled]:
@@ -264,13 +271,34 @@ class Scheduler:
         )
 
 
-def emitter(
-    loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[GenerationEvent]
-) -> Callable[[GenerationEvent], None]:
-    """A thread-safe callback that puts events on an asyncio queue."""
+def _deliver(items: list[tuple[asyncio.Queue[GenerationEvent], GenerationEvent]]) -> None:
+    for queue, event in items:
+        queue.put_nowait(event)
 
-    def emit(event: GenerationEvent) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
-            loop.call_soon_threadsafe(queue.put_nowait, event)
 
-    return emit
+class Outbox:
+    """Events of one decode step, handed to each event loop in a single wake-up.
+
+    Waking a loop is a socket write, which releases the GIL; once per event that would let
+    the event-loop thread interrupt the decode thread mid-step once per stream.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Any, GenerationEvent]]] = {}
+
+    def sender(
+        self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[GenerationEvent]
+    ) -> Callable[[GenerationEvent], None]:
+        """The ``emit`` of one sequence: buffer its events until :meth:`flush`."""
+
+        def send(event: GenerationEvent) -> None:
+            self._pending.setdefault(loop, []).append((queue, event))
+
+        return send
+
+    def flush(self) -> None:
+        """Deliver everything buffered (decode thread only)."""
+        pending, self._pending = self._pending, {}
+        for loop, items in pending.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
+                loop.call_soon_threadsafe(_deliver, items)
