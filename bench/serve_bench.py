@@ -169,7 +169,7 @@ async def one_request(
 
 
 async def load(
-    server: Server, concurrency: int, requests: int, max_tokens: int
+    server: Server, concurrency: int, requests: int, max_tokens: int, offset: int = 0
 ) -> tuple[float, list[float]]:
     """Aggregate output tok/s and the TTFTs of ``requests`` requests at ``concurrency``."""
     client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-bench", max_retries=0)
@@ -182,7 +182,7 @@ async def load(
         while queue:
             i = queue.pop()
             ttft, tokens, _ = await one_request(
-                client, server.model, PROMPTS[i % len(PROMPTS)], max_tokens
+                client, server.model, PROMPTS[(i + offset) % len(PROMPTS)], max_tokens
             )
             ttfts.append(ttft)
             total_tokens += tokens
@@ -265,14 +265,16 @@ def run(args: argparse.Namespace) -> None:
             asyncio.run(load(server, 2, 2, 8))
         results: dict[tuple[str, int], list[float]] = {}
         ttft: dict[str, list[float]] = {"serverroom": [], "llama-server": []}
+        for i in range(args.ttft_requests):  # one request at a time, alternating servers
+            for server in (ours, theirs) if i % 2 == 0 else (theirs, ours):
+                _, ttfts = asyncio.run(load(server, 1, 1, 16, offset=i))
+                ttft[server.name].extend(ttfts)
         for rnd in range(args.rounds):
             order = (ours, theirs) if rnd % 2 == 0 else (theirs, ours)
             for conc in args.concurrency:
                 for server in order:
                     tps, ttfts = asyncio.run(load(server, conc, max(conc * 2, 4), args.max_tokens))
                     results.setdefault((server.name, conc), []).append(tps)
-                    if conc == args.concurrency[0]:
-                        ttft[server.name].extend(ttfts)
                     print(
                         f"round {rnd + 1} c={conc:<3} {server.name:<13} {tps:7.1f} tok/s",
                         flush=True,
@@ -284,7 +286,7 @@ def run(args: argparse.Namespace) -> None:
             print(f"c={conc:<3} serverroom {a:7.1f}  llama-server {b:7.1f}  ratio {a / b:5.2f}")
         a50, b50 = pct(ttft["serverroom"], 0.5), pct(ttft["llama-server"], 0.5)
         a90, b90 = pct(ttft["serverroom"], 0.9), pct(ttft["llama-server"], 0.9)
-        print(f"\n== TTFT at c={args.concurrency[0]} ==")
+        print(f"\n== TTFT, {args.ttft_requests} streamed requests one at a time ==")
         print(
             f"p50 serverroom {a50 * 1000:6.1f} ms  llama-server {b50 * 1000:6.1f} ms  "
             f"ratio {a50 / b50:5.2f}"
@@ -347,6 +349,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--sequential", type=int, default=1000)
+    parser.add_argument(
+        "--ttft-requests", type=int, default=40, help="requests per server for TTFT (c=1)"
+    )
     run(parser.parse_args())
 
 
