@@ -110,11 +110,14 @@ def start_serverroom(gguf: Path, args: argparse.Namespace, data: Path) -> Server
         "warning",
     ]
     env = {**os.environ, "SERVERROOM_DATA_DIR": str(data), "SERVERROOM_AUTH__MODE": "dev"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with (data / "serverroom.log").open("ab") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     return Server("serverroom", proc, port, "gpt-4.1")
 
 
-def start_llama_server(binary: Path, gguf: Path, args: argparse.Namespace) -> Server:
+def start_llama_server(
+    binary: Path, gguf: Path, args: argparse.Namespace, data: Path
+) -> Server:
     port = free_port()
     cmd = [
         str(binary),
@@ -137,7 +140,8 @@ def start_llama_server(binary: Path, gguf: Path, args: argparse.Namespace) -> Se
         "-ub",
         str(args.batch),
         "--no-webui",
-        "--log-disable",
+        "--log-file",
+        str(data / "llama-server.log"),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return Server("llama-server", proc, port, "smollm2")
@@ -256,8 +260,9 @@ def run(args: argparse.Namespace) -> None:
     )
     binary = Path(built.stdout.strip().splitlines()[-1])
     data = Path(tempfile.mkdtemp(prefix="sr-bench-"))
+    print(f"logs and data in {data}", flush=True)
     ours = start_serverroom(gguf, args, data)
-    theirs = start_llama_server(binary, gguf, args)
+    theirs = start_llama_server(binary, gguf, args, data)
     try:
         ours.wait()
         theirs.wait()

@@ -1,7 +1,9 @@
-"""Per-sequence sampling: a llama.cpp sampler chain, constraint masks and logprobs.
+"""Per-sequence sampling: numpy draws or a llama.cpp sampler chain, constraint masks, logprobs.
 
-Each sequence owns a chain built from its own parameters (logit bias, penalties, top-p,
-temperature, seeded distribution), so sequences decoded in one batch never share state.
+Each sequence owns its sampler, built from its own parameters (logit bias, penalties, top-p,
+temperature, seeded generator), so sequences decoded in one batch never share state. Plain
+temperature or greedy sampling is drawn in numpy (``draw``); penalties and top_p go through
+llama.cpp's chain.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy.typing as npt
 
 from serverroom.engine.base import SampledToken, SamplingParams, TopLogprob
 from serverroom.engine.llamacpp import held
+from serverroom.engine.llamacpp.draw import FastDraw
 
 
 class SequenceSampler:
@@ -22,6 +25,13 @@ class SequenceSampler:
     def __init__(self, params: SamplingParams, n_vocab: int) -> None:
         self.params = params
         self.n_vocab = n_vocab
+        self.chain = None
+        self.fast: FastDraw | None = None
+        seed = params.seed if params.seed is not None else random.getrandbits(32)
+        if not (params.presence_penalty or params.frequency_penalty or params.top_p < 1.0):
+            # The common case, drawn in numpy; penalties and top_p use llama.cpp's chain.
+            self.fast = FastDraw(n_vocab, params.temperature, params.logit_bias, seed)
+            return
         self.chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
         self._add_bias(params)
         if params.presence_penalty or params.frequency_penalty:
@@ -37,7 +47,6 @@ class SequenceSampler:
             if params.top_p < 1.0:
                 self._add(L.llama_sampler_init_top_p(params.top_p, 1))
             self._add(L.llama_sampler_init_temp(params.temperature))
-            seed = params.seed if params.seed is not None else random.getrandbits(32)
             self._add(L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
 
     def _add(self, sampler: int) -> None:
@@ -56,13 +65,17 @@ class SequenceSampler:
         """Mask by the constraint, sample, and report logprobs when asked."""
         constraint = self.params.constraint
         logits: npt.NDArray[np.float32] | None = None
-        if constraint is not None or self.params.top_logprobs is not None:
+        fast = self.fast
+        if fast is not None or constraint is not None or self.params.top_logprobs is not None:
             logits = np.ctypeslib.as_array(held.logits_ith(ctx, index), shape=(self.n_vocab,))
         if constraint is not None and logits is not None:
             mask = constraint.allowed_mask()
             if mask is not None:
                 logits[~mask[: self.n_vocab]] = -np.inf
-        token = held.sampler_sample(self.chain, ctx, index)
+        if fast is not None and logits is not None:
+            token = fast.draw(logits)
+        else:
+            token = held.sampler_sample(self.chain, ctx, index)
         if constraint is not None:
             constraint.accept(token)
         if self.params.top_logprobs is None or logits is None:
