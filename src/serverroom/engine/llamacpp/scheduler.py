@@ -197,6 +197,9 @@ class Scheduler:
             chunk = seq.prompt[seq.n_past : seq.n_past + budget]
             plan.append((seq, chunk, seq.n_past + len(chunk) == len(seq.prompt)))
             budget -= len(chunk)
+        # The batch in sequence-id order: with one KV stream per sequence, llama.cpp splits a
+        # batch whose sequences are out of order into several ubatches (measured: 2.2x slower).
+        plan.sort(key=lambda entry: entry[0].slot.seq_id if entry[0].slot else 0)
         return plan
 
     def _step(self) -> None:
