@@ -176,7 +176,9 @@ async def load(
     server: Server, concurrency: int, requests: int, max_tokens: int, offset: int = 0
 ) -> tuple[float, list[float]]:
     """Aggregate output tok/s and the TTFTs of ``requests`` requests at ``concurrency``."""
-    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-bench", max_retries=0)
+    # Retries: llama-server closes kept-alive connections now and then, and a request sent on
+    # one just as it closes fails with a connection error (rare; the same rule for both).
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-bench", max_retries=2)
     queue = list(range(requests))
     ttfts: list[float] = []
     total_tokens = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import openai
 import pytest
@@ -264,3 +265,21 @@ def test_request_id_on_every_reply(client: TestClient) -> None:
         client.get("/v1/does-not-exist"),
     ):
         assert reply.headers["x-request-id"].startswith("req_")
+
+
+@pytest.mark.parametrize("with_usage", [False, True])
+@pytest.mark.parametrize("index", [0, 3])
+def test_plain_content_chunks_match_the_sdk_model_path(with_usage: bool, index: int) -> None:
+    from types import SimpleNamespace
+
+    from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
+
+    from serverroom.api.chat.service import _chunk, _ContentChunk
+
+    plan: Any = SimpleNamespace(
+        completion_id="chatcmpl-x", created=1, entry=SimpleNamespace(id="gpt-4.1")
+    )
+    fast = _ContentChunk(plan, index, with_usage)
+    for text in ("Hi", "", ' "quoted" \\ back', "line\nbreak\t", "héllo — 日本 🙂", "\x00\x1f"):
+        choice = Choice(index=index, delta=ChoiceDelta(content=text), finish_reason=None)
+        assert fast(text) == _chunk(plan, [choice], with_usage)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -250,6 +251,23 @@ async def complete_chat(plan: ChatPlan, request_id: str) -> ChatCompletion:
     )
 
 
+_MARK = "@@serverroom-content@@"
+
+
+class _ContentChunk:
+    """A plain content chunk as bytes, byte-identical to the SDK-model path but without
+    building and dumping three pydantic models per token: the chunk is rendered once with a
+    marker as its content and split around it."""
+
+    def __init__(self, plan: ChatPlan, index: int, with_usage: bool) -> None:
+        choice = ChunkChoice(index=index, delta=ChoiceDelta(content=_MARK), finish_reason=None)
+        sample = _chunk(plan, [choice], with_usage)
+        self.head, _, self.tail = sample.partition(json.dumps(_MARK).encode())
+
+    def __call__(self, text: str) -> bytes:
+        return self.head + json.dumps(text, ensure_ascii=False).encode() + self.tail
+
+
 def _chunk(plan: ChatPlan, choices: list[ChunkChoice], with_usage: bool) -> bytes:
     chunk = ChatCompletionChunk(
         id=plan.completion_id,
@@ -308,6 +326,7 @@ async def _content_chunks(
 ) -> AsyncIterator[bytes | TextDone]:
     """Content and finish chunks; each choice's ``TextDone`` is passed up for usage."""
     parsers: dict[int, tuple[ToolCallParser, ToolDeltaMaker]] = {}
+    plain: dict[int, _ContentChunk] = {}
     async for index, event in events:
         if isinstance(event, TextDelta) and plan.tools is not None:
             parser, maker = parsers.setdefault(index, (ToolCallParser(), ToolDeltaMaker()))
@@ -324,6 +343,10 @@ async def _content_chunks(
                     index=index, delta=ChoiceDelta(content=text), finish_reason=None
                 )
                 yield _chunk(plan, [choice], include_usage)
+        elif isinstance(event, TextDelta) and not with_logprobs:
+            if index not in plain:
+                plain[index] = _ContentChunk(plan, index, include_usage)
+            yield plain[index](event.text)
         elif isinstance(event, TextDelta):
             choice = ChunkChoice(
                 index=index, delta=ChoiceDelta(content=event.text), finish_reason=None
