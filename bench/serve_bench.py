@@ -270,6 +270,8 @@ def run(args: argparse.Namespace) -> None:
         theirs.wait()
         for server in (ours, theirs):  # warm-up
             asyncio.run(load(server, 2, 2, 8))
+        # The SDK builds its Responses event types on first use, in this (client) process.
+        asyncio.run(conversation(ours, 1, use_responses=True))
         results: dict[tuple[str, int], list[float]] = {}
         ttft: dict[str, list[float]] = {"serverroom": [], "llama-server": []}
         for i in range(args.ttft_requests):  # one request at a time, alternating servers

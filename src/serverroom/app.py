@@ -32,7 +32,7 @@ from serverroom.context import AppContext, get_principal
 from serverroom.engine.registry import EngineFactory, EngineRegistry, default_factory
 from serverroom.errors import install_error_handlers
 from serverroom.middleware import RequestContextMiddleware
-from serverroom.sdk_types import build_sdk_types
+from serverroom.sdk_types import warm_up
 from serverroom.settings import Settings
 from serverroom.storage.db import Database
 
@@ -70,7 +70,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate()
         registry.start_in_background(settings.default_model)
-        await asyncio.to_thread(build_sdk_types)  # while the model loads
+        await asyncio.to_thread(warm_up, app)  # while the model loads
         try:
             async with AsyncExitStack() as stack:
                 for resource_lifespan in RESOURCE_LIFESPANS:

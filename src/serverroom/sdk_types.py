@@ -1,4 +1,4 @@
-"""Readies the openai SDK's response types before the first request.
+"""Start-up warm-up: readies the openai SDK's response types (and other lazy state).
 
 The SDK defines its pydantic models with ``defer_build``: a class builds its validator the
 first time it is used, which made the first Responses request of a fresh server take ~0.3 s
@@ -9,14 +9,27 @@ milliseconds, once per process).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import suppress
+from typing import Any
 
 from openai import BaseModel
+from sqlalchemy.orm import configure_mappers
+from starlette.routing import NoMatchFound
 
 
 def _subclasses(cls: type[BaseModel]) -> Iterator[type[BaseModel]]:
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)
+
+
+def warm_up(app: Any) -> None:
+    """One-time initialisation the first request would otherwise pay: the SDK's types,
+    FastAPI's per-route state and SQLAlchemy's ORM mappers."""
+    build_sdk_types()
+    configure_mappers()
+    with suppress(NoMatchFound):
+        app.url_path_for("__warm_up__")  # walks every route, building what FastAPI defers
 
 
 def build_sdk_types() -> int:
