@@ -78,7 +78,12 @@ def test_chain_survives_restart(own_server: LiveServer) -> None:
 
 def test_stream_helper(live_client: openai.OpenAI) -> None:
     with live_client.responses.stream(
-        model="gpt-4.1", input="Say hello.", max_output_tokens=40, temperature=0
+        # A prompt the 135M model answers briefly under greedy decoding (the SDK helper
+        # raises on an incomplete response).
+        model="gpt-4.1",
+        input="What is 2+2? Answer with just the number.",
+        max_output_tokens=40,
+        temperature=0,
     ) as stream:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
