@@ -115,9 +115,7 @@ def start_serverroom(gguf: Path, args: argparse.Namespace, data: Path) -> Server
     return Server("serverroom", proc, port, "gpt-4.1")
 
 
-def start_llama_server(
-    binary: Path, gguf: Path, args: argparse.Namespace, data: Path
-) -> Server:
+def start_llama_server(binary: Path, gguf: Path, args: argparse.Namespace, data: Path) -> Server:
     port = free_port()
     cmd = [
         str(binary),
@@ -173,7 +171,7 @@ async def one_request(
 
 
 async def load(
-    server: Server, concurrency: int, requests: int, max_tokens: int, offset: int = 0
+    server: Server, concurrency: int, requests: int, max_tokens: int
 ) -> tuple[float, list[float]]:
     """Aggregate output tok/s and the TTFTs of ``requests`` requests at ``concurrency``."""
     # Retries: llama-server closes kept-alive connections now and then, and a request sent on
@@ -188,7 +186,7 @@ async def load(
         while queue:
             i = queue.pop()
             ttft, tokens, _ = await one_request(
-                client, server.model, PROMPTS[(i + offset) % len(PROMPTS)], max_tokens
+                client, server.model, PROMPTS[i % len(PROMPTS)], max_tokens
             )
             ttfts.append(ttft)
             total_tokens += tokens
@@ -199,9 +197,25 @@ async def load(
     return total_tokens / (time.perf_counter() - started), ttfts
 
 
+async def ttft_phase(servers: tuple[Server, ...], n: int, out: dict[str, list[float]]) -> None:
+    """``n`` streamed requests per server, one at a time, alternating servers; each server
+    has one client (kept-alive connection), as an application would."""
+    clients = {
+        s.name: openai.AsyncOpenAI(base_url=s.base_url, api_key="sk-bench", max_retries=2)
+        for s in servers
+    }
+    for i in range(n):
+        for server in servers if i % 2 == 0 else servers[::-1]:
+            prompt = PROMPTS[i % len(PROMPTS)]
+            ttft, _, _ = await one_request(clients[server.name], server.model, prompt, 16)
+            out[server.name].append(ttft)
+    for client in clients.values():
+        await client.close()
+
+
 async def conversation(server: Server, turns: int, use_responses: bool) -> list[float]:
     """TTFT of each turn of one conversation."""
-    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-bench", max_retries=0)
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-bench", max_retries=2)
     history: list[dict[str, str]] = []
     previous: str | None = None
     ttfts = []
@@ -274,15 +288,12 @@ def run(args: argparse.Namespace) -> None:
         asyncio.run(conversation(ours, 1, use_responses=True))
         results: dict[tuple[str, int], list[float]] = {}
         ttft: dict[str, list[float]] = {"serverroom": [], "llama-server": []}
-        for i in range(args.ttft_requests):  # one request at a time, alternating servers
-            for server in (ours, theirs) if i % 2 == 0 else (theirs, ours):
-                _, ttfts = asyncio.run(load(server, 1, 1, 16, offset=i))
-                ttft[server.name].extend(ttfts)
+        asyncio.run(ttft_phase((ours, theirs), args.ttft_requests, ttft))
         for rnd in range(args.rounds):
             order = (ours, theirs) if rnd % 2 == 0 else (theirs, ours)
             for conc in args.concurrency:
                 for server in order:
-                    tps, ttfts = asyncio.run(load(server, conc, max(conc * 2, 4), args.max_tokens))
+                    tps, _ = asyncio.run(load(server, conc, max(conc * 2, 4), args.max_tokens))
                     results.setdefault((server.name, conc), []).append(tps)
                     print(
                         f"round {rnd + 1} c={conc:<3} {server.name:<13} {tps:7.1f} tok/s",
