@@ -71,30 +71,54 @@ def json_response(obj: BaseModel, headers: dict[str, str] | None = None) -> JSON
     return JSONResponse(obj.model_dump(mode="json", exclude_unset=True), headers=headers)
 
 
-async def primed(source: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def primed(
+    source: AsyncIterator[Any], started: asyncio.Event | None = None
+) -> AsyncIterator[Any]:
     """Wait for the first item of ``source`` (so admission and prompt errors still become
-    HTTP errors before any header is sent), then return an iterator over all its items."""
+    HTTP errors before any header is sent), then return an iterator over all its items.
+
+    With ``started``, return as soon as it is set (the engine admitted the request), so the
+    response headers go out while the prompt is computed, as the platform's do; an error
+    after that arrives in the stream."""
+    first = asyncio.ensure_future(source.__anext__())
+    waiters: set[asyncio.Future[Any]] = {first}
+    if started is not None:
+        waiters.add(asyncio.ensure_future(started.wait()))
     try:
-        first = await source.__anext__()
-    except StopAsyncIteration:
-        first = None
-        empty = True
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     except BaseException:
+        await _cancel(first)
         await _aclose(source)
         raise
-    else:
-        empty = False
+    finally:
+        for waiter in waiters - {first}:
+            waiter.cancel()
+    if first.done() and first.exception() is not None:
+        await _aclose(source)
+        if not isinstance(first.exception(), StopAsyncIteration):
+            first.result()  # raises
 
     async def chain() -> AsyncIterator[Any]:
         try:
-            if not empty:
-                yield first
-                async for item in source:
-                    yield item
+            try:
+                item = await first
+            except StopAsyncIteration:
+                return
+            yield item
+            async for item in source:
+                yield item
         finally:
+            await _cancel(first)
             await _aclose(source)
 
     return chain()
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    if not task.done():
+        task.cancel()
+        with suppress(asyncio.CancelledError, StopAsyncIteration):
+            await task
 
 
 async def _aclose(source: AsyncIterator[Any]) -> None:

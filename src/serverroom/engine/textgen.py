@@ -8,7 +8,7 @@ generation (and is not shown), and an end-of-generation token is never rendered.
 from __future__ import annotations
 
 import codecs
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -125,8 +125,12 @@ async def generate_text(
     *,
     request_id: str = "",
     priority: int = 0,
+    on_start: Callable[[], None] | None = None,
 ) -> AsyncIterator[TextEvent]:
-    """Generate text for a prompt; yields ``TextDelta``s then one ``TextDone``."""
+    """Generate text for a prompt; yields ``TextDelta``s then one ``TextDone``.
+
+    ``on_start`` is called once the engine has admitted the request (a slot is computing it).
+    """
     assembler = _Assembler(engine, stop)
     want_logprobs = params.top_logprobs is not None
     cached = 0
@@ -139,6 +143,8 @@ async def generate_text(
         async for event in stream:
             if isinstance(event, PromptProcessed):
                 cached = event.cached_tokens
+                if on_start is not None:
+                    on_start()
             elif isinstance(event, SampledToken):
                 if engine.is_end_of_generation(event.token):
                     break

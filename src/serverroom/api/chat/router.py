@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -24,7 +26,8 @@ async def create_chat_completion(
     plan = await plan_chat(ctx, body, principal)
     rid = request_id_of(request)
     if body.stream:
-        events = await primed(merge_choices(plan, rid))
+        started = asyncio.Event()  # headers go out once the engine has admitted the request
+        events = await primed(merge_choices(plan, rid, started.set), started)
         return sse_response(guard_stream(stream_chat(plan, events)), headers=plan.ticket.headers)
     completion = await complete_chat(plan, rid)
     return json_response(completion, headers=plan.ticket.headers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -283,11 +283,18 @@ def _chunk(plan: ChatPlan, choices: list[ChunkChoice], with_usage: bool) -> byte
     return sse_event(chunk.model_dump(mode="json", exclude_unset=True))
 
 
-async def merge_choices(plan: ChatPlan, request_id: str) -> AsyncIterator[tuple[int, TextEvent]]:
+async def merge_choices(
+    plan: ChatPlan, request_id: str, on_start: Callable[[], None] | None = None
+) -> AsyncIterator[tuple[int, TextEvent]]:
     """Run every choice concurrently and interleave their events."""
     if len(plan.params) == 1:
         async for event in generate_text(
-            plan.engine, plan.prompt, plan.params[0], plan.stop, request_id=request_id
+            plan.engine,
+            plan.prompt,
+            plan.params[0],
+            plan.stop,
+            request_id=request_id,
+            on_start=on_start,
         ):
             yield 0, event
         return
@@ -296,7 +303,12 @@ async def merge_choices(plan: ChatPlan, request_id: str) -> AsyncIterator[tuple[
     async def pump(index: int) -> None:
         try:
             async for event in generate_text(
-                plan.engine, plan.prompt, plan.params[index], plan.stop, request_id=request_id
+                plan.engine,
+                plan.prompt,
+                plan.params[index],
+                plan.stop,
+                request_id=request_id,
+                on_start=on_start,
             ):
                 await queue.put((index, event))
         except BaseException as exc:  # handed to the consumer, which re-raises it

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,15 +269,21 @@ async def finish(plan: ResponsePlan, response: Response) -> None:
         await ConversationRepository(plan.ctx.db).add_items(project, conversation, items)
 
 
-def generate(plan: ResponsePlan, request_id: str) -> AsyncIterator[TextEvent]:
+def generate(
+    plan: ResponsePlan, request_id: str, on_start: Callable[[], None] | None = None
+) -> AsyncIterator[TextEvent]:
     """The engine's text events for a plan."""
-    return generate_text(plan.engine, plan.prompt, plan.params, request_id=request_id)
+    return generate_text(
+        plan.engine, plan.prompt, plan.params, request_id=request_id, on_start=on_start
+    )
 
 
 async def start_generation(plan: ResponsePlan, request_id: str) -> AsyncIterator[TextEvent]:
-    """Generation, primed: errors before the first token are raised here (and settled)."""
+    """Generation, primed: errors before the engine admits the request are raised here (and
+    settled); the stream can start while the prompt is computed."""
+    started = asyncio.Event()
     try:
-        return await primed(generate(plan, request_id))
+        return await primed(generate(plan, request_id, started.set), started)
     except BaseException:
         await settle(plan, 0, 0)
         raise
