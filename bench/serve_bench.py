@@ -197,18 +197,23 @@ async def load(
     return total_tokens / (time.perf_counter() - started), ttfts
 
 
-async def ttft_phase(servers: tuple[Server, ...], n: int, out: dict[str, list[float]]) -> None:
-    """``n`` streamed requests per server, one at a time, alternating servers; each server
-    has one client (kept-alive connection), as an application would."""
+async def ttft_phase(
+    servers: tuple[Server, ...], n: int, out: dict[tuple[str, str], list[float]]
+) -> None:
+    """``n`` streamed requests per server and kind, one at a time, alternating servers; each
+    server has one client (a kept-alive connection), as an application would. ``repeated``
+    cycles through 8 prompts (the prefix cache can serve them), ``unique`` makes every prompt
+    new after the chat template's shared system prompt."""
     clients = {
         s.name: openai.AsyncOpenAI(base_url=s.base_url, api_key="sk-bench", max_retries=2)
         for s in servers
     }
     for i in range(n):
         for server in servers if i % 2 == 0 else servers[::-1]:
-            prompt = PROMPTS[i % len(PROMPTS)]
-            ttft, _, _ = await one_request(clients[server.name], server.model, prompt, 16)
-            out[server.name].append(ttft)
+            repeated = PROMPTS[i % len(PROMPTS)]
+            for kind, prompt in (("repeated", repeated), ("unique", f"Request {i}. {repeated}")):
+                ttft, _, _ = await one_request(clients[server.name], server.model, prompt, 16)
+                out.setdefault((server.name, kind), []).append(ttft)
     for client in clients.values():
         await client.close()
 
@@ -287,7 +292,7 @@ def run(args: argparse.Namespace) -> None:
         # The SDK builds its Responses event types on first use, in this (client) process.
         asyncio.run(conversation(ours, 1, use_responses=True))
         results: dict[tuple[str, int], list[float]] = {}
-        ttft: dict[str, list[float]] = {"serverroom": [], "llama-server": []}
+        ttft: dict[tuple[str, str], list[float]] = {}
         asyncio.run(ttft_phase((ours, theirs), args.ttft_requests, ttft))
         for rnd in range(args.rounds):
             order = (ours, theirs) if rnd % 2 == 0 else (theirs, ours)
@@ -304,17 +309,15 @@ def run(args: argparse.Namespace) -> None:
             a = statistics.median(results[("serverroom", conc)])
             b = statistics.median(results[("llama-server", conc)])
             print(f"c={conc:<3} serverroom {a:7.1f}  llama-server {b:7.1f}  ratio {a / b:5.2f}")
-        a50, b50 = pct(ttft["serverroom"], 0.5), pct(ttft["llama-server"], 0.5)
-        a90, b90 = pct(ttft["serverroom"], 0.9), pct(ttft["llama-server"], 0.9)
-        print(f"\n== TTFT, {args.ttft_requests} streamed requests one at a time ==")
-        print(
-            f"p50 serverroom {a50 * 1000:6.1f} ms  llama-server {b50 * 1000:6.1f} ms  "
-            f"ratio {a50 / b50:5.2f}"
-        )
-        print(
-            f"p90 serverroom {a90 * 1000:6.1f} ms  llama-server {b90 * 1000:6.1f} ms  "
-            f"ratio {a90 / b90:5.2f}"
-        )
+        print(f"\n== TTFT, {args.ttft_requests} streamed requests per kind, one at a time ==")
+        for kind in ("repeated", "unique"):
+            ours_t, theirs_t = ttft[("serverroom", kind)], ttft[("llama-server", kind)]
+            for q in (0.5, 0.9):
+                a, b = pct(ours_t, q), pct(theirs_t, q)
+                print(
+                    f"{kind:<8} p{int(q * 100)} serverroom {a * 1000:6.1f} ms  "
+                    f"llama-server {b * 1000:6.1f} ms  ratio {a / b:5.2f}"
+                )
         print("\n== TTFT per turn of a 10-turn conversation (ms) ==")
         conv_ours = asyncio.run(conversation(ours, 10, use_responses=True))
         conv_theirs = asyncio.run(conversation(theirs, 10, use_responses=False))

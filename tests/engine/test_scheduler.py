@@ -142,3 +142,21 @@ def test_batch_is_laid_out_in_sequence_id_order(scheduler: Scheduler) -> None:
     plan = scheduler._plan_batch()
     assert [entry[0].slot.seq_id for entry in plan] == [0, 1, 2, 5]  # type: ignore[union-attr]
     assert plan[-1][1] == [4, 5, 6, 7]
+
+
+def test_a_shared_system_prompt_does_not_evict_a_conversation(scheduler: Scheduler) -> None:
+    template = [1, 2, 3, 4]
+    conversation = [*template, 50, 51, 52, 53, 54, 55]
+    scheduler.slots[0].tokens = list(conversation)
+    scheduler.slots[0].last_used = 5.0
+    events: list[GenerationEvent] = []
+    other = _seq([*template, 60, 61, 62], events)  # shares only the template
+    scheduler.waiting.append(other)
+    scheduler._admit()
+    assert other.slot is not scheduler.slots[0]  # an empty slot, not the conversation's
+    assert scheduler.slots[0].tokens == conversation
+    follow_up = _seq([*conversation, 56, 57], events)  # the conversation's next turn
+    scheduler.waiting.append(follow_up)
+    scheduler._admit()
+    assert follow_up.slot is scheduler.slots[0]
+    assert follow_up.cached == len(conversation)

@@ -5,8 +5,9 @@ one token for each sequence that is decoding and chunks of prompt for sequences 
 prefilled (so a long prompt never stalls other streams), decodes it, and samples every sequence
 that produced logits with that sequence's own sampler. New requests join at the next step,
 finished or cancelled ones leave at once. Each slot remembers the tokens in its KV cache, and a
-new request takes the free slot sharing the longest prefix with its prompt, so only the rest is
-computed (prefix caching). A step's tokens reach the requests' asyncio queues in one
+new request takes the free slot whose cache saves it the most work without evicting another
+conversation for a merely shared prefix (``reuse_value``), so only the rest is computed
+(prefix caching). A step's tokens reach the requests' asyncio queues in one
 ``call_soon_threadsafe`` per event loop; llama.cpp releases the GIL while it decodes, and the
 short per-token calls keep it (``held``), so the event loop runs while the model computes and
 does not interrupt the Python part of a step.
@@ -77,6 +78,15 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+def reuse_value(cached: list[int], prompt: list[int]) -> int:
+    """What taking a slot is worth: the prompt tokens it saves computing, minus the cached
+    tokens it throws away (another conversation's context). A prefix that every slot shares,
+    such as the chat template's system prompt, is then not worth evicting a conversation for:
+    an empty or least-recently-used slot is taken instead."""
+    common = common_prefix(cached, prompt)
+    return common - (len(cached) - common)
 
 
 class Scheduler:
@@ -169,7 +179,7 @@ class Scheduler:
             if self.waiting[0].request.priority > 0 and len(free) == 1 < len(self.slots):
                 return  # background work never takes the last free slot
             seq = self.waiting.pop(0)
-            slot = max(free, key=lambda s: (common_prefix(s.tokens, seq.prompt), -s.last_used))
+            slot = max(free, key=lambda s: (reuse_value(s.tokens, seq.prompt), -s.last_used))
             reuse = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
             if not L.llama_memory_seq_rm(self.mem, slot.seq_id, reuse, -1):
                 L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
