@@ -160,3 +160,16 @@ def test_a_shared_system_prompt_does_not_evict_a_conversation(scheduler: Schedul
     scheduler._admit()
     assert follow_up.slot is scheduler.slots[0]
     assert follow_up.cached == len(conversation)
+
+
+def test_unrelated_prompts_replace_the_least_recently_used_slot(scheduler: Scheduler) -> None:
+    template = [1, 2, 3]
+    for i, slot in enumerate(scheduler.slots):
+        slot.tokens = [*template, 40 + i, 41 + i, 42 + i, 43 + i]
+        slot.last_used = [3.0, 1.0, 2.0][i]
+    events: list[GenerationEvent] = []
+    seq = _seq([*template, 90, 91], events)  # matches only the template everywhere
+    scheduler.waiting.append(seq)
+    scheduler._admit()
+    assert seq.slot is scheduler.slots[1]  # the least recently used
+    assert seq.cached == 3

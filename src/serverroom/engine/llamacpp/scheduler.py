@@ -89,6 +89,16 @@ def reuse_value(cached: list[int], prompt: list[int]) -> int:
     return common - (len(cached) - common)
 
 
+def choose_slot(free: list[Slot], prompt: list[int]) -> Slot:
+    """The slot whose cache is worth most to ``prompt``; when none is worth anything, the
+    least recently used one (an empty slot first): plain LRU for unrelated prompts."""
+    value, slot = max(
+        ((reuse_value(s.tokens, prompt), s) for s in free),
+        key=lambda pair: (pair[0], -pair[1].last_used),
+    )
+    return slot if value > 0 else min(free, key=lambda s: s.last_used)
+
+
 class Scheduler:
     """The decode loop thread and the slots it serves."""
 
@@ -179,7 +189,7 @@ class Scheduler:
             if self.waiting[0].request.priority > 0 and len(free) == 1 < len(self.slots):
                 return  # background work never takes the last free slot
             seq = self.waiting.pop(0)
-            slot = max(free, key=lambda s: (reuse_value(s.tokens, seq.prompt), -s.last_used))
+            slot = choose_slot(free, seq.prompt)
             reuse = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
             if not L.llama_memory_seq_rm(self.mem, slot.seq_id, reuse, -1):
                 L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
