@@ -58,7 +58,7 @@ def test_parameters_are_echoed(sdk: openai.OpenAI) -> None:
     response = sdk.responses.create(
         model="gpt-4.1",
         input="hi",
-        instructions="You are terse.",
+        instructions="You are terse. Answer in JSON.",
         temperature=0,
         top_p=0.5,
         metadata={"topic": "weather"},
@@ -72,7 +72,7 @@ def test_parameters_are_echoed(sdk: openai.OpenAI) -> None:
         truncation="auto",
         max_output_tokens=50,
     )
-    assert response.instructions == "You are terse."
+    assert response.instructions == "You are terse. Answer in JSON."
     assert response.temperature == 0 and response.top_p == 0.5
     assert response.metadata == {"topic": "weather"}
     assert response.user == "u1" and response.safety_identifier == "s1"
@@ -81,6 +81,24 @@ def test_parameters_are_echoed(sdk: openai.OpenAI) -> None:
     assert response.text is not None and response.text.format is not None
     assert response.text.format.type == "json_object"
     assert response.truncation == "auto" and response.max_output_tokens == 50
+
+
+def test_json_object_needs_the_word_json(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.responses.create(model="gpt-4.1", input="hi", text={"format": {"type": "json_object"}})
+    assert info.value.param == "input" and info.value.code == "invalid_value"
+    assert "'json'" in info.value.message
+    said_in_history = sdk.responses.create(
+        model="gpt-4.1",
+        input=[
+            {"role": "user", "content": "Reply with a JSON object."},
+            {"role": "assistant", "content": "{}"},
+            {"role": "user", "content": "Again."},
+        ],
+        text={"format": {"type": "json_object"}},
+        max_output_tokens=20,
+    )
+    assert said_in_history.status in ("completed", "incomplete")
 
 
 def test_message_list_input(sdk: openai.OpenAI) -> None:

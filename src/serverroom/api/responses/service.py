@@ -22,7 +22,11 @@ from serverroom.api.responses.items import Item, loc_param
 from serverroom.api.responses.prompt import fit_prompt, gather_state
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import ResponseCreateRequest
-from serverroom.api.responses.structured import response_format, response_tools
+from serverroom.api.responses.structured import (
+    check_json_word,
+    response_format,
+    response_tools,
+)
 from serverroom.catalog import ModelEntry
 from serverroom.constraints import ToolSetup, constrains, plan_output
 from serverroom.context import AppContext
@@ -209,6 +213,7 @@ async def plan_response(
     engine = await ctx.engines.get(entry)
     state = await gather_state(ctx, request, principal)
     fmt, tools = response_format(request), response_tools(request)
+    check_json_word(fmt, request.instructions, state.history + state.new)
     prompt, budget = fit_prompt(
         engine,
         request.instructions,

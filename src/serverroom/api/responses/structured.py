@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 from openai.types.responses import ResponseStreamEvent
 from pydantic import BaseModel
 
-from serverroom.api.responses.items import Item
+from serverroom.api.responses.items import Item, render_items
 from serverroom.constraints import (
     ArgumentsPiece,
     CallDone,
@@ -54,6 +54,21 @@ _EVENTS = _event_classes()
 def response_format(request: ResponseContextFields) -> FormatSpec | None:
     text = request.text or {}
     return parse_format(text.get("format"), param="text.format", nested=False)
+
+
+def check_json_word(fmt: FormatSpec | None, instructions: str | None, items: list[Item]) -> None:
+    """``json_object`` needs the word "json" somewhere in what the model reads (as on the
+    platform, so the model is told to write JSON)."""
+    if fmt is None or fmt.kind != "json_object":
+        return
+    said = " ".join(m.content for m in render_items(instructions, items)).lower()
+    if "json" not in said:
+        raise InvalidRequestError(
+            "Response input messages must contain the word 'json' in some form to use"
+            " 'text.format' of type 'json_object'.",
+            param="input",
+            code="invalid_value",
+        )
 
 
 def _choice_error(message: str) -> InvalidRequestError:
