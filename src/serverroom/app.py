@@ -32,9 +32,9 @@ from serverroom.context import AppContext, get_principal
 from serverroom.engine.registry import EngineFactory, EngineRegistry, default_factory
 from serverroom.errors import install_error_handlers
 from serverroom.middleware import RequestContextMiddleware
-from serverroom.sdk_types import warm_up
 from serverroom.settings import Settings
 from serverroom.storage.db import Database
+from serverroom.warmup import warm_up
 
 logger = logging.getLogger("serverroom")
 

@@ -199,7 +199,7 @@ def test_events_are_built_from_their_own_class() -> None:
 
     from openai.types.responses import ResponseStreamEvent, ResponseTextDeltaEvent
 
-    from serverroom.api.responses.stream import _EVENTS
+    from serverroom.api.responses.events import _EVENTS
 
     assert len(_EVENTS) == len(get_args(get_args(ResponseStreamEvent)[0]))
     assert _EVENTS["response.output_text.delta"] is ResponseTextDeltaEvent

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from serverroom.accounts.repository import ProjectInfo
 from serverroom.accounts.service import Accounts
 from serverroom.api.organization import service
 from serverroom.context import AppContext, get_context
@@ -88,11 +89,15 @@ async def retrieve_tier(
 ) -> dict[str, Any]:
     project = await accounts.repo.get_project(project_id)
     tier = await accounts.tier_of(project.id)
+    return _tier_body(project, tier.name, pinned=project.pinned_tier is not None)
+
+
+def _tier_body(project: ProjectInfo, tier: str, *, pinned: bool) -> dict[str, Any]:
     return {
         "object": "organization.project.tier",
         "project_id": project.id,
-        "tier": tier.name,
-        "pinned": project.pinned_tier is not None,
+        "tier": tier,
+        "pinned": pinned,
         "spend_usd": project.spend_usd,
     }
 
@@ -106,13 +111,7 @@ async def pin_tier(
 ) -> dict[str, Any]:
     project = await accounts.repo.get_project(project_id)
     tier = await accounts.pin_tier(project, body.tier)
-    return {
-        "object": "organization.project.tier",
-        "project_id": project.id,
-        "tier": tier.name,
-        "pinned": body.tier is not None,
-        "spend_usd": project.spend_usd,
-    }
+    return _tier_body(project, tier.name, pinned=body.tier is not None)
 
 
 @router.get("/projects/{project_id}/api_keys")

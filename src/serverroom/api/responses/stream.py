@@ -11,11 +11,11 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, cast, get_args
+from typing import Any
 
 from openai.types.responses import Response, ResponseStreamEvent
-from pydantic import BaseModel
 
+from serverroom.api.responses.events import stream_event
 from serverroom.api.responses.items import Item
 from serverroom.api.responses.service import (
     ResponsePlan,
@@ -36,20 +36,6 @@ from serverroom.ids import new_id
 from serverroom.sse import sse_event
 
 logger = logging.getLogger("serverroom.responses")
-
-
-def _event_classes() -> dict[str, type[BaseModel]]:
-    """Each stream event ``type`` → its SDK class (the SDK's union has no pydantic
-    discriminator, so validating against the union tries every member: ~40x slower per token)."""
-    union = get_args(ResponseStreamEvent)[0]
-    return {
-        literal: cls
-        for cls in get_args(union)
-        for literal in get_args(cls.model_fields["type"].annotation)
-    }
-
-
-_EVENTS = _event_classes()
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
@@ -65,8 +51,7 @@ class _Run:
     tokens: int = 0  # tokens generated so far (billed if the run stops early)
 
     def event(self, kind: str, **fields: Any) -> ResponseStreamEvent:
-        data = {"type": kind, "sequence_number": self.seq, **fields}
-        event = cast(ResponseStreamEvent, _EVENTS[kind].model_validate(data))
+        event = stream_event(kind, self.seq, **fields)
         self.seq += 1
         return event
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, cast, get_args
+from typing import TYPE_CHECKING, Any
 
 from openai.types.responses import ResponseStreamEvent
-from pydantic import BaseModel
 
+from serverroom.api.responses.events import stream_event
 from serverroom.api.responses.items import Item, render_items
 from serverroom.constraints import (
     ArgumentsPiece,
@@ -36,19 +36,6 @@ from serverroom.ids import new_id
 if TYPE_CHECKING:
     from serverroom.api.responses.schemas import ResponseContextFields
     from serverroom.api.responses.service import ResponsePlan
-
-
-def _event_classes() -> dict[str, type[BaseModel]]:
-    """Stream event ``type`` → SDK class (validating against the whole union is slow)."""
-    union = get_args(ResponseStreamEvent)[0]
-    return {
-        literal: cls
-        for cls in get_args(union)
-        for literal in get_args(cls.model_fields["type"].annotation)
-    }
-
-
-_EVENTS = _event_classes()
 
 
 def response_format(request: ResponseContextFields) -> FormatSpec | None:
@@ -123,9 +110,9 @@ class _ToolRun:
         self.calls: dict[int, Item] = {}  # parser call index → item
 
     def event(self, kind: str, **fields: Any) -> ResponseStreamEvent:
-        body = {"type": kind, "sequence_number": self.seq, **fields}
+        event = stream_event(kind, self.seq, **fields)
         self.seq += 1
-        return cast(ResponseStreamEvent, _EVENTS[kind].model_validate(body))
+        return event
 
     def text(self, piece: str) -> list[ResponseStreamEvent]:
         out = []

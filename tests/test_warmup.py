@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from openai.types.responses import Response, ResponseTextDeltaEvent
 
-from serverroom.sdk_types import build_sdk_types
+from serverroom.warmup import build_sdk_types
 
 
 def test_sdk_types_are_built_once_the_app_has_started(client: TestClient) -> None:

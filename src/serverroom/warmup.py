@@ -1,4 +1,4 @@
-"""Start-up warm-up: readies the openai SDK's response types (and other lazy state).
+"""Start-up warm-up: the lazy state the first request would otherwise pay for.
 
 The SDK defines its pydantic models with ``defer_build``: a class builds its validator the
 first time it is used, which made the first Responses request of a fresh server take ~0.3 s
