@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from starlette.responses import JSONResponse, StreamingResponse
+from starlette.types import Send
 
 KEEPALIVE = b": keepalive\n\n"
 DONE = b"data: [DONE]\n\n"
@@ -26,43 +27,55 @@ def sse_event(data: Any, event: str | None = None) -> bytes:
     return f"{head}data: {payload}\n\n".encode()
 
 
-async def with_keepalive(source: AsyncIterator[bytes], interval: float) -> AsyncIterator[bytes]:
-    """Pass ``source`` through, adding a comment line whenever it is quiet for ``interval``."""
-    iterator = source.__aiter__()
-    pending: asyncio.Task[bytes] | None = None
-    try:
+class EventStream(StreamingResponse):
+    """A ``text/event-stream`` response that sends a comment line whenever the body has been
+    quiet for ``keepalive`` seconds (a long queue wait or prompt), so proxies keep it open.
+
+    The keep-alive is a watchdog task that wakes once per interval, not a timeout around every
+    chunk: a token costs one timestamp, not a task and a timer."""
+
+    def __init__(
+        self, body: AsyncIterator[bytes], keepalive: float, headers: dict[str, str]
+    ) -> None:
+        super().__init__(body, media_type="text/event-stream", headers=headers)
+        self.keepalive = keepalive
+        self._last = 0.0
+        self._sending = False
+
+    async def stream_response(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        loop = asyncio.get_running_loop()
+        self._last = loop.time()
+        watchdog = asyncio.create_task(self._watch(send, loop))
+        try:
+            async for chunk in self.body_iterator:
+                self._sending = True
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                self._sending = False
+                self._last = loop.time()
+        finally:
+            watchdog.cancel()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _watch(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=interval)
-            if not done:
-                yield KEEPALIVE
+            quiet = loop.time() - self._last
+            if quiet < self.keepalive or self._sending:
+                await asyncio.sleep(self.keepalive - quiet if not self._sending else self.keepalive)
                 continue
-            try:
-                chunk = pending.result()
-            except StopAsyncIteration:
-                return
-            finally:
-                if done:
-                    pending = None
-            yield chunk
-    finally:
-        if pending is not None:
-            pending.cancel()
-            with suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        closer = getattr(iterator, "aclose", None)
-        if closer is not None:
-            await closer()
+            self._last = loop.time()
+            await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
 
 
 def sse_response(
     body: AsyncIterator[bytes], keepalive: float = 15.0, headers: dict[str, str] | None = None
 ) -> StreamingResponse:
-    return StreamingResponse(
-        with_keepalive(body, keepalive),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no", **(headers or {})},
+    return EventStream(
+        body,
+        keepalive,
+        {"cache-control": "no-cache", "x-accel-buffering": "no", **(headers or {})},
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from serverroom.engine.llamacpp.draw import FastDraw
+from serverroom.engine.llamacpp.draw import DrawBatch, FastDraw
 
 VOCAB = 300  # not a multiple of the block size
 
@@ -59,3 +59,60 @@ def test_the_seed_fixes_the_sequence() -> None:
     seq_a = [a.draw(logits) for _ in range(50)]
     assert seq_a == [b.draw(logits) for _ in range(50)]
     assert seq_a != [c.draw(logits) for _ in range(50)]
+
+
+def test_cold_blocks_get_their_exact_share() -> None:
+    """Most of the mass in blocks that are only bounded (cold): rejection sampling must still
+    give each region its softmax share. 4096 tokens (a multiple of the block: rows are used
+    in place), T = 1: one token at 0, ~4000 tokens 9 nats lower, a few far below."""
+    vocab = 4096
+    logits = np.full(vocab, -9.0, dtype=np.float32)
+    logits[123] = 0.0
+    logits[:50] = -40.0
+    draw = FastDraw(vocab, 1.0, {}, seed=5)
+    n = 30_000
+    counts = np.bincount([draw.draw(logits) for _ in range(n)], minlength=vocab)
+    p = np.exp(logits.astype(np.float64))
+    p /= p.sum()
+    for region in (np.arange(vocab) == 123, (np.arange(vocab) >= 50) & (np.arange(vocab) != 123)):
+        expected = p[region].sum() * n
+        assert abs(counts[region].sum() - expected) < 5 * np.sqrt(expected)
+    assert counts[:50].sum() == 0  # e^-40 relative: never in 30k draws
+
+
+def test_a_step_draws_each_sequence_as_it_would_alone() -> None:
+    """Drawing sequences together gives each the tokens it gets alone, whoever shares the step,
+    and adds each sequence's own bias to its row only."""
+    vocab = 4096
+    rng = np.random.default_rng(9)
+    rows = (rng.standard_normal((4, vocab)) * 3).astype(np.float32)
+    params = [(0.7, {5: -100.0}), (1.0, {}), (0.0, {7: 3.0}), (1.3, {1: 2.0, 2: -100.0})]
+
+    def fresh() -> list[FastDraw]:
+        return [FastDraw(vocab, t, bias, seed=i) for i, (t, bias) in enumerate(params)]
+
+    alone = [[d.draw(rows[i]) for _ in range(20)] for i, d in enumerate(fresh())]
+    together_draws = fresh()
+    batch = DrawBatch(vocab, 4)
+    together: list[list[int]] = [[] for _ in params]
+    for _ in range(20):
+        matrix = rows.copy()
+        for i, token in enumerate(batch.draw(together_draws, matrix)):
+            together[i].append(token)
+        assert matrix[0, 5] == -np.inf and matrix[3, 1] == rows[3, 1] + 2.0
+        assert matrix[1, 5] == rows[1, 5]  # another row's bias stays in its row
+    assert together == alone
+    pair = fresh()[1:3]  # a different neighbour: the same tokens for sequence 1
+    assert [DrawBatch(vocab, 2).draw(pair, rows[1:3].copy())[0]] == [alone[1][0]]
+
+
+def test_rows_back_to_back_are_viewed_in_place_others_copied() -> None:
+    from serverroom.engine.llamacpp.sampling import _matrix
+
+    buffer = np.arange(12, dtype=np.float32).reshape(3, 4)
+    view = _matrix([buffer[0], buffer[1], buffer[2]])
+    view[1, 0] = -1.0
+    assert buffer[1, 0] == -1.0  # the same memory: no copy of llama.cpp's output
+    copy = _matrix([buffer[2], buffer[0]])
+    copy[0, 0] = 99.0
+    assert buffer[2, 0] == 8.0 and copy.shape == (2, 4)

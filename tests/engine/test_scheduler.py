@@ -86,26 +86,28 @@ def test_priority_order_and_last_slot_kept_for_interactive(scheduler: Scheduler)
     assert batch[2] in scheduler.waiting
 
 
-def test_outbox_delivers_a_step_in_one_wakeup() -> None:
+def test_outbox_delivers_a_step_in_one_wakeup(monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
     from serverroom.engine.base import SampledToken
+    from serverroom.engine.llamacpp import held
 
-    async def run() -> tuple[list[GenerationEvent], list[GenerationEvent], int]:
+    wakeups = 0
+    original = held.write_byte
+
+    def counting(fd: int) -> None:
+        nonlocal wakeups
+        wakeups += 1
+        original(fd)
+
+    monkeypatch.setattr(held, "write_byte", counting)
+
+    async def run() -> tuple[list[GenerationEvent], list[GenerationEvent]]:
         loop = asyncio.get_running_loop()
         outbox = sched.Outbox()
         first: asyncio.Queue[GenerationEvent] = asyncio.Queue()
         second: asyncio.Queue[GenerationEvent] = asyncio.Queue()
         send_first, send_second = outbox.sender(loop, first), outbox.sender(loop, second)
-        wakeups = 0
-        original = loop.call_soon_threadsafe
-
-        def counting(*args: Any) -> Any:
-            nonlocal wakeups
-            wakeups += 1
-            return original(*args)
-
-        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
 
         def step() -> None:  # what the decode thread does in one step
             send_first(SampledToken(1))
@@ -118,12 +120,46 @@ def test_outbox_delivers_a_step_in_one_wakeup() -> None:
         worker.join()
         got_first = [await first.get(), await first.get()]
         got_second = [await second.get()]
-        return got_first, got_second, wakeups
+        outbox.close()
+        await asyncio.sleep(0)  # the pipe is released on the loop's thread
+        return got_first, got_second
 
-    got_first, got_second, wakeups = asyncio.run(run())
+    got_first, got_second = asyncio.run(run())
     assert [e.token for e in got_first] == [1, 3]  # type: ignore[union-attr]
     assert [e.token for e in got_second] == [2]  # type: ignore[union-attr]
     assert wakeups == 1
+
+
+def test_waker_delivers_every_batch_in_order_from_another_thread() -> None:
+    import asyncio
+
+    from serverroom.engine.llamacpp.waker import LoopWaker
+
+    async def run() -> list[int]:
+        loop = asyncio.get_running_loop()
+        got: list[int] = []
+        done = asyncio.Event()
+
+        def deliver(batch: list[tuple[Any, Any]]) -> None:
+            got.extend(value for _, value in batch)
+            if len(got) == 2000:
+                done.set()
+
+        waker = LoopWaker(loop, deliver)
+
+        def producer() -> None:  # posts faster than the loop drains: wake-ups coalesce
+            for i in range(0, 2000, 2):
+                waker.post([(None, i), (None, i + 1)])
+
+        thread = threading.Thread(target=producer)
+        thread.start()
+        await asyncio.wait_for(done.wait(), timeout=10)
+        thread.join()
+        waker.close()
+        assert waker.closed
+        return got
+
+    assert asyncio.run(run()) == list(range(2000))
 
 
 def test_batch_is_laid_out_in_sequence_id_order(scheduler: Scheduler) -> None:

@@ -5,7 +5,8 @@ For ``llama_decode`` (tens of milliseconds) that is what we want. For the micros
 decode thread makes once per sequence per step (sample, logits pointer), it is costly: each
 release lets the event-loop thread take the GIL, and getting it back can take a whole switch
 interval (5 ms). With 16 streams that could add tens of milliseconds to every step. These
-bindings go through ``ctypes.PyDLL`` on the same library, which keeps the GIL held.
+bindings go through ``ctypes.PyDLL`` on the same library, which keeps the GIL held, and so
+does ``write_byte``, the decode thread's wake-up call to the event loop (``waker``).
 """
 
 from __future__ import annotations
@@ -34,3 +35,15 @@ def sampler_sample(chain: Any, ctx: Any, index: int) -> int:
 def logits_ith(ctx: Any, index: int) -> Any:
     """``llama_get_logits_ith`` (a float pointer) without releasing the GIL."""
     return _logits_ith(ctx, index)
+
+
+_libc = ctypes.PyDLL(None)
+_write = _libc.write
+_write.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+_write.restype = ctypes.c_ssize_t
+
+
+def write_byte(fd: int) -> None:
+    """One byte to ``fd`` (a non-blocking pipe) without releasing the GIL; a full pipe is
+    ignored, since a byte already in it wakes the reader just the same."""
+    _write(fd, b"\0", 1)

@@ -2,12 +2,13 @@
 
 Each sequence owns its sampler, built from its own parameters (logit bias, penalties, top-p,
 temperature, seeded generator), so sequences decoded in one batch never share state. Plain
-temperature or greedy sampling is drawn in numpy (``draw``); penalties and top_p go through
-llama.cpp's chain.
+temperature or greedy sampling is drawn in numpy (``draw``), every such sequence of a step in one
+``DrawBatch``; penalties and top_p go through llama.cpp's chain.
 """
 
 from __future__ import annotations
 
+import ctypes
 import random
 
 import llama_cpp as L
@@ -16,7 +17,7 @@ import numpy.typing as npt
 
 from serverroom.engine.base import SampledToken, SamplingParams, TopLogprob
 from serverroom.engine.llamacpp import held
-from serverroom.engine.llamacpp.draw import FastDraw
+from serverroom.engine.llamacpp.draw import DrawBatch, FastDraw
 
 
 class SequenceSampler:
@@ -61,26 +62,30 @@ class SequenceSampler:
             items[i].bias = float("-inf") if bias <= -100 else bias
         self._add(L.llama_sampler_init_logit_bias(self.n_vocab, len(params.logit_bias), items))
 
-    def sample(self, ctx: int, index: int) -> SampledToken:
-        """Mask by the constraint, sample, and report logprobs when asked."""
+    def prepare(self, ctx: int, index: int) -> npt.NDArray[np.float32] | None:
+        """This sequence's logits row, masked by its constraint (None when only llama.cpp's
+        chain needs them)."""
         constraint = self.params.constraint
-        logits: npt.NDArray[np.float32] | None = None
-        fast = self.fast
-        if fast is not None or constraint is not None or self.params.top_logprobs is not None:
-            logits = np.ctypeslib.as_array(held.logits_ith(ctx, index), shape=(self.n_vocab,))
-        if constraint is not None and logits is not None:
+        if self.fast is None and constraint is None and self.params.top_logprobs is None:
+            return None
+        logits = np.ctypeslib.as_array(held.logits_ith(ctx, index), shape=(self.n_vocab,))
+        if constraint is not None:
             mask = constraint.allowed_mask()
             if mask is not None:
                 logits[~mask[: self.n_vocab]] = -np.inf
-        if fast is not None and logits is not None:
-            token = fast.draw(logits)
-        else:
-            token = held.sampler_sample(self.chain, ctx, index)
-        if constraint is not None:
-            constraint.accept(token)
+        return logits
+
+    def finish(self, token: int, logits: npt.NDArray[np.float32] | None) -> SampledToken:
+        """Advance the constraint past ``token``; add logprobs when asked."""
+        if self.params.constraint is not None:
+            self.params.constraint.accept(token)
         if self.params.top_logprobs is None or logits is None:
             return SampledToken(token)
         return _with_logprobs(token, logits, self.params.top_logprobs)
+
+    def sample(self, ctx: int, index: int) -> SampledToken:
+        """Mask by the constraint, sample, and report logprobs when asked (one sequence)."""
+        return sample_step([self], [index], ctx, None)[0]
 
     def close(self) -> None:
         if self.chain:
@@ -99,3 +104,39 @@ def _with_logprobs(token: int, logits: npt.NDArray[np.float32], top: int) -> Sam
         idx = idx[np.argsort(-finite[idx])]
         best = [TopLogprob(int(i), float(finite[i] - logz)) for i in idx]
     return SampledToken(token, chosen, tuple(best))
+
+
+def sample_step(
+    samplers: list[SequenceSampler], indexes: list[int], ctx: int, batch: DrawBatch | None
+) -> list[SampledToken]:
+    """A token for every sequence of a step: the numpy draws all together (``DrawBatch``), the
+    llama.cpp chains one by one."""
+    rows = [s.prepare(ctx, i) for s, i in zip(samplers, indexes, strict=True)]
+    tokens = [0] * len(samplers)
+    fast: list[int] = []
+    for k, (sampler, index, row) in enumerate(zip(samplers, indexes, rows, strict=True)):
+        if sampler.fast is not None and row is not None:
+            fast.append(k)
+        else:
+            tokens[k] = held.sampler_sample(sampler.chain, ctx, index)
+    if fast:
+        draws = [d for k in fast if (d := samplers[k].fast) is not None]
+        for k, d in zip(fast, draws, strict=True):  # logprobs are reported without the bias
+            if samplers[k].params.top_logprobs is not None and d.biased:
+                rows[k] = np.array(rows[k])
+        if batch is None:
+            batch = DrawBatch(samplers[0].n_vocab, len(fast))
+        matrix = _matrix([r for k in fast if (r := rows[k]) is not None])
+        for k, token in zip(fast, batch.draw(draws, matrix), strict=True):
+            tokens[k] = token
+    return [s.finish(t, r) for s, t, r in zip(samplers, tokens, rows, strict=True)]
+
+
+def _matrix(rows: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+    """The rows as one (rows x vocabulary) array: a view of llama.cpp's output buffer when they
+    lie there back to back (the usual case: outputs are stored in batch order), else a copy."""
+    first, n = rows[0].ctypes.data, rows[0].shape[0]
+    if all(r.ctypes.data == first + j * n * 4 for j, r in enumerate(rows)):
+        buffer = (ctypes.c_float * (n * len(rows))).from_address(first)
+        return np.frombuffer(buffer, dtype=np.float32).reshape(len(rows), n)
+    return np.stack(rows)

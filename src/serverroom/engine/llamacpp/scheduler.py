@@ -7,10 +7,10 @@ that produced logits with that sequence's own sampler. New requests join at the 
 finished or cancelled ones leave at once. Each slot remembers the tokens in its KV cache, and a
 new request takes the free slot whose cache saves it the most work without evicting another
 conversation for a merely shared prefix (``reuse_value``), so only the rest is computed
-(prefix caching). A step's tokens reach the requests' asyncio queues in one
-``call_soon_threadsafe`` per event loop; llama.cpp releases the GIL while it decodes, and the
-short per-token calls keep it (``held``), so the event loop runs while the model computes and
-does not interrupt the Python part of a step.
+(prefix caching). A step's tokens reach the requests' asyncio queues in one wake-up per event
+loop (``waker``); llama.cpp releases the GIL while it decodes, and the short per-token calls and
+the wake-up keep it (``held``), so the event loop runs while the model computes and does not
+interrupt the Python part of a step.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import llama_cpp as L
 
@@ -32,8 +31,11 @@ from serverroom.engine.base import (
     GenerationRequest,
     GenerationStats,
     PromptProcessed,
+    SampledToken,
 )
-from serverroom.engine.llamacpp.sampling import SequenceSampler
+from serverroom.engine.llamacpp.draw import DrawBatch
+from serverroom.engine.llamacpp.sampling import SequenceSampler, sample_step
+from serverroom.engine.llamacpp.waker import Batch, LoopWaker
 
 logger = logging.getLogger("serverroom.engine.llamacpp")
 _arrivals = itertools.count()
@@ -112,6 +114,7 @@ class Scheduler:
         self.batch_size = batch_size
         self.slots = [Slot(i) for i in range(slots)]
         self.batch = L.llama_batch_init(batch_size, 0, 1)
+        self.draws = DrawBatch(n_vocab, slots)
         self.waiting: list[Sequence] = []
         self.active: list[Sequence] = []
         self.cond = threading.Condition()
@@ -146,6 +149,7 @@ class Scheduler:
             self.stopping = True
             self.cond.notify()
         self.thread.join(timeout=30)
+        self.outbox.close()
         L.llama_batch_free(self.batch)
 
     # ----- the decode thread -----
@@ -252,13 +256,16 @@ class Scheduler:
                 seq.slot.tokens.extend(tokens)
                 seq.n_past += len(tokens)
                 seq.pending = None
-            for seq, index in outputs:
-                if not seq.cancelled and seq in self.active:
-                    self._sample(seq, index)
+            live = [(s, i) for s, i in outputs if not s.cancelled and s in self.active]
+            samplers = []
+            for seq, _ in live:
+                assert seq.sampler is not None
+                samplers.append(seq.sampler)
+            drawn = sample_step(samplers, [i for _, i in live], self.ctx, self.draws)
+            for (seq, _), sampled in zip(live, drawn, strict=True):
+                self._advance(seq, sampled)
 
-    def _sample(self, seq: Sequence, index: int) -> None:
-        assert seq.sampler is not None
-        sampled = seq.sampler.sample(self.ctx, index)
+    def _advance(self, seq: Sequence, sampled: SampledToken) -> None:
         seq.generated += 1
         seq.emit(sampled)
         params = seq.request.params
@@ -294,7 +301,7 @@ class Scheduler:
         )
 
 
-def _deliver(items: list[tuple[asyncio.Queue[GenerationEvent], GenerationEvent]]) -> None:
+def _deliver(items: Batch) -> None:
     for queue, event in items:
         queue.put_nowait(event)
 
@@ -302,17 +309,21 @@ def _deliver(items: list[tuple[asyncio.Queue[GenerationEvent], GenerationEvent]]
 class Outbox:
     """Events of one decode step, handed to each event loop in a single wake-up.
 
-    Waking a loop is a socket write, which releases the GIL; once per event that would let
-    the event-loop thread interrupt the decode thread mid-step once per stream.
+    Each loop gets a ``LoopWaker``, made on the loop's own thread the first time one of its
+    requests registers; the decode thread posts to it without releasing the GIL.
     """
 
     def __init__(self) -> None:
-        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Any, GenerationEvent]]] = {}
+        self._pending: dict[asyncio.AbstractEventLoop, Batch] = {}
+        self._wakers: dict[asyncio.AbstractEventLoop, LoopWaker] = {}
 
     def sender(
         self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[GenerationEvent]
     ) -> Callable[[GenerationEvent], None]:
-        """The ``emit`` of one sequence: buffer its events until :meth:`flush`."""
+        """The ``emit`` of one sequence (called on ``loop``'s thread): buffer its events
+        until :meth:`flush`."""
+        if loop not in self._wakers:
+            self._wakers[loop] = LoopWaker(loop, _deliver)
 
         def send(event: GenerationEvent) -> None:
             self._pending.setdefault(loop, []).append((queue, event))
@@ -323,5 +334,16 @@ class Outbox:
         """Deliver everything buffered (decode thread only)."""
         pending, self._pending = self._pending, {}
         for loop, items in pending.items():
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
-                loop.call_soon_threadsafe(_deliver, items)
+            waker = self._wakers.get(loop)
+            if waker is not None and not loop.is_closed():
+                waker.post(items)
+
+    def close(self) -> None:
+        """Release every loop's pipe (after the decode thread has stopped)."""
+        for loop, waker in list(self._wakers.items()):
+            if loop.is_closed():
+                waker.close()
+            else:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(waker.close)
+        self._wakers.clear()
