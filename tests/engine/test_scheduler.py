@@ -209,3 +209,25 @@ def test_unrelated_prompts_replace_the_least_recently_used_slot(scheduler: Sched
     scheduler._admit()
     assert seq.slot is scheduler.slots[1]  # the least recently used
     assert seq.cached == 3
+
+
+def test_a_repeated_prompt_takes_back_its_own_slot_rather_than_evict_another(
+    scheduler: Scheduler,
+) -> None:
+    """No empty slot: the prompt's own earlier slot (its reply is longer than the prompt, so
+    taking it evicts the reply) costs fewer cached tokens than evicting an unrelated slot
+    whole, even one used less recently."""
+    template = [1, 2]
+    prompt = [*template, 30, 31, 32]
+    scheduler.slots[0].tokens = [*template, 40, 41, 42, 43, 44, 45, 46, 47]
+    scheduler.slots[0].last_used = 1.0
+    scheduler.slots[1].tokens = [*prompt, 70, 71, 72, 73, 74, 75]  # prompt + a long reply
+    scheduler.slots[1].last_used = 2.0
+    scheduler.slots[2].tokens = [*template, 50, 51, 52, 53, 54, 55, 56, 57]
+    scheduler.slots[2].last_used = 3.0
+    events: list[GenerationEvent] = []
+    seq = _seq(prompt, events)
+    scheduler.waiting.append(seq)
+    scheduler._admit()
+    assert seq.slot is scheduler.slots[1]
+    assert seq.cached == len(prompt) - 1  # the last prompt token is recomputed for its logits
