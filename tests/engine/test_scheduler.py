@@ -214,9 +214,9 @@ def test_unrelated_prompts_replace_the_least_recently_used_slot(scheduler: Sched
 def test_a_repeated_prompt_takes_back_its_own_slot_rather_than_evict_another(
     scheduler: Scheduler,
 ) -> None:
-    """No empty slot: the prompt's own earlier slot (its reply is longer than the prompt, so
-    taking it evicts the reply) costs fewer cached tokens than evicting an unrelated slot
-    whole, even one used less recently."""
+    """No slot is worth reusing (the prompt's own earlier slot holds a reply longer than the
+    prompt): the prompt still takes back that slot, dropping only the reply, rather than the
+    least recently used one, whose cache would be lost whole."""
     template = [1, 2]
     prompt = [*template, 30, 31, 32]
     scheduler.slots[0].tokens = [*template, 40, 41, 42, 43, 44, 45, 46, 47]

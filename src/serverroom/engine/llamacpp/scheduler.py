@@ -92,12 +92,18 @@ def reuse_value(cached: list[int], prompt: list[int]) -> int:
 
 
 def choose_slot(free: list[Slot], prompt: list[int]) -> Slot:
-    """The slot whose cache is worth most to ``prompt`` (``reuse_value``), the least recently
-    used among equals. An empty slot (worth 0) beats evicting anything; with none left, the
-    slot that throws away the fewest cached tokens for what it saves: a repeated prompt takes
-    back its own slot even when the earlier reply outgrew it, instead of evicting another
-    conversation whole."""
-    return max(free, key=lambda s: (reuse_value(s.tokens, prompt), -s.last_used))
+    """The slot whose cache is worth most to ``prompt`` (``reuse_value``). When none is worth
+    anything: the prompt's own earlier slot if one holds the whole prompt (a repeated prompt
+    whose reply outgrew it: only that reply is dropped), else the least recently used slot,
+    an empty one first (plain LRU for unrelated prompts, so hot caches stay)."""
+    value, slot = max(
+        ((reuse_value(s.tokens, prompt), s) for s in free),
+        key=lambda pair: (pair[0], -pair[1].last_used),
+    )
+    if value > 0:
+        return slot
+    own = [s for s in free if common_prefix(s.tokens, prompt) >= len(prompt) - 1 > 0]
+    return max(own, key=lambda s: s.last_used) if own else min(free, key=lambda s: s.last_used)
 
 
 class Scheduler:
