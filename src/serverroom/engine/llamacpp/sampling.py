@@ -83,10 +83,6 @@ class SequenceSampler:
             return SampledToken(token)
         return _with_logprobs(token, logits, self.params.top_logprobs)
 
-    def sample(self, ctx: int, index: int) -> SampledToken:
-        """Mask by the constraint, sample, and report logprobs when asked (one sequence)."""
-        return sample_step([self], [index], ctx, None)[0]
-
     def close(self) -> None:
         if self.chain:
             L.llama_sampler_free(self.chain)
@@ -107,7 +103,7 @@ def _with_logprobs(token: int, logits: npt.NDArray[np.float32], top: int) -> Sam
 
 
 def sample_step(
-    samplers: list[SequenceSampler], indexes: list[int], ctx: int, batch: DrawBatch | None
+    samplers: list[SequenceSampler], indexes: list[int], ctx: int, batch: DrawBatch
 ) -> list[SampledToken]:
     """A token for every sequence of a step: the numpy draws all together (``DrawBatch``), the
     llama.cpp chains one by one."""
@@ -124,8 +120,6 @@ def sample_step(
         for k, d in zip(fast, draws, strict=True):  # logprobs are reported without the bias
             if samplers[k].params.top_logprobs is not None and d.biased:
                 rows[k] = np.array(rows[k])
-        if batch is None:
-            batch = DrawBatch(samplers[0].n_vocab, len(fast))
         matrix = _matrix([r for k in fast if (r := rows[k]) is not None])
         for k, token in zip(fast, batch.draw(draws, matrix), strict=True):
             tokens[k] = token

@@ -82,28 +82,26 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return i
 
 
-def reuse_value(cached: list[int], prompt: list[int]) -> int:
-    """What taking a slot is worth: the prompt tokens it saves computing, minus the cached
-    tokens it throws away (another conversation's context). A prefix that every slot shares,
-    such as the chat template's system prompt, is then not worth evicting a conversation for:
-    an empty or least-recently-used slot is taken instead."""
-    common = common_prefix(cached, prompt)
-    return common - (len(cached) - common)
+def reuse_value(cached: int, common: int) -> int:
+    """What taking a slot is worth: the prompt tokens it saves computing (``common``, shared
+    with the ``cached`` tokens it holds), minus the cached tokens it throws away (another
+    conversation's context). A prefix that every slot shares, such as the chat template's
+    system prompt, is then not worth evicting a conversation for."""
+    return common - (cached - common)
 
 
-def choose_slot(free: list[Slot], prompt: list[int]) -> Slot:
-    """The slot whose cache is worth most to ``prompt`` (``reuse_value``). When none is worth
-    anything: the prompt's own earlier slot if one holds the whole prompt (a repeated prompt
-    whose reply outgrew it: only that reply is dropped), else the least recently used slot,
-    an empty one first (plain LRU for unrelated prompts, so hot caches stay)."""
-    value, slot = max(
-        ((reuse_value(s.tokens, prompt), s) for s in free),
-        key=lambda pair: (pair[0], -pair[1].last_used),
-    )
-    if value > 0:
-        return slot
-    own = [s for s in free if common_prefix(s.tokens, prompt) >= len(prompt) - 1 > 0]
-    return max(own, key=lambda s: s.last_used) if own else min(free, key=lambda s: s.last_used)
+def choose_slot(free: list[Slot], prompt: list[int]) -> tuple[Slot, int]:
+    """The slot whose cache is worth most to ``prompt`` (``reuse_value``), and the prompt
+    tokens that cache shares. When none is worth anything: the prompt's own earlier slot if
+    one holds the whole prompt (a repeated prompt whose reply outgrew it: only that reply is
+    dropped), else the least recently used slot, an empty one first (plain LRU for unrelated
+    prompts, so hot caches stay)."""
+    common = {s.seq_id: common_prefix(s.tokens, prompt) for s in free}
+    slot = max(free, key=lambda s: (reuse_value(len(s.tokens), common[s.seq_id]), -s.last_used))
+    if reuse_value(len(slot.tokens), common[slot.seq_id]) <= 0:
+        own = [s for s in free if common[s.seq_id] >= len(prompt) - 1 > 0]
+        slot = max(own, key=lambda s: s.last_used) if own else min(free, key=lambda s: s.last_used)
+    return slot, common[slot.seq_id]
 
 
 class Scheduler:
@@ -198,8 +196,8 @@ class Scheduler:
             if self.waiting[0].request.priority > 0 and len(free) == 1 < len(self.slots):
                 return  # background work never takes the last free slot
             seq = self.waiting.pop(0)
-            slot = choose_slot(free, seq.prompt)
-            reuse = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
+            slot, common = choose_slot(free, seq.prompt)
+            reuse = min(common, len(seq.prompt) - 1)
             if not L.llama_memory_seq_rm(self.mem, slot.seq_id, reuse, -1):
                 L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
                 reuse = 0
