@@ -110,9 +110,13 @@ def test_rows_back_to_back_are_viewed_in_place_others_copied() -> None:
     from serverroom.engine.llamacpp.sampling import _matrix
 
     buffer = np.arange(12, dtype=np.float32).reshape(3, 4)
-    view = _matrix([buffer[0], buffer[1], buffer[2]])
+    at = [buffer[i].ctypes.data for i in range(3)]
+    view = _matrix([buffer[0], buffer[1], buffer[2]], at)
     view[1, 0] = -1.0
     assert buffer[1, 0] == -1.0  # the same memory: no copy of llama.cpp's output
-    copy = _matrix([buffer[2], buffer[0]])
+    copy = _matrix([buffer[2], buffer[0]], [at[2], at[0]])
     copy[0, 0] = 99.0
     assert buffer[2, 0] == 8.0 and copy.shape == (2, 4)
+    unplaced = _matrix([buffer[0], buffer[1]])  # rows that are copies already: stacked
+    unplaced[0, 1] = 50.0
+    assert buffer[0, 1] == 1.0

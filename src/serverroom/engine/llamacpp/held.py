@@ -22,19 +22,20 @@ _sample = _lib.llama_sampler_sample
 _sample.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32]
 _sample.restype = ctypes.c_int32
 
-_logits_ith = _lib.llama_get_logits_ith
-_logits_ith.argtypes = [ctypes.c_void_p, ctypes.c_int32]
-_logits_ith.restype = ctypes.POINTER(ctypes.c_float)
-
 
 def sampler_sample(chain: Any, ctx: Any, index: int) -> int:
     """``llama_sampler_sample`` without releasing the GIL."""
     return int(_sample(chain, ctx, index))
 
 
-def logits_ith(ctx: Any, index: int) -> Any:
-    """``llama_get_logits_ith`` (a float pointer) without releasing the GIL."""
-    return _logits_ith(ctx, index)
+_logits_at = _lib.llama_get_logits_ith
+_logits_at.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+_logits_at.restype = ctypes.c_void_p
+
+
+def logits_address(ctx: Any, index: int) -> int:
+    """``llama_get_logits_ith`` as a plain address (0 for an index without logits)."""
+    return int(_logits_at(ctx, index) or 0)
 
 
 _libc = ctypes.PyDLL(None)

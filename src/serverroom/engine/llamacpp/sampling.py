@@ -26,6 +26,7 @@ class SequenceSampler:
     def __init__(self, params: SamplingParams, n_vocab: int) -> None:
         self.params = params
         self.n_vocab = n_vocab
+        self._row_type = ctypes.c_float * n_vocab
         self.chain = None
         self.fast: FastDraw | None = None
         seed = params.seed if params.seed is not None else random.getrandbits(32)
@@ -62,13 +63,14 @@ class SequenceSampler:
             items[i].bias = float("-inf") if bias <= -100 else bias
         self._add(L.llama_sampler_init_logit_bias(self.n_vocab, len(params.logit_bias), items))
 
-    def prepare(self, ctx: int, index: int) -> npt.NDArray[np.float32] | None:
-        """This sequence's logits row, masked by its constraint (None when only llama.cpp's
-        chain needs them)."""
+    def prepare(self, address: int) -> npt.NDArray[np.float32] | None:
+        """This sequence's logits row (at ``address`` in llama.cpp's output buffer), masked by
+        its constraint (None when only llama.cpp's chain needs them)."""
         constraint = self.params.constraint
         if self.fast is None and constraint is None and self.params.top_logprobs is None:
             return None
-        logits = np.ctypeslib.as_array(held.logits_ith(ctx, index), shape=(self.n_vocab,))
+        row_type = self._row_type
+        logits = np.frombuffer(row_type.from_address(address), dtype=np.float32)
         if constraint is not None:
             mask = constraint.allowed_mask()
             if mask is not None:
@@ -107,7 +109,8 @@ def sample_step(
 ) -> list[SampledToken]:
     """A token for every sequence of a step: the numpy draws all together (``DrawBatch``), the
     llama.cpp chains one by one."""
-    rows = [s.prepare(ctx, i) for s, i in zip(samplers, indexes, strict=True)]
+    addresses = [held.logits_address(ctx, i) for i in indexes]
+    rows = [s.prepare(a) for s, a in zip(samplers, addresses, strict=True)]
     tokens = [0] * len(samplers)
     fast: list[int] = []
     for k, (sampler, index, row) in enumerate(zip(samplers, indexes, rows, strict=True)):
@@ -117,20 +120,28 @@ def sample_step(
             tokens[k] = held.sampler_sample(sampler.chain, ctx, index)
     if fast:
         draws = [d for k in fast if (d := samplers[k].fast) is not None]
+        in_place = True
         for k, d in zip(fast, draws, strict=True):  # logprobs are reported without the bias
             if samplers[k].params.top_logprobs is not None and d.biased:
                 rows[k] = np.array(rows[k])
-        matrix = _matrix([r for k in fast if (r := rows[k]) is not None])
-        for k, token in zip(fast, batch.draw(draws, matrix), strict=True):
+                in_place = False
+        fast_rows = [r for k in fast if (r := rows[k]) is not None]
+        where = [addresses[k] for k in fast] if in_place else None
+        for k, token in zip(fast, batch.draw(draws, _matrix(fast_rows, where)), strict=True):
             tokens[k] = token
     return [s.finish(t, r) for s, t, r in zip(samplers, tokens, rows, strict=True)]
 
 
-def _matrix(rows: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
-    """The rows as one (rows x vocabulary) array: a view of llama.cpp's output buffer when they
-    lie there back to back (the usual case: outputs are stored in batch order), else a copy."""
-    first, n = rows[0].ctypes.data, rows[0].shape[0]
-    if all(r.ctypes.data == first + j * n * 4 for j, r in enumerate(rows)):
-        buffer = (ctypes.c_float * (n * len(rows))).from_address(first)
-        return np.frombuffer(buffer, dtype=np.float32).reshape(len(rows), n)
+def _matrix(
+    rows: list[npt.NDArray[np.float32]], addresses: list[int] | None = None
+) -> npt.NDArray[np.float32]:
+    """The rows as one (rows x vocabulary) array: a view of llama.cpp's output buffer when
+    ``addresses`` (where each row lies there) are back to back (the usual case: outputs are
+    stored in batch order), else a copy."""
+    if addresses is not None:
+        first, size = addresses[0], rows[0].shape[0] * 4
+        if all(a == first + j * size for j, a in enumerate(addresses)):
+            n = rows[0].shape[0]
+            buffer = (ctypes.c_float * (n * len(rows))).from_address(first)
+            return np.frombuffer(buffer, dtype=np.float32).reshape(len(rows), n)
     return np.stack(rows)
