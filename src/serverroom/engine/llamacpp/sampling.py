@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import random
+from typing import Any
 
 import llama_cpp as L
 import numpy as np
@@ -69,8 +70,8 @@ class SequenceSampler:
         constraint = self.params.constraint
         if self.fast is None and constraint is None and self.params.top_logprobs is None:
             return None
-        row_type = self._row_type
-        logits = np.frombuffer(row_type.from_address(address), dtype=np.float32)
+        buffer: Any = self._row_type.from_address(address)
+        logits: npt.NDArray[np.float32] = np.frombuffer(buffer, dtype=np.float32)
         if constraint is not None:
             mask = constraint.allowed_mask()
             if mask is not None:
