@@ -231,3 +231,47 @@ def test_a_repeated_prompt_takes_back_its_own_slot_rather_than_evict_another(
     scheduler._admit()
     assert seq.slot is scheduler.slots[1]
     assert seq.cached == len(prompt) - 1  # the last prompt token is recomputed for its logits
+
+
+def test_common_prefix_counts_the_shared_leading_tokens() -> None:
+    assert sched.common_prefix([1, 2, 3], [1, 2, 3]) == 3
+    assert sched.common_prefix([1, 2, 3], [1, 2]) == 2
+    assert sched.common_prefix([], [1]) == 0
+    assert sched.common_prefix([5, 2], [1, 2]) == 0
+    long = list(range(1000))
+    for cut in (0, 1, 499, 998, 999):
+        other = [*long[:cut], -1, *long[cut + 1 :]]
+        assert sched.common_prefix(long, other) == cut
+
+
+def test_a_long_shared_prefix_is_copied_from_another_slot(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt that lands in an empty slot while another slot (busy here) holds its first 20
+    tokens gets them copied from that slot instead of computing them; a shorter overlap is
+    not worth a copy."""
+    copies: list[tuple[int, int, int, int]] = []
+    monkeypatch.setattr(
+        sched.L,
+        "llama_memory_seq_cp",
+        lambda mem, src, dst, p0, p1: copies.append((src, dst, p0, p1)),
+    )
+    system = list(range(100, 120))  # 20 tokens, at least COPY_MIN
+    scheduler.slots[0].tokens = [*system, 7, 8, 9]
+    scheduler.slots[0].busy = _seq([*system, 7, 8], [])
+    events: list[GenerationEvent] = []
+    seq = _seq([*system, 30, 31], events)
+    scheduler.waiting.append(seq)
+    scheduler._admit()
+    assert seq.slot is not None and seq.slot is not scheduler.slots[0]
+    assert copies == [(0, seq.slot.seq_id, -1, -1)]
+    assert (seq.slot.seq_id, -1, -1) in scheduler.removed  # type: ignore[attr-defined]
+    assert (seq.slot.seq_id, len(system), -1) in scheduler.removed  # type: ignore[attr-defined]
+    assert seq.slot.tokens == system and seq.cached == len(system)
+    assert events == [PromptProcessed(cached_tokens=len(system))]
+    assert scheduler.slots[0].tokens == [*system, 7, 8, 9]  # the donor keeps its cache
+
+    short = _seq([*system[: sched.COPY_MIN - 1], 60, 61], [])
+    scheduler.waiting.append(short)
+    scheduler._admit()
+    assert len(copies) == 1 and short.cached == 0

@@ -16,6 +16,7 @@ import pytest
 from serverroom.catalog import locate_weights
 from serverroom.engine.base import ChatMessage
 from serverroom.engine.llamacpp.model import GGUFModel
+from serverroom.engine.llamacpp.scheduler import COPY_MIN
 from serverroom.engine.template import ChatTemplate
 from tests.live.server import LiveServer
 
@@ -127,6 +128,39 @@ def test_cached_tokens_equal_shared_prefix(batch_server: LiveServer) -> None:
     assert second.usage is not None and second.usage.prompt_tokens_details is not None
     assert second.usage.prompt_tokens == len(p2)
     assert second.usage.prompt_tokens_details.cached_tokens == shared > 0
+
+
+def _greedy(server: LiveServer, question: str) -> tuple[str, int]:
+    """A greedy answer and its cached prompt tokens."""
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=5)
+    reply = client.chat.completions.create(
+        model="gpt-4.1",
+        messages=[{"role": "user", "content": question}],
+        max_tokens=24,
+        temperature=0,
+    )
+    assert reply.usage is not None and reply.usage.prompt_tokens_details is not None
+    return reply.choices[
+        0
+    ].message.content or "", reply.usage.prompt_tokens_details.cached_tokens or 0
+
+
+def test_a_prefix_copied_from_another_slot_answers_as_if_computed(
+    tmp_path: Path, one_slot_server: LiveServer
+) -> None:
+    """A first-seen prompt that lands in an empty slot copies the chat template's system
+    prompt from the slot that holds it (reported as cached tokens), and answers exactly as
+    the same prompt computed in a server's only slot."""
+    server = LiveServer(tmp_path, args=["--engine.slots", "2", "--engine.slot_context", "2048"])
+    server.start()
+    try:
+        _greedy(server, "Name a large animal.")  # slot 0 now holds the system prompt
+        copied, cached = _greedy(server, "Describe a lighthouse in one sentence.")
+    finally:
+        server.stop()
+    computed, _ = _greedy(one_slot_server, "Describe a lighthouse in one sentence.")
+    assert cached >= COPY_MIN
+    assert copied == computed
 
 
 def test_disconnect_frees_the_slot(one_slot_server: LiveServer) -> None:

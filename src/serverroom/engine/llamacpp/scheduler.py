@@ -38,6 +38,9 @@ from serverroom.engine.llamacpp.sampling import SequenceSampler, sample_step
 from serverroom.engine.llamacpp.waker import Batch, LoopWaker
 
 logger = logging.getLogger("serverroom.engine.llamacpp")
+# Copying a prefix from another slot's KV cache moves that slot's whole KV buffer (tens of MB
+# for the default model); it is done when it saves at least this many prompt tokens.
+COPY_MIN = 16
 _arrivals = itertools.count()
 
 
@@ -75,11 +78,18 @@ class Slot:
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share (slice comparisons, a binary search)."""
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n - 1  # a[:lo] == b[:lo], a[:hi + 1] != b[:hi + 1]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def reuse_value(cached: int, common: int) -> int:
@@ -102,6 +112,21 @@ def choose_slot(free: list[Slot], prompt: list[int]) -> tuple[Slot, int]:
         own = [s for s in free if common[s.seq_id] >= len(prompt) - 1 > 0]
         slot = max(own, key=lambda s: s.last_used) if own else min(free, key=lambda s: s.last_used)
     return slot, common[slot.seq_id]
+
+
+def choose_donor(
+    slots: list[Slot], slot: Slot, prompt: list[int], common: int
+) -> tuple[Slot | None, int]:
+    """Another slot, busy or free, whose cache shares at least ``COPY_MIN`` more leading
+    prompt tokens than ``slot`` does (the longest such), to copy them from, and how many it
+    shares; ``(None, common)`` if there is none."""
+    best, shared = None, common + COPY_MIN - 1
+    for other in slots:
+        if other is not slot and len(other.tokens) > shared:
+            length = common_prefix(other.tokens, prompt)
+            if length > shared:
+                best, shared = other, length
+    return (best, shared) if best is not None else (None, common)
 
 
 class Scheduler:
@@ -197,6 +222,11 @@ class Scheduler:
                 return  # background work never takes the last free slot
             seq = self.waiting.pop(0)
             slot, common = choose_slot(free, seq.prompt)
+            donor, common = choose_donor(self.slots, slot, seq.prompt, common)
+            if donor is not None:  # its KV data moves at the next decode, before that computes
+                L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
+                L.llama_memory_seq_cp(self.mem, donor.seq_id, slot.seq_id, -1, -1)
+                slot.tokens = donor.tokens[:common]
             reuse = min(common, len(seq.prompt) - 1)
             if not L.llama_memory_seq_rm(self.mem, slot.seq_id, reuse, -1):
                 L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
