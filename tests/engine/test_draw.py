@@ -1,8 +1,9 @@
-"""The numpy sampler draws exactly softmax(logits / T), honours bias and bans, and is seeded."""
+"""The sampler draws exactly softmax(logits / T), honours bias and bans, and is seeded."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from serverroom.engine.llamacpp.draw import DrawBatch, FastDraw
 
@@ -93,7 +94,7 @@ def test_a_step_draws_each_sequence_as_it_would_alone() -> None:
 
     alone = [[d.draw(rows[i]) for _ in range(20)] for i, d in enumerate(fresh())]
     together_draws = fresh()
-    batch = DrawBatch(vocab, 4)
+    batch = DrawBatch(vocab)
     together: list[list[int]] = [[] for _ in params]
     for _ in range(20):
         matrix = rows.copy()
@@ -103,7 +104,7 @@ def test_a_step_draws_each_sequence_as_it_would_alone() -> None:
         assert matrix[1, 5] == rows[1, 5]  # another row's bias stays in its row
     assert together == alone
     pair = fresh()[1:3]  # a different neighbour: the same tokens for sequence 1
-    assert [DrawBatch(vocab, 2).draw(pair, rows[1:3].copy())[0]] == [alone[1][0]]
+    assert [DrawBatch(vocab).draw(pair, rows[1:3].copy())[0]] == [alone[1][0]]
 
 
 def test_rows_back_to_back_are_viewed_in_place_others_copied() -> None:
@@ -120,3 +121,20 @@ def test_rows_back_to_back_are_viewed_in_place_others_copied() -> None:
     unplaced = _matrix([buffer[0], buffer[1]])  # rows that are copies already: stacked
     unplaced[0, 1] = 50.0
     assert buffer[0, 1] == 1.0
+
+
+def test_rows_without_any_allowed_token_and_bad_biases() -> None:
+    """A row with every token banned or masked gives token 0 (the caller's constraint decides
+    what that means); a bias for a token outside the row is refused, not written."""
+    banned = np.full(VOCAB, -np.inf, dtype=np.float32)
+    assert FastDraw(VOCAB, 0.8, {}, seed=1).draw(banned) == 0
+    assert FastDraw(VOCAB, 0.0, {}, seed=1).draw(banned) == 0
+    with pytest.raises(ValueError):
+        FastDraw(VOCAB, 0.8, {VOCAB: 5.0}, seed=1).draw(_logits())
+
+
+def test_a_very_high_temperature_draws_nearly_uniformly() -> None:
+    """T = 1000: every block is hot, and the draw is close to uniform."""
+    draw = FastDraw(VOCAB, 1000.0, {}, seed=2)
+    counts = np.bincount([draw.draw(_logits(4)) for _ in range(30_000)], minlength=VOCAB)
+    assert counts.min() > 50 and counts.max() < 160  # 100 expected per token

@@ -1,9 +1,9 @@
-"""Per-sequence sampling: numpy draws or a llama.cpp sampler chain, constraint masks, logprobs.
+"""Per-sequence sampling: exact draws or a llama.cpp sampler chain, constraint masks, logprobs.
 
 Each sequence owns its sampler, built from its own parameters (logit bias, penalties, top-p,
 temperature, seeded generator), so sequences decoded in one batch never share state. Plain
-temperature or greedy sampling is drawn in numpy (``draw``), every such sequence of a step in one
-``DrawBatch``; penalties and top_p go through llama.cpp's chain.
+temperature or greedy sampling is drawn by ``draw`` (one C call per sequence, straight from
+llama.cpp's output buffer); penalties and top_p go through llama.cpp's chain.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class SequenceSampler:
         self.fast: FastDraw | None = None
         seed = params.seed if params.seed is not None else random.getrandbits(32)
         if not (params.presence_penalty or params.frequency_penalty or params.top_p < 1.0):
-            # The common case, drawn in numpy; penalties and top_p use llama.cpp's chain.
+            # The common case, drawn by ``draw``; penalties and top_p use llama.cpp's chain.
             self.fast = FastDraw(n_vocab, params.temperature, params.logit_bias, seed)
             return
         self.chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
@@ -108,8 +108,8 @@ def _with_logprobs(token: int, logits: npt.NDArray[np.float32], top: int) -> Sam
 def sample_step(
     samplers: list[SequenceSampler], indexes: list[int], ctx: int, batch: DrawBatch
 ) -> list[SampledToken]:
-    """A token for every sequence of a step: the numpy draws all together (``DrawBatch``), the
-    llama.cpp chains one by one."""
+    """A token for every sequence of a step: the plain draws from one matrix of llama.cpp's
+    output rows (``DrawBatch``), the llama.cpp chains one by one."""
     addresses = [held.logits_address(ctx, i) for i in indexes]
     rows = [s.prepare(a) for s, a in zip(samplers, addresses, strict=True)]
     tokens = [0] * len(samplers)

@@ -142,7 +142,7 @@ class Scheduler:
         self.batch_size = batch_size
         self.slots = [Slot(i) for i in range(slots)]
         self.batch = L.llama_batch_init(batch_size, 0, 1)
-        self.draws = DrawBatch(n_vocab, slots)
+        self.draws = DrawBatch(n_vocab)
         self.waiting: list[Sequence] = []
         self.active: list[Sequence] = []
         self.cond = threading.Condition()
