@@ -38,15 +38,30 @@ ROOT = HERE.parent
 
 
 def export(revision: str, into: Path) -> Path:
-    """The ``src`` directory of ``revision`` (``work``: the working tree's)."""
+    """The ``src`` directory of ``revision`` (``work``: the working tree's), with its C
+    extension built in place when the revision has one."""
     if revision == "work":
         return ROOT / "src"
     target = into / revision.replace("/", "_").replace("~", "-")
     target.mkdir(parents=True)
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-tree", "--name-only", revision],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    wanted = [p for p in ("src", "setup.py", "pyproject.toml", "README.md") if p in listed]
     archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", revision, "src"], check=True, capture_output=True
+        ["git", "-C", str(ROOT), "archive", revision, *wanted], check=True, capture_output=True
     )
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    if "setup.py" in wanted:
+        subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+            cwd=target,
+            check=True,
+            capture_output=True,
+        )
     return target / "src"
 
 

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from serverroom.catalog import ModelEntry
 from serverroom.metering import Usage
@@ -97,9 +97,9 @@ class Ledger:
         back by the same statement, so tier promotion needs no extra round trip)."""
         cost = request_cost(entry, usage, batch)
         project: tuple[str | None, float] | None = None
-        async with self.db.session() as s:
+        async with self.db.transaction() as conn:  # Core statements: ~1 ms less than the ORM
             if cost > 0:
-                result = await s.execute(
+                result = await conn.execute(
                     update(ProjectRow)
                     .where(ProjectRow.id == project_id)
                     .values(spend_usd=ProjectRow.spend_usd + cost)
@@ -108,8 +108,8 @@ class Ledger:
                 row = result.first()
                 if row is not None:
                     project = (row[0], float(row[1] or 0.0))
-            s.add(
-                UsageRow(
+            await conn.execute(
+                insert(UsageRow).values(
                     project_id=project_id,
                     api_key_id=api_key_id,
                     model=entry.id,
