@@ -305,10 +305,15 @@ def run(args: argparse.Namespace) -> None:
                         flush=True,
                     )
         print("\n== throughput (median of rounds), serverroom / llama-server ==")
+        print("(paired: the median of each round's ratio; a round runs both servers back to back)")
         for conc in args.concurrency:
-            a = statistics.median(results[("serverroom", conc)])
-            b = statistics.median(results[("llama-server", conc)])
-            print(f"c={conc:<3} serverroom {a:7.1f}  llama-server {b:7.1f}  ratio {a / b:5.2f}")
+            ours_r, theirs_r = results[("serverroom", conc)], results[("llama-server", conc)]
+            a, b = statistics.median(ours_r), statistics.median(theirs_r)
+            paired = statistics.median(x / y for x, y in zip(ours_r, theirs_r, strict=True))
+            print(
+                f"c={conc:<3} serverroom {a:7.1f}  llama-server {b:7.1f}  ratio {a / b:5.2f}"
+                f"  paired {paired:5.2f}"
+            )
         print(f"\n== TTFT, {args.ttft_requests} streamed requests per kind, one at a time ==")
         for kind in ("repeated", "unique"):
             ours_t, theirs_t = ttft[("serverroom", kind)], ttft[("llama-server", kind)]
