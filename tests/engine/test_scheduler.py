@@ -275,3 +275,45 @@ def test_a_long_shared_prefix_is_copied_from_another_slot(
     scheduler.waiting.append(short)
     scheduler._admit()
     assert len(copies) == 1 and short.cached == 0
+
+
+def test_a_new_sequence_goes_next_to_the_busy_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp decodes each run of consecutive busy sequence ids as its own micro-batch, so a
+    new request takes a free slot next to the busy ones (a hole first) even when its own
+    earlier slot lies elsewhere; its prefix is then copied from that slot."""
+    removed: list[tuple[int, int, int]] = []
+    copies: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        sched.L, "llama_memory_seq_rm", lambda m, s, a, b: removed.append((s, a, b)) or True
+    )
+    monkeypatch.setattr(
+        sched.L, "llama_memory_seq_cp", lambda m, a, b, p0, p1: copies.append((a, b))
+    )
+    monkeypatch.setattr(sched, "SequenceSampler", _NoSampler)
+    s = Scheduler.__new__(Scheduler)
+    s.mem, s.n_vocab = None, 10
+    s.slots = [Slot(i) for i in range(8)]
+    s.waiting, s.active = [], []
+    s.cond = threading.Condition()
+    prompt = list(range(100, 140))
+    s.slots[6].tokens = [*prompt, 1, 2, 3]  # this prompt's own earlier slot
+    for i in (2, 4):
+        s.slots[i].busy = _seq([9], [])
+    seq = _seq(prompt, [])
+    s.waiting.append(seq)
+    s._admit()
+    assert seq.slot is s.slots[3]  # fills the hole between 2 and 4: one run 2-4
+    assert copies == [(6, 3)] and seq.cached == len(prompt) - 1
+    other = _seq([7, 7, 7], [])
+    s.waiting.append(other)
+    s._admit()
+    assert other.slot in (s.slots[1], s.slots[5])  # extends the run rather than start one
+
+
+def test_fewest_runs_without_busy_slots_keeps_every_choice() -> None:
+    free = [Slot(i) for i in range(4)]
+    assert sched.fewest_runs(free, set()) == free
+    assert [s.seq_id for s in sched.fewest_runs(free[2:], {0})] == [2, 3]  # no neighbour: all
+    holes = [Slot(0), Slot(2), Slot(4), Slot(6)]
+    assert [s.seq_id for s in sched.fewest_runs(holes, {1, 3})] == [2]  # joins two runs
+    assert [s.seq_id for s in sched.fewest_runs(holes[::3], {1, 3})] == [0]  # 6 would add one
