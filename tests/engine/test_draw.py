@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serverroom.engine.llamacpp.draw import DrawBatch, FastDraw
+from serverroom.engine.llamacpp.draw import FastDraw
 
 VOCAB = 300  # not a multiple of the block size
 
@@ -94,33 +94,17 @@ def test_a_step_draws_each_sequence_as_it_would_alone() -> None:
 
     alone = [[d.draw(rows[i]) for _ in range(20)] for i, d in enumerate(fresh())]
     together_draws = fresh()
-    batch = DrawBatch(vocab)
     together: list[list[int]] = [[] for _ in params]
     for _ in range(20):
-        matrix = rows.copy()
-        for i, token in enumerate(batch.draw(together_draws, matrix)):
-            together[i].append(token)
+        matrix = rows.copy()  # as llama.cpp's output buffer: one row per sequence
+        for i, d in enumerate(together_draws):
+            together[i].append(d.draw_at(matrix[i].ctypes.data))
         assert matrix[0, 5] == -np.inf and matrix[3, 1] == rows[3, 1] + 2.0
         assert matrix[1, 5] == rows[1, 5]  # another row's bias stays in its row
     assert together == alone
     pair = fresh()[1:3]  # a different neighbour: the same tokens for sequence 1
-    assert [DrawBatch(vocab).draw(pair, rows[1:3].copy())[0]] == [alone[1][0]]
-
-
-def test_rows_back_to_back_are_viewed_in_place_others_copied() -> None:
-    from serverroom.engine.llamacpp.sampling import _matrix
-
-    buffer = np.arange(12, dtype=np.float32).reshape(3, 4)
-    at = [buffer[i].ctypes.data for i in range(3)]
-    view = _matrix([buffer[0], buffer[1], buffer[2]], at)
-    view[1, 0] = -1.0
-    assert buffer[1, 0] == -1.0  # the same memory: no copy of llama.cpp's output
-    copy = _matrix([buffer[2], buffer[0]], [at[2], at[0]])
-    copy[0, 0] = 99.0
-    assert buffer[2, 0] == 8.0 and copy.shape == (2, 4)
-    unplaced = _matrix([buffer[0], buffer[1]])  # rows that are copies already: stacked
-    unplaced[0, 1] = 50.0
-    assert buffer[0, 1] == 1.0
+    neighbours = rows[1:3].copy()
+    assert [pair[0].draw_at(neighbours[0].ctypes.data)] == [alone[1][0]]
 
 
 def test_rows_without_any_allowed_token_and_bad_biases() -> None:

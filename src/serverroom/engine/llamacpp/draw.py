@@ -59,22 +59,3 @@ class FastDraw:
         """A token from ``logits`` (one row; not modified)."""
         row = np.array(logits, dtype=np.float32)
         return self.draw_at(row.ctypes.data)
-
-
-class DrawBatch:
-    """Draws a token for each sequence of a step from its row of one logits matrix."""
-
-    def __init__(self, n_vocab: int) -> None:
-        self.n_vocab = n_vocab
-
-    def draw(self, draws: list[FastDraw], logits: F32) -> list[int]:
-        """One token for each sequence from its row of ``logits`` (sequences x vocabulary,
-        float32, C-contiguous), which gets each sequence's logit bias added in place."""
-        if (
-            logits.dtype != np.float32
-            or not logits.flags.c_contiguous
-            or logits.shape != (len(draws), self.n_vocab)
-        ):
-            raise ValueError("the logits must be a C-contiguous float32 (sequences x vocab)")
-        base, stride = logits.ctypes.data, logits.strides[0]
-        return [d.draw_at(base + i * stride) for i, d in enumerate(draws)]

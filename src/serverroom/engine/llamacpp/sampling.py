@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from serverroom.engine.base import SampledToken, SamplingParams, TopLogprob
 from serverroom.engine.llamacpp import held
-from serverroom.engine.llamacpp.draw import DrawBatch, FastDraw
+from serverroom.engine.llamacpp.draw import FastDraw
 
 
 class SequenceSampler:
@@ -106,43 +106,20 @@ def _with_logprobs(token: int, logits: npt.NDArray[np.float32], top: int) -> Sam
 
 
 def sample_step(
-    samplers: list[SequenceSampler], indexes: list[int], ctx: int, batch: DrawBatch
+    samplers: list[SequenceSampler], indexes: list[int], ctx: int
 ) -> list[SampledToken]:
-    """A token for every sequence of a step: the plain draws from one matrix of llama.cpp's
-    output rows (``DrawBatch``), the llama.cpp chains one by one."""
+    """A token for every sequence of a step: plain draws straight from each row of llama.cpp's
+    output buffer (``FastDraw.draw_at``, which adds the bias there), llama.cpp chains
+    otherwise."""
     addresses = [held.logits_address(ctx, i) for i in indexes]
     rows = [s.prepare(a) for s, a in zip(samplers, addresses, strict=True)]
-    tokens = [0] * len(samplers)
-    fast: list[int] = []
-    for k, (sampler, index, row) in enumerate(zip(samplers, indexes, rows, strict=True)):
-        if sampler.fast is not None and row is not None:
-            fast.append(k)
+    tokens = []
+    for k, (sampler, index, address) in enumerate(zip(samplers, indexes, addresses, strict=True)):
+        fast = sampler.fast
+        if fast is not None and rows[k] is not None:
+            if sampler.params.top_logprobs is not None and fast.biased:
+                rows[k] = np.array(rows[k])  # logprobs are reported without the bias
+            tokens.append(fast.draw_at(address))
         else:
-            tokens[k] = held.sampler_sample(sampler.chain, ctx, index)
-    if fast:
-        draws = [d for k in fast if (d := samplers[k].fast) is not None]
-        in_place = True
-        for k, d in zip(fast, draws, strict=True):  # logprobs are reported without the bias
-            if samplers[k].params.top_logprobs is not None and d.biased:
-                rows[k] = np.array(rows[k])
-                in_place = False
-        fast_rows = [r for k in fast if (r := rows[k]) is not None]
-        where = [addresses[k] for k in fast] if in_place else None
-        for k, token in zip(fast, batch.draw(draws, _matrix(fast_rows, where)), strict=True):
-            tokens[k] = token
+            tokens.append(held.sampler_sample(sampler.chain, ctx, index))
     return [s.finish(t, r) for s, t, r in zip(samplers, tokens, rows, strict=True)]
-
-
-def _matrix(
-    rows: list[npt.NDArray[np.float32]], addresses: list[int] | None = None
-) -> npt.NDArray[np.float32]:
-    """The rows as one (rows x vocabulary) array: a view of llama.cpp's output buffer when
-    ``addresses`` (where each row lies there) are back to back (the usual case: outputs are
-    stored in batch order), else a copy."""
-    if addresses is not None:
-        first, size = addresses[0], rows[0].shape[0] * 4
-        if all(a == first + j * size for j, a in enumerate(addresses)):
-            n = rows[0].shape[0]
-            buffer = (ctypes.c_float * (n * len(rows))).from_address(first)
-            return np.frombuffer(buffer, dtype=np.float32).reshape(len(rows), n)
-    return np.stack(rows)

@@ -33,7 +33,6 @@ from serverroom.engine.base import (
     PromptProcessed,
     SampledToken,
 )
-from serverroom.engine.llamacpp.draw import DrawBatch
 from serverroom.engine.llamacpp.sampling import SequenceSampler, sample_step
 from serverroom.engine.llamacpp.waker import Batch, LoopWaker
 
@@ -161,7 +160,6 @@ class Scheduler:
         self.batch_size = batch_size
         self.slots = [Slot(i) for i in range(slots)]
         self.batch = L.llama_batch_init(batch_size, 0, 1)
-        self.draws = DrawBatch(n_vocab)
         self.waiting: list[Sequence] = []
         self.active: list[Sequence] = []
         self.cond = threading.Condition()
@@ -315,7 +313,7 @@ class Scheduler:
             for seq, _ in live:
                 assert seq.sampler is not None
                 samplers.append(seq.sampler)
-            drawn = sample_step(samplers, [i for _, i in live], self.ctx, self.draws)
+            drawn = sample_step(samplers, [i for _, i in live], self.ctx)
             for (seq, _), sampled in zip(live, drawn, strict=True):
                 self._advance(seq, sampled)
 
