@@ -38,8 +38,7 @@ class FastDraw:
         self, n_vocab: int, temperature: float, logit_bias: dict[int, float], seed: int
     ) -> None:
         self.n_vocab = n_vocab
-        self.greedy = temperature <= 0
-        self.inv_t = 1.0 / temperature if temperature > 0 else 0.0
+        self.inv_t = 1.0 / temperature if temperature > 0 else 0.0  # 0: greedy
         self.state = np.random.SeedSequence(seed).generate_state(4, np.uint64)
         self.bias_ids = np.fromiter(logit_bias, dtype=np.int32, count=len(logit_bias))
         values = [float("-inf") if b <= -100 else b for b in logit_bias.values()]

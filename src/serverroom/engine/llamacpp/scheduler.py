@@ -100,18 +100,17 @@ def reuse_value(cached: int, common: int) -> int:
     return common - (cached - common)
 
 
-def choose_slot(free: list[Slot], prompt: list[int]) -> tuple[Slot, int]:
-    """The slot whose cache is worth most to ``prompt`` (``reuse_value``), and the prompt
-    tokens that cache shares. When none is worth anything: the prompt's own earlier slot if
-    one holds the whole prompt (a repeated prompt whose reply outgrew it: only that reply is
-    dropped), else the least recently used slot, an empty one first (plain LRU for unrelated
-    prompts, so hot caches stay)."""
-    common = {s.seq_id: common_prefix(s.tokens, prompt) for s in free}
+def choose_slot(free: list[Slot], prompt: list[int], common: dict[int, int]) -> Slot:
+    """The slot whose cache is worth most to ``prompt`` (``reuse_value``; ``common`` maps each
+    slot's sequence id to the prompt tokens its cache shares). When none is worth anything:
+    the prompt's own earlier slot if one holds the whole prompt (a repeated prompt whose reply
+    outgrew it: only that reply is dropped), else the least recently used slot, an empty one
+    first (plain LRU for unrelated prompts, so hot caches stay)."""
     slot = max(free, key=lambda s: (reuse_value(len(s.tokens), common[s.seq_id]), -s.last_used))
     if reuse_value(len(slot.tokens), common[slot.seq_id]) <= 0:
         own = [s for s in free if common[s.seq_id] >= len(prompt) - 1 > 0]
         slot = max(own, key=lambda s: s.last_used) if own else min(free, key=lambda s: s.last_used)
-    return slot, common[slot.seq_id]
+    return slot
 
 
 def fewest_runs(free: list[Slot], busy: set[int]) -> list[Slot]:
@@ -132,19 +131,13 @@ def fewest_runs(free: list[Slot], busy: set[int]) -> list[Slot]:
     return [s for s in free if added(s) == fewest]
 
 
-def choose_donor(
-    slots: list[Slot], slot: Slot, prompt: list[int], common: int
-) -> tuple[Slot | None, int]:
+def choose_donor(slots: list[Slot], slot: Slot, common: dict[int, int]) -> Slot | None:
     """Another slot, busy or free, whose cache shares at least ``COPY_MIN`` more leading
-    prompt tokens than ``slot`` does (the longest such), to copy them from, and how many it
-    shares; ``(None, common)`` if there is none."""
-    best, shared = None, common + COPY_MIN - 1
-    for other in slots:
-        if other is not slot and len(other.tokens) > shared:
-            length = common_prefix(other.tokens, prompt)
-            if length > shared:
-                best, shared = other, length
-    return (best, shared) if best is not None else (None, common)
+    prompt tokens than ``slot``'s does (the most such), to copy them from; None if none."""
+    best = max((s for s in slots if s is not slot), key=lambda s: common[s.seq_id], default=None)
+    if best is None or common[best.seq_id] < common[slot.seq_id] + COPY_MIN:
+        return None
+    return best
 
 
 class Scheduler:
@@ -239,13 +232,14 @@ class Scheduler:
                 return  # background work never takes the last free slot
             seq = self.waiting.pop(0)
             busy = {s.seq_id for s in self.slots if s.busy is not None}
-            slot, common = choose_slot(fewest_runs(free, busy), seq.prompt)
-            donor, common = choose_donor(self.slots, slot, seq.prompt, common)
+            common = {s.seq_id: common_prefix(s.tokens, seq.prompt) for s in self.slots}
+            slot = choose_slot(fewest_runs(free, busy), seq.prompt, common)
+            donor = choose_donor(self.slots, slot, common)
             if donor is not None:  # its KV data moves at the next decode, before that computes
                 L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
                 L.llama_memory_seq_cp(self.mem, donor.seq_id, slot.seq_id, -1, -1)
-                slot.tokens = donor.tokens[:common]
-            reuse = min(common, len(seq.prompt) - 1)
+                slot.tokens = donor.tokens[: common[donor.seq_id]]
+            reuse = min(common[(donor or slot).seq_id], len(seq.prompt) - 1)
             if not L.llama_memory_seq_rm(self.mem, slot.seq_id, reuse, -1):
                 L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
                 reuse = 0
