@@ -27,6 +27,7 @@ from serverroom.api.models.router import router as models_router
 from serverroom.api.organization.router import router as organization_router
 from serverroom.api.responses.background import lifespan as responses_lifespan
 from serverroom.api.responses.router import router as responses_router
+from serverroom.banner import announce_when_ready
 from serverroom.catalog import Catalog
 from serverroom.context import AppContext, get_principal
 from serverroom.engine.registry import EngineFactory, EngineRegistry, default_factory
@@ -69,14 +70,18 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate()
-        registry.start_in_background(settings.default_model)
+        loading = registry.start_in_background(settings.default_model)
         await asyncio.to_thread(warm_up, app)  # while the model loads
+        announce: asyncio.Task[None] | None = None
         try:
             async with AsyncExitStack() as stack:
                 for resource_lifespan in RESOURCE_LIFESPANS:
                     await stack.enter_async_context(resource_lifespan(context))
+                announce = asyncio.create_task(announce_when_ready(context, loading))
                 yield
         finally:
+            if announce is not None:
+                announce.cancel()
             await registry.close()
             await db.close()
 

@@ -26,10 +26,15 @@ def load_settings(args: list[str]) -> Settings:
 @app.command(context_settings=_PASS_THROUGH)
 def serve(ctx: typer.Context) -> None:
     """Start the API server (flags: every Settings field, see --help)."""
+    import faulthandler
+
     import uvicorn
 
     from serverroom.app import create_app
 
+    # A native fault (in llama.cpp, say) prints every thread's Python stack before the process
+    # dies with the signal: a non-zero exit a supervisor restarts, never a silent death.
+    faulthandler.enable()
     settings = load_settings(list(ctx.args))
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -42,6 +47,23 @@ def serve(ctx: typer.Context) -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
     )
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def doctor(
+    ctx: typer.Context,
+    probe: bool = typer.Option(True, help="Probe llama.cpp now if no verdict is kept yet."),
+) -> None:
+    """Report the machine, llama.cpp build and settings, storage and model files (for bug
+    reports). Takes the same settings flags as serve."""
+    import sys
+
+    from serverroom.doctor import diagnose
+
+    settings = load_settings(list(ctx.args))
+    report = diagnose(settings, probe=probe, say=lambda text: print(text, file=sys.stderr))
+    print(report.render())
+    raise typer.Exit(1 if report.problems else 0)
 
 
 @app.command()

@@ -40,6 +40,15 @@ class EngineSettings(BaseModel):
         64, ge=0, description="Requests waiting for a free slot before new ones get 503."
     )
     fake_delay: float = Field(0.0, ge=0, description="Seconds per token for the fake engine.")
+    extra_buffers: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="llama.cpp's extra buffer types (weights repacked for AMX/AVX-512/NEON"
+        " kernels). auto: probed once per machine, build and model in a child process, off if"
+        " the probe crashes; on/off: forced, no probe.",
+    )
+    probe_timeout: float = Field(
+        120.0, gt=0, description="Seconds the start-up probe may take before it counts as hung."
+    )
 
 
 class AuthSettings(BaseModel):

@@ -19,12 +19,14 @@ def check_context(
     what: str,
     limit_param: str = "max_tokens",
     model_cap: int | None = None,
+    default: int | None = None,
 ) -> int:
     """Validate prompt + output against the context window; return the output budget.
 
     ``model_cap`` is the model's own output limit (a larger request is a 400, as on the
-    platform). With no ``max_tokens`` the budget is what remains of the context, but at most
-    the cap and half the window, so one runaway reply cannot fill a conversation's context.
+    platform). With no ``max_tokens`` the budget is the model's ``default`` output limit, but
+    at most what remains of the context, the cap and half the window, so one runaway reply
+    cannot fill a conversation's context.
     """
     limit = engine.context_length
     if prompt_tokens >= limit:
@@ -35,7 +37,7 @@ def check_context(
         )
     budget = limit - prompt_tokens
     if max_tokens is None:
-        return min(budget, max(1, limit // 2), model_cap or budget)
+        return min(budget, max(1, limit // 2), model_cap or budget, default or budget)
     if model_cap is not None and max_tokens > model_cap:
         raise InvalidRequestError(
             f"{limit_param} is too large: {max_tokens}. This model supports at most"

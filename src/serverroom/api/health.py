@@ -1,4 +1,4 @@
-"""``GET /health``: 200 once the default model is loaded, 503 while it loads."""
+"""``GET /health``: 200 once the default model is loaded, 503 while it loads or if it failed."""
 
 from __future__ import annotations
 
@@ -15,4 +15,8 @@ async def health(ctx: AppContext = Depends(get_context)) -> JSONResponse:
     model = ctx.settings.default_model
     if ctx.engines.ready(model):
         return JSONResponse({"status": "ok", "model": model})
+    failure = ctx.engines.failure(model)
+    if failure is not None:
+        body = {"status": "failed", "model": model, "error": failure}
+        return JSONResponse(body, status_code=503)
     return JSONResponse({"status": "loading", "model": model}, status_code=503)

@@ -51,6 +51,7 @@ class ModelEntry:
     pricing: Pricing
     options: dict[str, Any] = field(default_factory=dict)
     max_output_tokens: int | None = None
+    default_max_output_tokens: int | None = None
 
     @property
     def is_alias(self) -> bool:
@@ -114,6 +115,7 @@ def _build(raw: dict[str, Any], real: dict[str, dict[str, Any]]) -> ModelEntry:
         pricing=Pricing(**{k: float(v) for k, v in pricing_raw.items()}),
         options=dict(base.get("options", {})),
         max_output_tokens=_optional_int(base.get("max_output_tokens")),
+        default_max_output_tokens=_optional_int(base.get("default_max_output_tokens")),
     )
 
 

@@ -43,6 +43,7 @@ def default_factory(settings: Settings) -> EngineFactory:
                 locate_weights(entry.gguf),
                 context_length=entry.context_length,
                 settings=engine_settings,
+                probe_cache=settings.data_dir,
             )
         raise ValueError(f"unsupported backend {entry.backend!r} for {entry.target}")
 
@@ -57,6 +58,7 @@ class EngineRegistry:
         self._factory = factory
         self._engines: dict[str, Engine] = {}
         self._loading: dict[str, asyncio.Task[None]] = {}
+        self._failures: dict[str, str] = {}
 
     def _engine_for(self, entry: ModelEntry) -> Engine:
         engine = self._engines.get(entry.target)
@@ -71,9 +73,16 @@ class EngineRegistry:
         await engine.start()
 
     def start_in_background(self, model: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(self.start(model))
+        task = asyncio.create_task(self._start_logged(model))
         self._loading[model] = task
         return task
+
+    async def _start_logged(self, model: str) -> None:
+        try:
+            await self.start(model)
+        except Exception as exc:
+            self._failures[model] = str(exc)
+            logger.error("the model %s cannot be served: %s", model, exc)
 
     async def get(self, entry: ModelEntry) -> Engine:
         """The ready engine for an entry, loading it first if needed."""
@@ -91,6 +100,14 @@ class EngineRegistry:
                     f"The model `{entry.id}` could not be loaded: {exc}"
                 ) from exc
         return engine
+
+    def failure(self, model: str) -> str | None:
+        """Why a model started in the background could not be loaded, if it could not."""
+        return self._failures.get(model)
+
+    def engine(self, model: str) -> Engine | None:
+        """The engine of a model, loaded or not (None before anything asked for it)."""
+        return self._engines.get(self._catalog.resolve(model).target)
 
     def ready(self, model: str) -> bool:
         engine = self._engines.get(self._catalog.resolve(model).target)

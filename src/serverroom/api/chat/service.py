@@ -119,6 +119,7 @@ async def plan_chat(
         what="messages",
         limit_param=request.output_limit_param(),
         model_cap=entry.max_output_tokens,
+        default=entry.default_max_output_tokens,
     )
     bias = logit_bias_ids(engine, request.logit_bias)
     top = (request.top_logprobs or 0) if request.logprobs else None

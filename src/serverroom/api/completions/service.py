@@ -102,6 +102,7 @@ async def plan_completion(
             param="prompt",
             what="prompt",
             model_cap=entry.max_output_tokens,
+            default=entry.default_max_output_tokens,
         )
         if request.max_tokens == 0:
             max_tokens = 0

@@ -79,6 +79,7 @@ def fit_prompt(
     truncation: str | None,
     tools: ToolSetup | None = None,
     model_cap: int | None = None,
+    default_output: int | None = None,
 ) -> tuple[list[int], int]:
     """The prompt and output budget; ``truncation: auto`` drops the oldest items to fit."""
     items = state.history + state.new
@@ -103,5 +104,6 @@ def fit_prompt(
         what="input",
         limit_param="max_output_tokens",
         model_cap=model_cap,
+        default=default_output,
     )
     return prompt, budget

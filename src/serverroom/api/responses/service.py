@@ -117,6 +117,8 @@ def response_object(
         "usage": None,
         "completed_at": None,
         **_echo(plan.request),
+        # With no limit asked for, the model's default limit applies, and is shown.
+        "max_output_tokens": plan.request.max_output_tokens or plan.params.max_tokens,
         **extra,
     }
     try:
@@ -222,6 +224,7 @@ async def plan_response(
         truncation=request.truncation,
         tools=tools,
         model_cap=entry.max_output_tokens,
+        default_output=entry.default_max_output_tokens,
     )
     output, constraint = None, None
     if constrains(fmt, tools):  # grammar work runs off the event loop

@@ -19,6 +19,7 @@ from serverroom.engine.base import (
     GenerationStats,
 )
 from serverroom.engine.llamacpp.model import GGUFModel
+from serverroom.engine.llamacpp.native import NativeChoice, NativeProbeError, Probe, choose
 from serverroom.engine.llamacpp.scheduler import Scheduler
 from serverroom.engine.llamacpp.scheduler import Sequence as Seq
 from serverroom.engine.slots import overloaded
@@ -37,9 +38,22 @@ def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
 class LlamaCppEngine:
     """A chat model served by llama.cpp with continuous batching and prefix caching."""
 
-    def __init__(self, gguf: Path, *, context_length: int, settings: EngineSettings) -> None:
+    def __init__(
+        self,
+        gguf: Path,
+        *,
+        context_length: int,
+        settings: EngineSettings,
+        native: NativeChoice | None = None,
+        probe_cache: Path | None = None,
+    ) -> None:
+        """``native`` fixes the native settings; without it they are probed (``native.py``),
+        with the verdict kept in ``probe_cache``."""
         self.gguf = gguf
         self.settings = settings
+        self.native = native
+        self._probe_cache = probe_cache
+        self._failure: NativeProbeError | None = None
         self._catalog_context = context_length
         self._model: GGUFModel | None = None
         self._ctx: Any = None
@@ -53,13 +67,22 @@ class LlamaCppEngine:
         return self._scheduler is not None
 
     async def start(self) -> None:
+        if self._failure is not None:  # the probe found this model cannot run here
+            raise self._failure
         if self._scheduler is None:
-            await asyncio.to_thread(self._load)
+            try:
+                await asyncio.to_thread(self._load)
+            except NativeProbeError as exc:
+                self._failure = exc
+                raise
 
     def _load(self) -> None:
         L.llama_log_set(_quiet_log, ctypes.c_void_p(0))
-        model = GGUFModel(self.gguf)
         s = self.settings
+        if self.native is None:
+            probe = Probe(self.gguf, self._catalog_context, s)
+            self.native = choose(probe, mode=s.extra_buffers, cache_dir=self._probe_cache)
+        model = GGUFModel(self.gguf, extra_buffers=self.native.extra_buffers)
         threads = s.threads or os.cpu_count() or 1
         per_slot = min(s.slot_context, self._catalog_context, model.n_ctx_train or 1 << 30)
         params = L.llama_context_default_params()
@@ -87,11 +110,12 @@ class LlamaCppEngine:
         scheduler.start()
         self._scheduler = scheduler
         logger.info(
-            "loaded %s: %d slots x %d tokens, %d threads",
+            "loaded %s: %d slots x %d tokens, %d threads, %s",
             self.gguf.name,
             s.slots,
             per_slot,
             threads,
+            self.native.describe(),
         )
 
     async def close(self) -> None:

@@ -20,9 +20,12 @@ def init_backend() -> None:
 class GGUFModel:
     """Model weights, vocabulary, special tokens and the chat template from the GGUF."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, extra_buffers: bool = True) -> None:
         init_backend()
         params = L.llama_model_default_params()
+        # Extra buffer types repack weights for the CPU's fastest kernels (AMX, AVX-512 ...);
+        # off, every matrix multiply runs llama.cpp's plain CPU kernels (see native.py).
+        params.use_extra_bufts = extra_buffers
         self.path = path
         self.model = L.llama_model_load_from_file(str(path).encode(), params)
         if not self.model:
