@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from serverroom.engine.base import Engine, SamplingParams, TokenConstraint
+from serverroom.engine.slots import overloaded
+from serverroom.engine.textgen import TextDelta, TextDone, TextEvent, TokenInfo
 from serverroom.errors import ContextLengthExceededError, InvalidRequestError
+from serverroom.metering import Ticket, Usage
+
+T = TypeVar("T")
 
 SYSTEM_FINGERPRINT = "fp_serverroom"
 
@@ -100,3 +109,60 @@ def choice_seed(seed: int | None, index: int) -> int:
     if seed is None:
         return secrets.randbits(31)
     return (seed + index * 7919) & 0x7FFFFFFF
+
+
+def admit_all(engine: Engine, count: int, *, param: str, what: str) -> None:
+    """A request of ``count`` generations is admitted whole or not at all: more than the engine
+    ever holds is a 400 naming the limit (a retry cannot help), more than it has room for now
+    a 503 the SDK retries. Checked before the first generation starts."""
+    if count > engine.capacity:
+        raise InvalidRequestError(
+            f"This request asks for {count} generations ({what}), but this server runs at most"
+            f" {engine.capacity} at once (engine.slots + engine.max_queue). Send fewer per"
+            " request.",
+            param=param,
+            code="invalid_value",
+        )
+    if count > 1 and count > engine.room():
+        raise overloaded()
+
+
+async def gather_all(works: Iterable[Awaitable[T]]) -> list[T]:
+    """Every result in order; on the first error, the other works are cancelled (their
+    generations freed) before the error is raised, so no sibling runs on for nobody."""
+    tasks = [asyncio.ensure_future(work) for work in works]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def collect_text(
+    events: AsyncIterator[TextEvent], counts: list[int], index: int
+) -> tuple[TextDone, list[TokenInfo]]:
+    """One generation folded to its end and its logprobs; ``counts[index]`` follows the tokens
+    generated so far, for billing a generation that is abandoned halfway."""
+    infos: list[TokenInfo] = []
+    done: TextDone | None = None
+    async for event in events:
+        if isinstance(event, TextDelta):
+            infos.extend(event.logprobs)
+            counts[index] += len(event.token_ids)
+        else:
+            done = event
+    assert done is not None
+    return done, infos
+
+
+@asynccontextmanager
+async def billed_if_abandoned(
+    ticket: Ticket, prompt_tokens: int, counts: list[int]
+) -> AsyncIterator[None]:
+    """Work that fails or is cancelled (its client left) is billed for what it generated."""
+    try:
+        yield
+    except BaseException:
+        await ticket.settle(Usage(prompt_tokens, 0, sum(counts)))
+        raise

@@ -112,6 +112,13 @@ class Engine(Protocol):
     @property
     def ready(self) -> bool: ...
 
+    @property
+    def capacity(self) -> int:
+        """Most generations it holds at once, running or queued (more is never admitted)."""
+
+    def room(self) -> int:
+        """Generations it would admit now, before refusing with ``EngineOverloadedError``."""
+
     async def start(self) -> None:
         """Load the model; ``ready`` turns true when done."""
 

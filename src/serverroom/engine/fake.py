@@ -68,6 +68,13 @@ class FakeEngine:
         self._ready = False
 
     @property
+    def capacity(self) -> int:
+        return self._gate.capacity
+
+    def room(self) -> int:
+        return self._gate.room()
+
+    @property
     def context_length(self) -> int:
         return self._context_length
 

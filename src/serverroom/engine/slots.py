@@ -19,10 +19,18 @@ class SlotGate:
         self._slots = slots
         self._max_queue = max_queue
         self._waiting = 0
+        self._busy = 0
 
     @property
     def waiting(self) -> int:
         return self._waiting
+
+    @property
+    def capacity(self) -> int:
+        return self._slots + self._max_queue
+
+    def room(self) -> int:
+        return max(0, self.capacity - self._busy - self._waiting)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -33,9 +41,11 @@ class SlotGate:
             await self._semaphore.acquire()
         finally:
             self._waiting -= 1
+        self._busy += 1
         try:
             yield
         finally:
+            self._busy -= 1
             self._semaphore.release()
 
 

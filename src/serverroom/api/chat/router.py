@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from serverroom.api.chat.schemas import ChatCompletionRequest
 from serverroom.api.chat.service import complete_chat, merge_choices, plan_chat, stream_chat
+from serverroom.api.disconnect import while_connected
 from serverroom.context import AppContext, get_context, get_principal, request_id_of
 from serverroom.principal import Principal
 from serverroom.sse import guard_stream, json_response, primed, sse_response
@@ -29,5 +30,5 @@ async def create_chat_completion(
         started = asyncio.Event()  # headers go out once the engine has admitted the request
         events = await primed(merge_choices(plan, rid, started.set), started)
         return sse_response(guard_stream(stream_chat(plan, events)), headers=plan.ticket.headers)
-    completion = await complete_chat(plan, rid)
+    completion = await while_connected(request, complete_chat(plan, rid))
     return json_response(completion, headers=plan.ticket.headers)

@@ -31,8 +31,12 @@ from serverroom.api.chat.structured import (
 )
 from serverroom.api.common import (
     SYSTEM_FINGERPRINT,
+    admit_all,
+    billed_if_abandoned,
     check_context,
     choice_seed,
+    collect_text,
+    gather_all,
     logit_bias_ids,
     sampling_params,
 )
@@ -124,6 +128,7 @@ async def plan_chat(
     bias = logit_bias_ids(engine, request.logit_bias)
     top = (request.top_logprobs or 0) if request.logprobs else None
     n = request.n or 1
+    admit_all(engine, n, param="n", what=f"n={n}")
     output = None
     constraints: list[TokenConstraint | None] = [None] * n
     if constrains(fmt, tools):  # grammar work runs off the event loop
@@ -197,29 +202,21 @@ def chat_logprobs(infos: list[TokenInfo]) -> list[ChatCompletionTokenLogprob]:
     ]
 
 
-async def _collect(plan: ChatPlan, index: int, request_id: str) -> tuple[TextDone, list[TokenInfo]]:
-    infos: list[TokenInfo] = []
-    done: TextDone | None = None
-    async for event in generate_text(
-        plan.engine,
-        plan.prompt,
-        plan.params[index],
-        plan.stop,
-        request_id=request_id,
-        priority=plan.priority,
-    ):
-        if isinstance(event, TextDelta):
-            infos.extend(event.logprobs)
-        else:
-            done = event
-    assert done is not None
-    return done, infos
-
-
 async def complete_chat(plan: ChatPlan, request_id: str) -> ChatCompletion:
-    results = await asyncio.gather(
-        *(_collect(plan, i, request_id) for i in range(len(plan.params)))
-    )
+    def events(index: int) -> AsyncIterator[TextEvent]:
+        params = plan.params[index]
+        return generate_text(
+            plan.engine,
+            plan.prompt,
+            params,
+            plan.stop,
+            request_id=request_id,
+            priority=plan.priority,
+        )
+
+    counts = [0] * len(plan.params)
+    async with billed_if_abandoned(plan.ticket, len(plan.prompt), counts):
+        results = await gather_all(collect_text(events(i), counts, i) for i in range(len(counts)))
     choices = []
     for index, (done, infos) in enumerate(results):
         logprobs = None

@@ -12,6 +12,7 @@ from serverroom.api.completions.service import (
     plan_completion,
     stream_completion,
 )
+from serverroom.api.disconnect import while_connected
 from serverroom.context import AppContext, get_context, get_principal, request_id_of
 from serverroom.principal import Principal
 from serverroom.sse import guard_stream, json_response, primed, sse_response
@@ -33,4 +34,5 @@ async def create_completion(
         return sse_response(
             guard_stream(stream_completion(plan, events)), headers=plan.ticket.headers
         )
-    return json_response(await complete(plan, rid), headers=plan.ticket.headers)
+    completion = await while_connected(request, complete(plan, rid))
+    return json_response(completion, headers=plan.ticket.headers)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,8 +13,12 @@ from openai.types.completion_usage import CompletionUsage
 
 from serverroom.api.common import (
     SYSTEM_FINGERPRINT,
+    admit_all,
+    billed_if_abandoned,
     check_context,
     choice_seed,
+    collect_text,
+    gather_all,
     logit_bias_ids,
     sampling_params,
 )
@@ -119,6 +122,7 @@ async def plan_completion(
                 top_logprobs=request.logprobs,
             )
             jobs.append(Job(p_index * n + i, tokens, text, params))
+    admit_all(engine, len(jobs), param="prompt", what=f"{len(prompts)} prompts x n={n}")
     ticket = await ctx.metering.admit(
         principal,
         entry,
@@ -153,25 +157,20 @@ def legacy_logprobs(infos: list[TokenInfo], offset: int) -> Logprobs:
     )
 
 
-async def _run(plan: CompletionPlan, job: Job, request_id: str) -> tuple[TextDone, list[TokenInfo]]:
+async def _run(
+    plan: CompletionPlan, job: Job, request_id: str, counts: list[int], index: int
+) -> tuple[TextDone, list[TokenInfo]]:
     if job.params.max_tokens == 0:
         return TextDone("length", "", len(job.prompt), 0, 0, []), []
-    infos: list[TokenInfo] = []
-    done: TextDone | None = None
-    async for event in generate_text(
+    events = generate_text(
         plan.engine,
         job.prompt,
         job.params,
         plan.stop,
         request_id=request_id,
         priority=plan.priority,
-    ):
-        if isinstance(event, TextDelta):
-            infos.extend(event.logprobs)
-        else:
-            done = event
-    assert done is not None
-    return done, infos
+    )
+    return await collect_text(events, counts, index)
 
 
 def _usage(plan: CompletionPlan, completion: int) -> CompletionUsage:
@@ -183,7 +182,10 @@ def _usage(plan: CompletionPlan, completion: int) -> CompletionUsage:
 
 
 async def complete(plan: CompletionPlan, request_id: str) -> Completion:
-    results = await asyncio.gather(*(_run(plan, job, request_id) for job in plan.jobs))
+    counts = [0] * len(plan.jobs)
+    async with billed_if_abandoned(plan.ticket, _usage(plan, 0).prompt_tokens, counts):
+        runs = (_run(plan, job, request_id, counts, i) for i, job in enumerate(plan.jobs))
+        results = await gather_all(runs)
     used = _usage(plan, sum(done.completion_tokens for done, _ in results))
     cached = max((done.cached_tokens for done, _ in results), default=0)
     await plan.ticket.settle(Usage(used.prompt_tokens, cached, used.completion_tokens))

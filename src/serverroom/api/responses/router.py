@@ -10,6 +10,7 @@ from openai.types.responses import Response as SDKResponse
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 from starlette.responses import JSONResponse, Response
 
+from serverroom.api.disconnect import while_connected
 from serverroom.api.responses.background import cancel_response, forget, start_background
 from serverroom.api.responses.items import Item, list_body
 from serverroom.api.responses.prompt import gather_state, render_prompt
@@ -47,7 +48,7 @@ async def create_response(
     events = run_events(plan, await start_generation(plan, rid))
     if body.stream:
         return sse_response(sse_body(events), headers=headers)
-    response = await final_response(events)
+    response = await while_connected(request, final_response(events))
     if response.status == "failed" and response.error is not None:
         raise EngineError(response.error.message)
     return JSONResponse(dump(response), headers=headers)

@@ -159,6 +159,16 @@ class LlamaCppEngine:
         assert self._template is not None
         return self._template.render(messages, tools=tools)
 
+    @property
+    def capacity(self) -> int:
+        return self.settings.slots + self.settings.max_queue
+
+    def room(self) -> int:
+        scheduler = self._scheduler
+        if scheduler is None:
+            return 0
+        return max(0, self.capacity - scheduler.busy() - scheduler.queued())
+
     def stats(self) -> dict[str, int]:
         scheduler = self._scheduler
         if scheduler is None:
