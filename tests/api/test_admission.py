@@ -43,7 +43,9 @@ def test_more_generations_than_the_engine_holds_is_a_400_naming_the_limit(
         error = reply.json()["error"]
         assert error["param"] == "prompt" and error["code"] == "invalid_value"
         assert "1000 generations" in error["message"] and "at most 5" in error["message"]
-        chat = client.post("/v1/chat/completions", json={"model": "gpt-4.1", "messages": MSG, "n": 6})
+        chat = client.post(
+            "/v1/chat/completions", json={"model": "gpt-4.1", "messages": MSG, "n": 6}
+        )
         assert chat.status_code == 400 and chat.json()["error"]["param"] == "n"
         assert _engine(client).room() == 5  # nothing was started
         ok = client.post("/v1/completions", json={"model": "gpt-4.1", "prompt": ["a"] * 5})
@@ -105,8 +107,9 @@ async def test_abandoned_work_is_billed_for_what_it_generated() -> None:
     from serverroom.metering import Usage
 
     class Ticket:
-        headers: dict[str, str] = {}
-        settled: list[Usage] = []
+        def __init__(self) -> None:
+            self.headers: dict[str, str] = {}
+            self.settled: list[Usage] = []
 
         async def settle(self, usage: Usage) -> None:
             self.settled.append(usage)

@@ -96,7 +96,7 @@ def test_when_both_settings_fail_nothing_is_loaded_or_kept(
     gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _record(monkeypatch, fast=False, safe=False)
-    with pytest.raises(NativeProbeError, match="cannot run model.gguf on this machine"):
+    with pytest.raises(NativeProbeError, match=r"cannot run model\.gguf on this machine"):
         choose(_probe(gguf), mode="auto", cache_dir=tmp_path)
     assert cached_choice(_probe(gguf), tmp_path) is None
 

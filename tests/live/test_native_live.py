@@ -72,7 +72,8 @@ def test_a_server_whose_fast_settings_crash_serves_with_the_safe_ones(tmp_path: 
         )
         assert reply.choices[0].message.content
         log = server.log()
-        assert "extra buffer types off (probed: with them on, the probe was killed by SIGSEGV" in log
+        fallback = "extra buffer types off (probed: with them on, the probe was killed by SIGSEGV"
+        assert fallback in log
         assert "serverroom is ready at" in log and "export OPENAI_BASE_URL=" in log
         report = _doctor(tmp_path, "--no-probe")
         assert report.returncode == 0, report.stdout + report.stderr
