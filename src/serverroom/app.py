@@ -32,7 +32,7 @@ from serverroom.catalog import Catalog
 from serverroom.context import AppContext, get_principal
 from serverroom.engine.registry import EngineFactory, EngineRegistry, default_factory
 from serverroom.errors import install_error_handlers
-from serverroom.middleware import RequestContextMiddleware
+from serverroom.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from serverroom.settings import Settings
 from serverroom.storage.db import Database
 from serverroom.warmup import warm_up
@@ -97,5 +97,6 @@ def create_app(
     for router in RESOURCE_ROUTERS:
         # Every /v1 route authenticates (once per request: FastAPI caches the dependency).
         app.include_router(router, prefix="/v1", dependencies=[Depends(get_principal)])
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.requests.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

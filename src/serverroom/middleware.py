@@ -13,6 +13,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serverroom.errors import PayloadTooLargeError, error_response
 from serverroom.ids import request_id
 
 logger = logging.getLogger("serverroom.http")
@@ -69,3 +70,59 @@ class RequestContextMiddleware:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    """Refuses a JSON body over ``max_bytes`` with 413 before it is read whole: by its
+    ``content-length`` at once, or while it arrives when it has none. Multipart uploads
+    (files) are left to their own, larger limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _is_multipart(scope):
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await error_response(_too_large(self.max_bytes))(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        # No declared length (chunked): read the body here, up to the limit, then replay it.
+        messages: list[Message] = []
+        seen, more = 0, True
+        while more:
+            message = await receive()
+            messages.append(message)
+            seen += len(message.get("body", b""))
+            more = message["type"] == "http.request" and bool(message.get("more_body"))
+            if seen > self.max_bytes:
+                await error_response(_too_large(self.max_bytes))(scope, receive, send)
+                return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _is_multipart(scope: Scope) -> bool:
+    return (_header(scope, b"content-type") or "").lower().startswith("multipart/")
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"The request body is larger than this server accepts ({limit} bytes;"
+        " requests.max_body_bytes)."
+    )

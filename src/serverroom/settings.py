@@ -87,6 +87,22 @@ class BatchSettings(BaseModel):
     poll_seconds: float = Field(2.0, gt=0, description="How often the worker looks for work.")
 
 
+class RequestLimits(BaseModel):
+    """Bounds on one API request, checked before any work on it starts (400 or 413 above)."""
+
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Largest JSON request body in bytes (413 above; file uploads: max_file_bytes).",
+    )
+    max_items: int = Field(
+        4096,
+        ge=1,
+        description="Most chat messages, Responses input items or legacy prompts in one request.",
+    )
+    max_tools: int = Field(128, ge=1, description="Most tools in one request (the platform's).")
+
+
 class Settings(BaseSettings):
     """All of serverroom's configuration."""
 
@@ -118,6 +134,7 @@ class Settings(BaseSettings):
         512 * 1024 * 1024, ge=1, description="Largest file upload in bytes (413 above)."
     )
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    requests: RequestLimits = Field(default_factory=RequestLimits)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
 

@@ -283,6 +283,9 @@ def test_truncation_auto_drops_the_fewest_items(context: int) -> None:
         def tokenize(self, text: str, special: bool = False) -> list[int]:
             return list(text.encode())
 
+        def tokenize_chat(self, messages: list[Any]) -> list[int]:
+            return self.tokenize(self.render_chat(messages))
+
     items = normalize_input([{"role": "user", "content": f"{i}" * (5 + i)} for i in range(20)])
     engine = cast(Any, Engine())
     state = PromptState(history=items[:15], new=items[15:])

@@ -111,6 +111,17 @@ def choice_seed(seed: int | None, index: int) -> int:
     return (seed + index * 7919) & 0x7FFFFFFF
 
 
+def check_count(count: int, limit: int, *, param: str, what: str) -> None:
+    """A request with more ``what`` than the server's limit is a 400 naming the limit, before
+    anything is templated or tokenized."""
+    if count > limit:
+        raise InvalidRequestError(
+            f"Too many {what}: {count}. This server accepts at most {limit} per request.",
+            param=param,
+            code="array_above_max_length",
+        )
+
+
 def admit_all(engine: Engine, count: int, *, param: str, what: str) -> None:
     """A request of ``count`` generations is admitted whole or not at all: more than the engine
     ever holds is a 400 naming the limit (a retry cannot help), more than it has room for now

@@ -138,5 +138,12 @@ class Engine(Protocol):
     ) -> str:
         """The prompt text for a conversation, from the model's own chat template."""
 
+    def tokenize_chat(
+        self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        """The prompt tokens for a conversation: the template's markers as control tokens, the
+        messages' text as plain text (a message cannot write a control token). Slow for long
+        conversations: call it off the event loop."""
+
     def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         """Sampled tokens, then one ``GenerationStats``. Closing the iterator cancels."""

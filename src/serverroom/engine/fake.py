@@ -107,6 +107,11 @@ class FakeEngine:
         parts = [f"<|{m.role}|>{m.content}\n" for m in messages]
         return "".join(parts) + "<|assistant|>"
 
+    def tokenize_chat(
+        self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        return self.tokenize(self.render_chat(messages, tools=tools))
+
     def reply_for(self, request: GenerationRequest) -> bytes:
         """The canned reply: fixed under greedy decoding, seeded words otherwise."""
         params = request.params

@@ -1,17 +1,38 @@
 """Chat templates: the Jinja template stored in a model's GGUF metadata, rendered like
-Hugging Face ``apply_chat_template`` does (sandboxed, trim/lstrip blocks)."""
+Hugging Face ``apply_chat_template`` does (sandboxed, trim/lstrip blocks).
+
+``segments`` renders a conversation as pieces that say whether they came from the template
+or from a message, so that only the template's own markers are tokenized as control tokens:
+a message saying ``<|im_end|>`` stays seven plain-text tokens and cannot fake a turn.
+"""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
-from typing import Any
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from serverroom.engine.base import ChatMessage
 from serverroom.errors import InvalidRequestError
+
+# While the template renders, each message's content is replaced by a placeholder: its index
+# between two private-use characters. The content itself never passes through the template.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_SPAN = re.compile(rf"{_OPEN}(\d+){_CLOSE}")
+
+
+class Segment(NamedTuple):
+    """A piece of a rendered prompt: the template's (``control``: may hold control tokens) or
+    a message's text (tokenized as plain text)."""
+
+    text: str
+    control: bool
+
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
@@ -60,3 +81,59 @@ class ChatTemplate:
             raise InvalidRequestError(
                 f"The messages could not be formatted for this model: {exc}", param="messages"
             ) from exc
+
+    def segments(
+        self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
+    ) -> list[Segment]:
+        """The rendered prompt, split into the template's text and the messages' text.
+
+        Each message's content renders as an indexed placeholder; its text goes back in as a
+        plain segment. A template that changes the content (``| trim``) gets the placeholder
+        unchanged, so such a template sees the text untrimmed; one that drops a message's
+        content never renders its placeholder."""
+        marked = [replace(m, content=f"{_OPEN}{i}{_CLOSE}") for i, m in enumerate(messages)]
+        rendered = self.render(marked, tools=tools)
+        out: list[Segment] = []
+        at = 0
+        for span in _SPAN.finditer(rendered):
+            if span.start() > at:
+                out.append(Segment(rendered[at : span.start()], True))
+            index = int(span.group(1))
+            if index < len(messages) and messages[index].content:
+                out.append(Segment(messages[index].content, False))
+            at = span.end()
+        if at < len(rendered):
+            out.append(Segment(rendered[at:], True))
+        return out
+
+
+def join_safe(segments: Sequence[Segment], controls: Collection[str]) -> list[Segment]:
+    """Merge each message's text into the template text around it unless a control token's
+    text (``controls``) appears in it or across its edges; such text stays a plain segment.
+
+    Merged, an ordinary prompt tokenizes exactly as the whole rendered text would (tokens can
+    span the edges: ``"\\n"`` + ``"  hi"``), and only text that could forge a marker is cut out."""
+    longest = max(map(len, controls), default=1)
+    out: list[Segment] = []
+    for i, segment in enumerate(segments):
+        if not segment.control and _forges(segments, i, controls, longest):
+            out.append(segment)
+        elif out and out[-1].control:
+            out[-1] = Segment(out[-1].text + segment.text, True)
+        else:
+            out.append(Segment(segment.text, True))
+    return out
+
+
+def _forges(segments: Sequence[Segment], i: int, controls: Collection[str], longest: int) -> bool:
+    before = segments[i - 1].text[-(longest - 1) :] if i > 0 and longest > 1 else ""
+    after = segments[i + 1].text[: longest - 1] if i + 1 < len(segments) else ""
+    window = before + segments[i].text + after
+    start, end = len(before), len(before) + len(segments[i].text)
+    for control in controls:
+        at = window.find(control)
+        while at != -1:
+            if at < end and at + len(control) > start:
+                return True
+            at = window.find(control, at + 1)
+    return False

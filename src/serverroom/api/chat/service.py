@@ -34,6 +34,7 @@ from serverroom.api.common import (
     admit_all,
     billed_if_abandoned,
     check_context,
+    check_count,
     choice_seed,
     collect_text,
     gather_all,
@@ -109,12 +110,15 @@ async def plan_chat(
     batch: bool = False,
     priority: int = 0,
 ) -> ChatPlan:
+    limits = ctx.settings.requests
+    check_count(len(request.messages), limits.max_items, param="messages", what="messages")
+    check_count(len(request.tools or []), limits.max_tools, param="tools", what="tools")
     entry = ctx.catalog.resolve(request.model)
     engine = await ctx.engines.get(entry)
     fmt = chat_format(request)
     tools = chat_tools(request)
-    text = engine.render_chat(render_tool_messages(to_chat_messages(request), tools))
-    prompt = engine.tokenize(text, special=True)
+    messages = render_tool_messages(to_chat_messages(request), tools)
+    prompt = await asyncio.to_thread(engine.tokenize_chat, messages)  # long ones take seconds
     max_tokens = check_context(
         engine,
         len(prompt),

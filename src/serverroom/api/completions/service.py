@@ -16,6 +16,7 @@ from serverroom.api.common import (
     admit_all,
     billed_if_abandoned,
     check_context,
+    check_count,
     choice_seed,
     collect_text,
     gather_all,
@@ -91,6 +92,8 @@ async def plan_completion(
     entry = ctx.catalog.resolve(request.model)
     engine = await ctx.engines.get(entry)
     prompts = request.prompts()
+    limit = ctx.settings.requests.max_items
+    check_count(len(prompts), limit, param="prompt", what="prompts")
     if not prompts:
         raise InvalidRequestError("The prompt must not be empty.", param="prompt")
     bias = logit_bias_ids(engine, request.logit_bias)

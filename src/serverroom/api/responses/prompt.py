@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from serverroom.api.common import check_context
+from serverroom.api.common import check_context, check_count
 from serverroom.api.conversations.repository import ConversationRepository
 from serverroom.api.responses.items import Item, normalize_input, render_items
 from serverroom.api.responses.repository import ResponseRepository
@@ -32,6 +32,10 @@ async def gather_state(
     ctx: AppContext, request: ResponseContextFields, principal: Principal
 ) -> PromptState:
     """Validate the state parameters and load the earlier items they point to."""
+    limits = ctx.settings.requests
+    if isinstance(request.input, list):
+        check_count(len(request.input), limits.max_items, param="input", what="input items")
+    check_count(len(request.tools or []), limits.max_tools, param="tools", what="tools")
     conversation_id = request.conversation_id()
     if request.previous_response_id is not None and conversation_id is not None:
         raise InvalidRequestError(
@@ -61,8 +65,7 @@ def render_prompt(
     engine: Engine, instructions: str | None, items: list[Item], tools: ToolSetup | None = None
 ) -> list[int]:
     """Token ids of the chat-template prompt for ``instructions`` + ``items`` (+ ``tools``)."""
-    text = engine.render_chat(render_tool_messages(render_items(instructions, items), tools))
-    return engine.tokenize(text, special=True)
+    return engine.tokenize_chat(render_tool_messages(render_items(instructions, items), tools))
 
 
 def _fits(engine: Engine, prompt: list[int], max_output: int | None) -> bool:

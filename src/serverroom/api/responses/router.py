@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -62,7 +63,8 @@ async def count_input_tokens(
 ) -> Response:
     engine = await ctx.engines.get(ctx.catalog.resolve(body.model))
     state = await gather_state(ctx, body, principal)
-    prompt = render_prompt(engine, body.instructions, state.history + state.new)
+    items = state.history + state.new
+    prompt = await asyncio.to_thread(render_prompt, engine, body.instructions, items)
     count = InputTokenCountResponse(object="response.input_tokens", input_tokens=len(prompt))
     return json_response(count)
 

@@ -216,7 +216,8 @@ async def plan_response(
     state = await gather_state(ctx, request, principal)
     fmt, tools = response_format(request), response_tools(request)
     check_json_word(fmt, request.instructions, state.history + state.new)
-    prompt, budget = fit_prompt(
+    prompt, budget = await asyncio.to_thread(  # templating a long input takes seconds
+        fit_prompt,
         engine,
         request.instructions,
         state,

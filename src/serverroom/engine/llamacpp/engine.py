@@ -169,6 +169,12 @@ class LlamaCppEngine:
             return 0
         return max(0, self.capacity - scheduler.busy() - scheduler.queued())
 
+    def tokenize_chat(
+        self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        assert self._template is not None
+        return self.model.tokenize_segments(self._template.segments(messages, tools=tools))
+
     def stats(self) -> dict[str, int]:
         scheduler = self._scheduler
         if scheduler is None:

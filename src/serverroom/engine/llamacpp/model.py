@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterable
 from pathlib import Path
 
 import llama_cpp as L
+
+from serverroom.engine.template import Segment, join_safe
 
 _BACKEND_READY = False
 
@@ -34,6 +37,13 @@ class GGUFModel:
         self.n_vocab = int(L.llama_vocab_n_tokens(self.vocab))
         self.n_ctx_train = int(L.llama_model_n_ctx_train(self.model))
         self._pieces = [self._piece(t, special=False) for t in range(self.n_vocab)]
+        # The text of every control token (<|im_start|> ...): empty as plain text, not as special.
+        self.control_texts = frozenset(
+            text
+            for t in range(self.n_vocab)
+            if not self._pieces[t]
+            and (text := self._piece(t, special=True).decode(errors="replace"))
+        )
         self.eog = frozenset(t for t in range(self.n_vocab) if L.llama_vocab_is_eog(self.vocab, t))
         self.add_bos = bool(L.llama_vocab_get_add_bos(self.vocab))
         bos, eos = int(L.llama_vocab_bos(self.vocab)), int(L.llama_vocab_eos(self.vocab))
@@ -52,18 +62,32 @@ class GGUFModel:
     def token_bytes(self, token: int) -> bytes:
         return self._pieces[token] if 0 <= token < self.n_vocab else b""
 
-    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+    def tokenize(
+        self, text: str, *, special: bool = True, add_bos: bool | None = None
+    ) -> list[int]:
+        """Token ids; ``special`` parses control-token text, ``add_bos`` defaults to the
+        vocabulary's own rule."""
+        bos = self.add_bos if add_bos is None else add_bos
         data = text.encode("utf-8")
         capacity = len(data) + 8
         buf = (L.llama_token * capacity)()
-        n = L.llama_tokenize(self.vocab, data, len(data), buf, capacity, self.add_bos, special)
+        n = L.llama_tokenize(self.vocab, data, len(data), buf, capacity, bos, special)
         if n < 0:
             capacity = -n
             buf = (L.llama_token * capacity)()
-            n = L.llama_tokenize(self.vocab, data, len(data), buf, capacity, self.add_bos, special)
+            n = L.llama_tokenize(self.vocab, data, len(data), buf, capacity, bos, special)
         tokens = list(buf[:n])
         if len(tokens) > 1 and tokens[0] == tokens[1] == self.bos:
             tokens = tokens[1:]  # the template already wrote BOS
+        return tokens
+
+    def tokenize_segments(self, segments: Iterable[Segment]) -> list[int]:
+        """A rendered prompt's tokens: control tokens are parsed in the template's text only;
+        message text that holds a control token's text is tokenized as plain text."""
+        tokens: list[int] = []
+        for i, segment in enumerate(join_safe(list(segments), self.control_texts)):
+            bos = None if i == 0 else False  # BOS (where the vocabulary adds one) leads once
+            tokens += self.tokenize(segment.text, special=segment.control, add_bos=bos)
         return tokens
 
     def meta(self, key: str) -> str | None:

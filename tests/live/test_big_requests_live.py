@@ -1,0 +1,64 @@
+"""One big request does not freeze the server: while a huge request is refused (over the
+item limit) or templated and tokenized (within it, off the event loop), /health answers fast."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.live.server import LiveServer
+
+pytestmark = pytest.mark.live
+
+
+def _health_while(
+    server: LiveServer, path: str, body: dict[str, object]
+) -> tuple[int, list[float]]:
+    """The big request's status, and /health's latencies (seconds) while it was in flight."""
+    status: list[int] = []
+
+    def send() -> None:
+        reply = httpx.post(
+            server.base_url + path,
+            json=body,
+            headers={"authorization": f"Bearer {server.api_key}"},
+            timeout=300,
+        )
+        status.append(reply.status_code)
+
+    latencies: list[float] = []
+    with httpx.Client(base_url=server.root_url, timeout=10) as health:
+        health.get("/health")  # connection up before the big request starts
+        worker = threading.Thread(target=send)
+        worker.start()
+        while worker.is_alive():
+            started = time.perf_counter()
+            assert health.get("/health").status_code == 200
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.01)
+        worker.join()
+    return status[0], latencies
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "count", "expected"),
+    [
+        ("/chat/completions", "messages", 20_000, 400),  # over the item limit
+        ("/responses", "input", 20_000, 400),
+        ("/chat/completions", "messages", 4_000, 400),  # within it, too long for the context
+        ("/responses", "input", 4_000, 400),
+    ],
+)
+def test_health_stays_fast_during_a_huge_request(
+    live_server: LiveServer, path: str, key: str, count: int, expected: int
+) -> None:
+    items = [{"role": "user", "content": f"message number {i} of many"} for i in range(count)]
+    status, latencies = _health_while(live_server, path, {"model": "gpt-4.1", key: items})
+    assert status == expected
+    assert latencies, "the request finished before /health could be asked"
+    assert statistics.median(latencies) < 0.1, latencies
+    assert max(latencies) < 0.25, latencies
