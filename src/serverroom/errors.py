@@ -19,7 +19,8 @@ right exception class::
     └── ServiceUnavailableError (503)
         └── EngineOverloadedError (code engine_overloaded)
 
-FastAPI's request validation errors become 400s naming the offending ``param``.
+FastAPI's request validation errors become 400s naming the offending ``param``; a value the
+database refuses (``DataError``) a 400 that names no SQL.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("serverroom.errors")
@@ -212,10 +214,23 @@ def install_error_handlers(app: FastAPI) -> None:
             )
             return JSONResponse(err.body(), status_code=405)
         else:
-            err = APIError(str(exc.detail))
+            text = str(exc.detail)
+            err = InvalidRequestError(text) if 400 <= exc.status_code < 500 else APIError(text)
             return JSONResponse(err.body(), status_code=exc.status_code)
         return error_response(err)
 
+    async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
+        # The database refused a value from the request (a NUL byte, an over-long id or name
+        # on PostgreSQL): the client's to fix, and the SQL is nobody's business.
+        logger.warning("the database refused a request's value: %s", exc)
+        return error_response(
+            InvalidRequestError(
+                "A value in the request cannot be stored: it is too long or holds a character"
+                " that is not allowed (such as NUL)."
+            )
+        )
+
     app.add_exception_handler(APIError, on_api_error)
+    app.add_exception_handler(DataError, on_data_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -164,6 +164,15 @@ def test_file_level_errors_fail_the_batch(fast: openai.OpenAI) -> None:
     assert empty.status == "failed"
 
 
+def test_an_over_long_custom_id_is_a_line_error_not_sql(fast: openai.OpenAI) -> None:
+    batch = wait(fast, submit(fast, [chat_line("c" * 600), chat_line("ok")]).id)
+    assert batch.status == "failed" and batch.errors is not None and batch.errors.data
+    error = batch.errors.data[0]
+    assert (error.code, error.line, error.param) == ("invalid_value", 1, "custom_id")
+    assert "at most 512 characters" in (error.message or "")
+    assert "INSERT" not in (error.message or "")
+
+
 def test_create_validation(fast: openai.OpenAI) -> None:
     upload = fast.files.create(file=("x.jsonl", chat_line("a").encode()), purpose="user_data")
     with pytest.raises(openai.BadRequestError):

@@ -6,6 +6,7 @@ ones strictly enough that a bad value is a clear 400 naming its parameter.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -16,6 +17,7 @@ class RequestModel(BaseModel):
 
 
 Metadata = Annotated[dict[str, str], Field(max_length=16)]
+_TOKEN_ID = re.compile(r"-?[0-9]+")  # ASCII digits only: int() also takes "²" and "٣"
 
 
 class StreamOptions(RequestModel):
@@ -49,7 +51,7 @@ class SamplingFields(RequestModel):
     @classmethod
     def _bias_range(cls, value: dict[str, float] | None) -> dict[str, float] | None:
         for key, bias in (value or {}).items():
-            if not key.lstrip("-").isdigit():
+            if not _TOKEN_ID.fullmatch(key):
                 raise ValueError(f"logit_bias keys must be token ids, got {key!r}")
             if not -100 <= bias <= 100:
                 raise ValueError(f"logit_bias values must be in [-100, 100], got {bias}")

@@ -26,6 +26,8 @@ ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/r
 MAX_LINES = 50_000
 MAX_ERRORS = 100
 
+MAX_CUSTOM_ID = 512  # characters (the column's width)
+
 
 def _error(code: str, message: str, line: int | None, param: str | None = None) -> dict[str, Any]:
     return {"code": code, "message": message, "param": param, "line": line}
@@ -63,6 +65,17 @@ def parse_input(data: bytes, endpoint: str) -> tuple[list[PendingLine], str | No
                 _error(
                     "missing_required_parameter",
                     "Each line needs a non-empty string 'custom_id'.",
+                    number,
+                    "custom_id",
+                )
+            )
+            continue
+        if len(custom_id) > MAX_CUSTOM_ID:
+            errors.append(
+                _error(
+                    "invalid_value",
+                    f"A custom_id may be at most {MAX_CUSTOM_ID} characters long;"
+                    f" this one has {len(custom_id)}.",
                     number,
                     "custom_id",
                 )

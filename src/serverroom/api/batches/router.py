@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Query
 
 from serverroom.api.batches.schemas import BatchCreateRequest
 from serverroom.api.batches.service import BatchService
+from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context, get_principal
 from serverroom.principal import Principal
 
-router = APIRouter(tags=["batches"])
+router = APIRouter(tags=["batches"], route_class=CheckedRoute)
 
 
 @router.post("/batches")

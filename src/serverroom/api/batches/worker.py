@@ -20,6 +20,7 @@ from serverroom.api.batches.lines import expired_result, parse_input, run_line
 from serverroom.api.batches.repository import BatchRepository, LineUsage, PendingLine
 from serverroom.api.files.service import FileService
 from serverroom.context import AppContext
+from serverroom.errors import APIError
 from serverroom.principal import Principal
 from serverroom.storage.tables.batches import BatchRow
 
@@ -97,9 +98,10 @@ class BatchWorker:
             raise
         except Exception as exc:
             logger.exception("batch %s failed", batch_id)
+            message = exc.message if isinstance(exc, APIError) else "an internal error"
             error = {
                 "code": "server_error",
-                "message": f"The batch failed: {exc}",
+                "message": f"The batch failed: {message}.",
                 "param": None,
                 "line": None,
             }

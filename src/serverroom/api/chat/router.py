@@ -10,11 +10,12 @@ from starlette.responses import Response
 from serverroom.api.chat.schemas import ChatCompletionRequest
 from serverroom.api.chat.service import complete_chat, merge_choices, plan_chat, stream_chat
 from serverroom.api.disconnect import while_connected
+from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context, get_principal, request_id_of
 from serverroom.principal import Principal
 from serverroom.sse import guard_stream, json_response, primed, sse_response
 
-router = APIRouter(tags=["chat"])
+router = APIRouter(tags=["chat"], route_class=CheckedRoute)
 
 
 @router.post("/chat/completions", response_model=None)

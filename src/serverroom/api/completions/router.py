@@ -13,11 +13,12 @@ from serverroom.api.completions.service import (
     stream_completion,
 )
 from serverroom.api.disconnect import while_connected
+from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context, get_principal, request_id_of
 from serverroom.principal import Principal
 from serverroom.sse import guard_stream, json_response, primed, sse_response
 
-router = APIRouter(tags=["completions"])
+router = APIRouter(tags=["completions"], route_class=CheckedRoute)
 
 
 @router.post("/completions", response_model=None)

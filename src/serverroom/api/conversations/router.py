@@ -15,12 +15,13 @@ from serverroom.api.conversations.schemas import (
     ItemsCreateRequest,
 )
 from serverroom.api.responses.items import list_body, normalize_input
+from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context, get_principal
 from serverroom.principal import Principal
 from serverroom.sse import json_response
 from serverroom.storage.tables.conversations import ConversationRow
 
-router = APIRouter(tags=["conversations"])
+router = APIRouter(tags=["conversations"], route_class=CheckedRoute)
 
 
 def conversation(row: ConversationRow) -> Conversation:

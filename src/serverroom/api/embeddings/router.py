@@ -7,10 +7,11 @@ from fastapi.responses import JSONResponse
 
 from serverroom.api.embeddings.schemas import EmbeddingRequest
 from serverroom.api.embeddings.service import create_embeddings
+from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context, get_principal
 from serverroom.principal import Principal
 
-router = APIRouter(tags=["embeddings"])
+router = APIRouter(tags=["embeddings"], route_class=CheckedRoute)
 
 
 @router.post("/embeddings", response_model=None)

@@ -10,11 +10,12 @@ from starlette.datastructures import UploadFile
 from starlette.responses import FileResponse
 
 from serverroom.api.files.service import FileService, check_expiry
+from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context, get_principal
 from serverroom.errors import InvalidRequestError, NotFoundError
 from serverroom.principal import Principal
 
-router = APIRouter(tags=["files"])
+router = APIRouter(tags=["files"], route_class=CheckedRoute)
 MULTIPART_SLACK = 64 * 1024  # boundaries and the other form fields
 
 

@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from openai.types import Model
 
+from serverroom.api.routing import CheckedRoute
 from serverroom.catalog import ModelEntry
 from serverroom.context import AppContext, get_context
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=CheckedRoute)
 
 
 def model_object(entry: ModelEntry) -> dict[str, Any]:

@@ -15,11 +15,12 @@ from pydantic import BaseModel, Field
 from serverroom.accounts.repository import ProjectInfo
 from serverroom.accounts.service import Accounts
 from serverroom.api.organization import service
+from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context
 from serverroom.errors import NotFoundError, ServiceUnavailableError
 from serverroom.principal import Principal
 
-router = APIRouter(prefix="/organization", tags=["organization"])
+router = APIRouter(prefix="/organization", tags=["organization"], route_class=CheckedRoute)
 
 
 def accounts_of(ctx: AppContext = Depends(get_context)) -> Accounts:

@@ -20,12 +20,13 @@ from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import InputTokensRequest, ResponseCreateRequest
 from serverroom.api.responses.service import dump, plan_response, start_generation
 from serverroom.api.responses.stream import final_response, run_events, sse_body
+from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context, get_principal, request_id_of
 from serverroom.errors import EngineError, NotFoundError
 from serverroom.principal import Principal
 from serverroom.sse import json_response, sse_event, sse_response
 
-router = APIRouter(tags=["responses"])
+router = APIRouter(tags=["responses"], route_class=CheckedRoute)
 
 
 @router.post("/responses", response_model=None)
