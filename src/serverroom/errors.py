@@ -203,16 +203,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        if exc.status_code == 404:
+        if exc.status_code in (404, 405):  # the platform: no such route, whatever the method
             err: APIError = NotFoundError(
                 f"Invalid URL ({request.method} {request.url.path})", code="unknown_url"
             )
-        elif exc.status_code == 405:
-            err = InvalidRequestError(
-                f"Method {request.method} not allowed for {request.url.path}",
-                code="method_not_allowed",
-            )
-            return JSONResponse(err.body(), status_code=405)
         else:
             text = str(exc.detail)
             err = InvalidRequestError(text) if 400 <= exc.status_code < 500 else APIError(text)

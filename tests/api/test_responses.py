@@ -313,3 +313,44 @@ def render(items: list[dict[str, object]]) -> list[object]:
     from serverroom.api.responses.items import render_items
 
     return list(render_items(None, items))
+
+
+def test_open_responses_fields(client: TestClient) -> None:
+    """Fields the Open Responses schema (and OpenAI's spec) require on every reply."""
+    loose = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+    strict_ok = {
+        "type": "function",
+        "name": "g",
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "string"}},
+            "required": ["a"],
+            "additionalProperties": False,
+        },
+    }
+    body = {
+        "model": "gpt-4.1",
+        "input": "hi",
+        "tools": [loose, strict_ok, {**loose, "name": "h", "strict": False}],
+        "tool_choice": "none",
+        "presence_penalty": 0.5,
+    }
+    reply = client.post("/v1/responses", json=body).json()
+    assert reply["presence_penalty"] == 0.5 and reply["frequency_penalty"] == 0.0
+    # No strict given: strict when the schema allows it (the platform's default), else not.
+    assert [t["strict"] for t in reply["tools"]] == [False, True, False]
+    part = reply["output"][0]["content"][0]
+    assert part["type"] == "output_text" and part["logprobs"] == []
+    Response.model_validate(reply)
+    bad = client.post("/v1/responses", json={**body, "frequency_penalty": 3})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "frequency_penalty"
+
+
+def test_unknown_routes_and_methods_are_404(client: TestClient) -> None:
+    for method, path in [("POST", "/v1/responses/compact"), ("PUT", "/v1/models/gpt-4.1")]:
+        reply = client.request(method, path, json={})
+        assert reply.status_code == 404, (method, path)
+        assert reply.json()["error"]["code"] == "unknown_url"
+    deleted = client.delete("/v1/models/gpt-4.1")
+    assert deleted.status_code == 403
+    assert client.delete("/v1/models/no-such-model").json()["error"]["code"] == "model_not_found"

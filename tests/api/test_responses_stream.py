@@ -70,7 +70,12 @@ def test_event_order(client: TestClient) -> None:
     added = events[2][1]
     item_id = added["item"]["id"]
     assert added["item"]["status"] == "in_progress" and added["item"]["content"] == []
-    assert events[3][1]["part"] == {"type": "output_text", "text": "", "annotations": []}
+    assert events[3][1]["part"] == {
+        "type": "output_text",
+        "text": "",
+        "annotations": [],
+        "logprobs": [],
+    }
     text = "".join(d["delta"] for _, d in events if d["type"] == "response.output_text.delta")
     for _, data in events[3:-1]:
         assert data.get("item_id", item_id) == item_id
@@ -190,7 +195,7 @@ def test_logprobs_when_included(client: TestClient, sdk: openai.OpenAI) -> None:
     assert part.logprobs is not None and len(part.logprobs) == 6  # type: ignore[union-attr]
     assert part.logprobs[0].bytes  # type: ignore[union-attr]
     plain = sdk.responses.create(model="gpt-4.1", input="hi", max_output_tokens=3)
-    assert plain.output[0].content[0].logprobs is None  # type: ignore[union-attr]
+    assert plain.output[0].content[0].logprobs == []  # type: ignore[union-attr]
 
 
 def test_events_are_built_from_their_own_class() -> None:

@@ -185,6 +185,19 @@ def check_strict(schema: Any, *, kind: str, name: str, param: str) -> None:
         ) from exc
 
 
+def strict_by_default(tool: dict[str, Any]) -> bool:
+    """Whether a Responses function tool is strict: as given, or, when it says nothing, strict
+    if its schema lies inside the strict subset (the platform's default is strict)."""
+    given = tool.get("strict")
+    if given is not None:
+        return given is True
+    try:
+        check_strict(tool.get("parameters"), kind="function", name="", param="")
+    except InvalidRequestError:
+        return False
+    return True
+
+
 def _describe(schema: dict[str, Any]) -> str:
     if "type" in schema:
         return f"'type: {json.dumps(schema['type'])}'"

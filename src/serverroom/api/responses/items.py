@@ -117,7 +117,7 @@ def _part(part: ContentPartIn, assistant: bool, param: str) -> Item:
             code="unsupported_content_type",
         )
     if assistant:
-        return {"type": "output_text", "text": part.text or "", "annotations": []}
+        return {"type": "output_text", "text": part.text or "", "annotations": [], "logprobs": []}
     return {"type": "input_text", "text": part.text or ""}
 
 

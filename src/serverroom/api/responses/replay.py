@@ -83,7 +83,7 @@ def _item_events(index: int, item: Item) -> list[dict[str, Any]]:
         ]
     text = item_text(item)
     where = {"item_id": item["id"], "output_index": index, "content_index": 0}
-    part = {"type": "output_text", "text": "", "annotations": []}
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
     added = {**item, "status": "in_progress", "content": []}
     return [
         {"type": "response.output_item.added", "output_index": index, "item": added},

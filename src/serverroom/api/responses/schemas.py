@@ -58,6 +58,8 @@ class ResponseCreateRequest(ResponseContextFields):
     max_tool_calls: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
     top_logprobs: int | None = Field(None, ge=0, le=20)
     metadata: CheckedMetadata | None = None
     user: str | None = None

@@ -29,6 +29,7 @@ from serverroom.api.responses.structured import (
 )
 from serverroom.catalog import ModelEntry
 from serverroom.constraints import ToolSetup, constrains, plan_output
+from serverroom.constraints.schema import strict_by_default
 from serverroom.context import AppContext
 from serverroom.engine.base import Engine, SamplingParams
 from serverroom.engine.textgen import TextEvent, TokenInfo, generate_text
@@ -69,6 +70,13 @@ class ResponsePlan:
         return bool(self.request.background)
 
 
+def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool as echoed: function tools say whether they are strict (as the spec requires)."""
+    if tool.get("type") == "function":
+        return {**tool, "strict": strict_by_default(tool)}
+    return tool
+
+
 def _echo(request: ResponseCreateRequest) -> dict[str, Any]:
     """The request parameters a ``Response`` echoes back."""
     conversation = request.conversation_id()
@@ -77,8 +85,10 @@ def _echo(request: ResponseCreateRequest) -> dict[str, Any]:
         "metadata": request.metadata or {},
         "temperature": 1.0 if request.temperature is None else request.temperature,
         "top_p": 1.0 if request.top_p is None else request.top_p,
+        "presence_penalty": request.presence_penalty or 0.0,
+        "frequency_penalty": request.frequency_penalty or 0.0,
         "tool_choice": request.tool_choice or "auto",
-        "tools": request.tools or [],
+        "tools": [_echo_tool(tool) for tool in request.tools or []],
         "parallel_tool_calls": request.parallel_tool_calls is not False,
         "background": bool(request.background),
         "conversation": {"id": conversation} if conversation else None,
@@ -177,9 +187,12 @@ def logprob_entries(infos: list[TokenInfo], *, with_bytes: bool) -> list[Item]:
 
 
 def message_item(item_id: str, text: str, status: str, logprobs: list[Item] | None = None) -> Item:
-    part: Item = {"type": "output_text", "text": text, "annotations": []}
-    if logprobs is not None:
-        part["logprobs"] = logprobs
+    part: Item = {
+        "type": "output_text",
+        "text": text,
+        "annotations": [],
+        "logprobs": logprobs or [],
+    }
     return {
         "type": "message",
         "id": item_id,
@@ -238,6 +251,8 @@ async def plan_response(
         temperature=request.temperature,
         top_p=request.top_p,
         seed=None,
+        presence_penalty=request.presence_penalty,
+        frequency_penalty=request.frequency_penalty,
         top_logprobs=(request.top_logprobs or 0) if wants_logprobs(request) else None,
         constraint=constraint,
     )

@@ -62,10 +62,9 @@ class _Run:
         return {"item_id": self.message_id, "output_index": 0, "content_index": 0}
 
     def part(self) -> dict[str, Any]:
-        part: dict[str, Any] = {"type": "output_text", "text": self.text, "annotations": []}
-        if wants_logprobs(self.plan.request):
-            part["logprobs"] = logprob_entries(self.infos, with_bytes=True)
-        return part
+        wanted = wants_logprobs(self.plan.request)
+        logprobs = logprob_entries(self.infos, with_bytes=True) if wanted else []
+        return {"type": "output_text", "text": self.text, "annotations": [], "logprobs": logprobs}
 
     def logprobs(self, infos: list[TokenInfo]) -> list[Item]:
         return logprob_entries(infos, with_bytes=False)

@@ -29,6 +29,7 @@ from serverroom.constraints import (
     check_tools,
     parse_format,
 )
+from serverroom.constraints.schema import strict_by_default
 from serverroom.engine.textgen import TextDelta, TextDone, TextEvent
 from serverroom.errors import APIError, InvalidRequestError
 from serverroom.ids import new_id
@@ -69,7 +70,7 @@ def response_tools(request: ResponseContextFields) -> ToolSetup | None:
             name=str(t.get("name")),
             description=t.get("description"),
             parameters=t.get("parameters"),
-            strict=t.get("strict") is True,
+            strict=strict_by_default(t),
         )
         for t in request.tools or []
         if isinstance(t, dict) and t.get("type") == "function"
@@ -132,7 +133,9 @@ class _ToolRun:
                     item=dict(self.message),
                 )
             )
-            self.message["content"] = [{"type": "output_text", "text": "", "annotations": []}]
+            self.message["content"] = [
+                {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            ]
             out.append(
                 self.event(
                     "response.content_part.added", **self._where(), part=self.message["content"][0]
