@@ -31,7 +31,7 @@ SMALL = ["--engine.slot_context", "2048", "--engine.slots", "2"]
 
 
 def _probe(**settings: object) -> Probe:
-    engine = EngineSettings(slot_context=2048, slots=2, **settings)  # type: ignore[arg-type]
+    engine = EngineSettings(**{"slot_context": 2048, "slots": 2, **settings})  # type: ignore[arg-type]
     return Probe(locate_weights(GGUF), 8192, engine)
 
 
@@ -132,5 +132,9 @@ def test_a_native_crash_at_run_time_is_logged_and_exits_non_zero(tmp_path: Path)
     proc.send_signal(signal.SIGSEGV)  # what a faulting kernel does to the process
     assert proc.wait(timeout=30) != 0
     server.proc = None
-    log = server.log()
+    log = server.log_path.read_text(errors="replace")  # the whole log: every thread's stack
     assert "Fatal Python error: Segmentation fault" in log and "File " in log
+
+
+def test_the_probe_fits_a_one_slot_server_without_a_queue() -> None:
+    assert _probe(slots=1, max_queue=0).run(extra_buffers=True).ok

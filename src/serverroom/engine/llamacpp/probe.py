@@ -62,10 +62,13 @@ def main(argv: list[str]) -> int:
     faulthandler.enable()
     spec = json.loads(argv[0])
     extra_buffers = bool(spec["extra_buffers"])
+    settings = EngineSettings.model_validate(spec["settings"])
+    # The queue bound shapes no computation: room for both requests even with one slot.
+    settings = settings.model_copy(update={"max_queue": max(settings.max_queue, len(_PROMPTS))})
     engine = LlamaCppEngine(
         Path(spec["gguf"]),
         context_length=int(spec["context_length"]),
-        settings=EngineSettings.model_validate(spec["settings"]),
+        settings=settings,
         native=NativeChoice(extra_buffers, "forced", "probe"),
     )
     tokens = asyncio.run(_exercise(engine, extra_buffers))
