@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import FileResponse
 
 from serverroom.api.files.service import FileService, check_expiry
@@ -48,12 +49,8 @@ async def upload_file(
                 param="purpose",
                 code="missing_required_parameter",
             )
-        anchor = form.get("expires_after[anchor]")
-        seconds = form.get("expires_after[seconds]")
-        expires = check_expiry(
-            anchor if isinstance(anchor, str) else None,
-            seconds if isinstance(seconds, str) else None,
-        )
+        anchor, seconds = _expires_after(form)
+        expires = check_expiry(anchor, seconds)
         obj = await service.upload(
             principal.project_id, upload.file, upload.filename or "upload", purpose, expires
         )
@@ -107,4 +104,28 @@ async def file_content(
         media_type="application/octet-stream",
         filename=row.filename,
         content_disposition_type="attachment",
+    )
+
+
+def _expires_after(form: FormData) -> tuple[str | None, str | None]:
+    """``expires_after`` as bracketed form fields (what the SDK sends) or one JSON field."""
+    anchor, seconds = form.get("expires_after[anchor]"), form.get("expires_after[seconds]")
+    whole = form.get("expires_after")
+    if isinstance(whole, str):
+        try:
+            parsed = json.loads(whole)
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise InvalidRequestError(
+                "Invalid value for 'expires_after': expected an object with 'anchor' and"
+                " 'seconds'.",
+                param="expires_after",
+                code="invalid_value",
+            )
+        anchor, seconds = parsed.get("anchor"), parsed.get("seconds")
+        seconds = str(seconds) if isinstance(seconds, int) else seconds
+    return (
+        anchor if isinstance(anchor, str) else None,
+        seconds if isinstance(seconds, str) else None,
     )

@@ -15,7 +15,8 @@ from serverroom.errors import InvalidRequestError, NotFoundError, PayloadTooLarg
 from serverroom.ids import new_id
 from serverroom.storage.tables.files import FileRow
 
-UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+# The purposes the platform accepts for upload, and the SDK's FileObject can parse.
+UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data")
 MIN_EXPIRY, MAX_EXPIRY = 3600, 30 * 24 * 3600
 
 
@@ -28,9 +29,11 @@ def file_object(row: FileRow) -> dict[str, Any]:
         "filename": row.filename,
         "purpose": row.purpose,
         "status": row.status,
-        "expires_at": row.expires_at,
-        "status_details": row.status_details,
     }
+    if row.expires_at is not None:  # the spec types these as integer and string: omit, not null
+        obj["expires_at"] = row.expires_at
+    if row.status_details is not None:
+        obj["status_details"] = row.status_details
     return obj
 
 
@@ -166,13 +169,10 @@ class FileService:
             project_id, purpose=purpose, after=after, limit=limit, order=order
         )
         data = [file_object(r) for r in rows]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
+        page: dict[str, Any] = {"object": "list", "data": data, "has_more": has_more}
+        if data:  # typed as strings: left out of an empty page
+            page |= {"first_id": data[0]["id"], "last_id": data[-1]["id"]}
+        return page
 
     async def delete(self, project_id: str, file_id: str) -> dict[str, Any]:
         if not await self.repo.delete(project_id, file_id):

@@ -51,7 +51,7 @@ class FunctionCallOutputIn(RequestModel):
 
 class ReasoningIn(RequestModel):
     type: Literal["reasoning"]
-    id: str | None = None
+    id: str  # required, as on the platform: a reasoning item is always one the model made
     summary: list[dict[str, Any]]
     content: list[dict[str, Any]] | None = None
     encrypted_content: str | None = None

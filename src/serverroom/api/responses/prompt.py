@@ -29,9 +29,14 @@ class PromptState:
 
 
 async def gather_state(
-    ctx: AppContext, request: ResponseContextFields, principal: Principal
+    ctx: AppContext,
+    request: ResponseContextFields,
+    principal: Principal,
+    *,
+    require_input: bool = True,
 ) -> PromptState:
-    """Validate the state parameters and load the earlier items they point to."""
+    """Validate the state parameters and load the earlier items they point to (counting
+    input tokens needs no input: instructions and tools alone are counted)."""
     limits = ctx.settings.requests
     if isinstance(request.input, list):
         check_count(len(request.input), limits.max_items, param="input", what="input items")
@@ -52,7 +57,7 @@ async def gather_state(
     elif conversation_id is not None:
         conversations = ConversationRepository(ctx.db)
         history = await conversations.all_items(principal.project_id, conversation_id)
-    if not new and not history:
+    if require_input and not new and not history:
         raise InvalidRequestError(
             "Missing required parameter: 'input'.",
             param="input",

@@ -20,6 +20,7 @@ from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import InputTokensRequest, ResponseCreateRequest
 from serverroom.api.responses.service import dump, plan_response, start_generation
 from serverroom.api.responses.stream import final_response, run_events, sse_body
+from serverroom.api.responses.structured import response_tools
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context, get_principal, request_id_of
 from serverroom.errors import EngineError, NotFoundError
@@ -63,9 +64,9 @@ async def count_input_tokens(
     principal: Principal = Depends(get_principal),
 ) -> Response:
     engine = await ctx.engines.get(ctx.catalog.resolve(body.model))
-    state = await gather_state(ctx, body, principal)
-    items = state.history + state.new
-    prompt = await asyncio.to_thread(render_prompt, engine, body.instructions, items)
+    state = await gather_state(ctx, body, principal, require_input=False)
+    items, tools = state.history + state.new, response_tools(body)
+    prompt = await asyncio.to_thread(render_prompt, engine, body.instructions, items, tools)
     count = InputTokenCountResponse(object="response.input_tokens", input_tokens=len(prompt))
     return json_response(count)
 
