@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from fastapi import Request
+from redis.exceptions import RedisError
 
 from serverroom.accounts import keys
 from serverroom.accounts.repository import AccountsRepository, KeyInfo
@@ -96,14 +97,23 @@ class Authenticator:
         self._open_until = 0.0
 
     async def is_revoked_elsewhere(self, key_id: str) -> bool:
+        """Whether another replica revoked the key; without an answer from Redis, True, so
+        the key is checked against the database (which holds every revocation)."""
         if self.redis is None:
             return False
-        return bool(await self.redis.sismember(self.revoked_key, key_id))
+        try:
+            return bool(await self.redis.sismember(self.revoked_key, key_id))
+        except RedisError as exc:
+            logger.warning("Redis unreachable (%s): keys are checked in the database", exc)
+            return True
 
     async def publish_revocation(self, key_id: str) -> None:
         self._cache = {h: v for h, v in self._cache.items() if v[0].id != key_id}
         if self.redis is not None:
-            await self.redis.sadd(self.revoked_key, key_id)
+            try:
+                await self.redis.sadd(self.revoked_key, key_id)
+            except RedisError as exc:  # the database has it; other replicas see it there
+                logger.warning("could not publish a revocation to Redis: %s", exc)
 
     async def _verify(self, token: str) -> KeyInfo:
         # No format gate: a configured bootstrap admin key may have any form (docs/accounts.md).

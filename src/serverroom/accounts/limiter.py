@@ -6,18 +6,25 @@ limit and a weighted hit (``cost=``) of its reserved tokens (prompt + max output
 limit; ``give_back`` returns the unused part of the reservation to the current window (clamped
 at zero; if the window has rolled over since, the give-back is lost: an approximation that can
 only under-admit). The limit key is ``(project id, model id as requested)``.
+
+When Redis cannot be reached, limits fall back to this replica's memory (each replica then
+enforces the full limit on its own) and Redis is tried again every ``RETRY_SECONDS``;
+``degraded`` says so, and ``/health`` reports it.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.exceptions import RedisError
 
 from serverroom.accounts.tiers import ModelLimits
 from serverroom.errors import RateLimitError
@@ -32,6 +39,10 @@ elseif nv > 0 then
 end
 return nv
 """
+
+logger = logging.getLogger("serverroom.accounts")
+RETRY_SECONDS = 30.0
+T = TypeVar("T")
 
 
 class TokensRateLimitError(RateLimitError):
@@ -98,6 +109,36 @@ class Limiter:
             self.storage = MemoryStorage()
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
         self._adjust_script: Any = None
+        self._memory = self.storage if self.redis is None else MemoryStorage()
+        self._degraded_at: float | None = None
+
+    @property
+    def degraded(self) -> bool:
+        """Redis is configured but unreachable: this replica counts on its own."""
+        return self._degraded_at is not None
+
+    def _use(self, storage: MemoryStorage | RedisStorage) -> None:
+        self.storage = storage
+        self.strategy = SlidingWindowCounterRateLimiter(storage)
+
+    def _degrade(self, exc: Exception) -> None:
+        if self._degraded_at is None:
+            logger.warning("Redis unreachable (%s): rate limits count in this replica only", exc)
+        self._degraded_at = time.monotonic()
+        self._use(self._memory)
+
+    async def _shared(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call`` on Redis when it answers, else on this replica's memory."""
+        if self._degraded_at is not None and time.monotonic() - self._degraded_at > RETRY_SECONDS:
+            assert self.redis is not None
+            self._use(self.redis)
+            self._degraded_at = None
+        if self._degraded_at is None and self.redis is not None:
+            try:
+                return await call()
+            except RedisError as exc:
+                self._degrade(exc)
+        return await call()
 
     def _item(self, amount: int) -> RateLimitItem:
         return RateLimitItemPerSecond(amount, self.window)
@@ -114,7 +155,7 @@ class Limiter:
             return
         key = item.key_for(*ids)
         expiry = item.get_expiry()
-        if self.redis is not None:
+        if self.redis is not None and self.storage is self.redis:
             bridge = cast(Any, self.redis.bridge)
             if self._adjust_script is None:
                 self._adjust_script = bridge.get_connection().register_script(_ADJUST_LUA)
@@ -202,6 +243,11 @@ class Limiter:
         self, project_id: str, model: str, limits: ModelLimits, tokens: int
     ) -> Reservation:
         """Take one request and ``tokens`` tokens, or raise a 429 ``RateLimitError``."""
+        return await self._shared(lambda: self._acquire(project_id, model, limits, tokens))
+
+    async def _acquire(
+        self, project_id: str, model: str, limits: ModelLimits, tokens: int
+    ) -> Reservation:
         rpm, tpm = self._item(limits.rpm), self._item(limits.tpm)
         rids, tids = ("rpm", project_id, model), ("tpm", project_id, model)
         tokens = max(0, tokens)
@@ -218,7 +264,8 @@ class Limiter:
         """Correct the token hit from the reservation to the actual count."""
         delta = actual_tokens - reservation.tokens
         ids = ("tpm", reservation.project_id, reservation.model)
-        await self._adjust(self._item(reservation.limits.tpm), ids, delta)
+        item = self._item(reservation.limits.tpm)
+        await self._shared(lambda: self._adjust(item, ids, delta))
 
     async def close(self) -> None:
         if self.redis is not None:

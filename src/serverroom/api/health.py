@@ -15,7 +15,11 @@ router = APIRouter(tags=["health"], route_class=CheckedRoute)
 async def health(ctx: AppContext = Depends(get_context)) -> JSONResponse:
     model = ctx.settings.default_model
     if ctx.engines.ready(model):
-        return JSONResponse({"status": "ok", "model": model})
+        body: dict[str, object] = {"status": "ok", "model": model}
+        accounts = ctx.extras.get("accounts")
+        if accounts is not None and accounts.limiter.degraded:
+            body["degraded"] = ["redis: unreachable, rate limits count per replica"]
+        return JSONResponse(body)
     failure = ctx.engines.failure(model)
     if failure is not None:
         body = {"status": "failed", "model": model, "error": failure}
