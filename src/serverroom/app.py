@@ -24,6 +24,7 @@ from serverroom.api.embeddings.router import router as embeddings_router
 from serverroom.api.files.router import router as files_router
 from serverroom.api.health import router as health_router
 from serverroom.api.models.router import router as models_router
+from serverroom.api.openapi import install_openapi
 from serverroom.api.organization.router import router as organization_router
 from serverroom.api.responses.background import lifespan as responses_lifespan
 from serverroom.api.responses.router import router as responses_router
@@ -93,10 +94,14 @@ def create_app(
     )
     app.state.context = context
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health_router)
     for router in RESOURCE_ROUTERS:
         # Every /v1 route authenticates (once per request: FastAPI caches the dependency).
         app.include_router(router, prefix="/v1", dependencies=[Depends(get_principal)])
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.requests.max_body_bytes)
+    limits = settings.requests
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout
+    )
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -13,6 +13,7 @@ right exception class::
     ├── NotFoundError (404)
     │   └── ModelNotFoundError (code model_not_found)
     ├── ConflictError (409)
+    ├── RequestTimeoutError (408, a body that does not arrive)
     ├── PayloadTooLargeError (413)
     ├── RateLimitError (429, code rate_limit_exceeded)
     ├── EngineError (500, code engine_error)
@@ -117,6 +118,12 @@ class ConflictError(APIError):
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         # A state conflict the client cannot fix by retrying: tell the SDK not to retry.
         super().__init__(message, param=param, code=code, headers={"x-should-retry": "false"})
+
+
+class RequestTimeoutError(APIError):
+    status_code = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
 
 
 class PayloadTooLargeError(APIError):

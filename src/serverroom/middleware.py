@@ -7,13 +7,14 @@ server keeps serving.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serverroom.errors import PayloadTooLargeError, error_response
+from serverroom.errors import PayloadTooLargeError, RequestTimeoutError, error_response
 from serverroom.ids import request_id
 
 logger = logging.getLogger("serverroom.http")
@@ -73,26 +74,39 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses a JSON body over ``max_bytes`` with 413 before it is read whole: by its
-    ``content-length`` at once, or while it arrives when it has none. Multipart uploads
-    (files) are left to their own, larger limit."""
+    """Reads a request's body before the app sees it: over ``max_bytes`` it is a 413 (by its
+    ``content-length`` at once, or as it arrives), and one that has not arrived whole within
+    ``timeout`` seconds (a client trickling bytes to hold a connection) a 408. Multipart
+    uploads (files) stream to disk under their own, larger limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _is_multipart(scope):
             await self.app(scope, receive, send)
             return
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit():
-            if int(declared) > self.max_bytes:
-                await error_response(_too_large(self.max_bytes))(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
+        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
+        try:
+            if too_large:
+                raise _too_large(self.max_bytes)
+            messages = await asyncio.wait_for(self._read(receive), self.timeout)
+        except PayloadTooLargeError as exc:
+            await error_response(exc)(scope, receive, send)
             return
-        # No declared length (chunked): read the body here, up to the limit, then replay it.
+        except TimeoutError:
+            await error_response(_too_slow(self.timeout))(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive) -> list[Message]:
         messages: list[Message] = []
         seen, more = 0, True
         while more:
@@ -101,13 +115,8 @@ class BodyLimitMiddleware:
             seen += len(message.get("body", b""))
             more = message["type"] == "http.request" and bool(message.get("more_body"))
             if seen > self.max_bytes:
-                await error_response(_too_large(self.max_bytes))(scope, receive, send)
-                return
-
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
+                raise _too_large(self.max_bytes)
+        return messages
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -125,4 +134,10 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(
         f"The request body is larger than this server accepts ({limit} bytes;"
         " requests.max_body_bytes)."
+    )
+
+
+def _too_slow(timeout: float) -> RequestTimeoutError:
+    return RequestTimeoutError(
+        f"The request body did not arrive within {timeout:g} seconds (requests.body_timeout)."
     )

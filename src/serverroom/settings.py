@@ -101,6 +101,9 @@ class RequestLimits(BaseModel):
         description="Most chat messages, Responses input items or legacy prompts in one request.",
     )
     max_tools: int = Field(128, ge=1, description="Most tools in one request (the platform's).")
+    body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a JSON request body may take to arrive (408 after)."
+    )
 
 
 class Settings(BaseSettings):

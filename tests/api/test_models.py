@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import openai
@@ -49,3 +50,13 @@ def test_health_and_docs(client: TestClient) -> None:
     assert client.get("/health").status_code == 200
     assert client.get("/docs").status_code == 200
     assert "/v1/chat/completions" in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_openapi_schema_documents_what_the_server_sends(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "422" not in json.dumps(spec["paths"])  # validation is the platform's 400
+    operation = spec["paths"]["/v1/chat/completions"]["post"]
+    assert {"400", "401", "404", "429", "503"} <= set(operation["responses"])
+    assert operation["security"] == [{"ApiKey": []}]
+    assert spec["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    assert "security" not in spec["paths"]["/health"]["get"]

@@ -62,3 +62,28 @@ def test_health_stays_fast_during_a_huge_request(
     assert latencies, "the request finished before /health could be asked"
     assert statistics.median(latencies) < 0.1, latencies
     assert max(latencies) < 0.25, latencies
+
+
+def test_a_body_that_trickles_in_is_a_408(tmp_path_factory: pytest.TempPathFactory) -> None:
+    import socket
+
+    server = LiveServer(
+        tmp_path_factory.mktemp("slow"),
+        args=["--requests.body_timeout", "2", "--engine.slot_context", "2048"],
+    )
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+            head = (
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model"'
+            )
+            started = time.monotonic()
+            sock.sendall(head.encode())
+            reply = sock.recv(4096).decode(errors="replace")
+            waited = time.monotonic() - started
+        assert reply.startswith("HTTP/1.1 408"), reply
+        assert "request_timeout" in reply and 1.5 < waited < 15
+        assert httpx.get(f"{server.root_url}/health", timeout=5).status_code == 200
+    finally:
+        server.stop()
