@@ -93,6 +93,7 @@ def test_tool_grammar_modes() -> None:
     assert accepts(ToolSetup(tools, mode="auto"), call)
     assert not accepts(ToolSetup(tools, mode="required"), "Hello")
     assert accepts(ToolSetup(tools, mode="required"), call + "\n" + call)
+    assert accepts(ToolSetup(tools, mode="required"), call + "\n")  # a newline may still end
     assert not accepts(ToolSetup(tools, mode="required", parallel=False), call + "\n" + call)
     assert not accepts(ToolSetup(tools, mode="required"), call.replace('"a"', '"b"'))
 
@@ -142,3 +143,36 @@ def test_strict_message_format() -> None:
         " 'foo' is not permitted."
     )
     assert info.value.param == "response_format"
+
+
+def test_after_a_call_the_reply_ends_unless_the_model_clearly_goes_on() -> None:
+    import numpy as np
+
+    from serverroom.constraints.grammar import GO_ON_MARGIN
+    from serverroom.constraints.tools import bound_strings
+
+    tok = byte_tokenizer()
+    tools = [ToolSpec("f", parameters={"type": "object", "properties": {"a": {"type": "string"}}})]
+    call = '<tool_call>\n{"name": "f", "arguments": {"a": "x"}}\n</tool_call>'
+    setup = ToolSetup(tools, mode="required")
+    constraint = GrammarConstraint(tok, tool_grammar(setup), 258, decide_ends=True)
+    logits = np.zeros(258, dtype=np.float32)
+    assert constraint.allowed_mask() is not None and constraint.decide(logits) is None  # sampled
+    for byte in call.encode():
+        constraint.allowed_mask()
+        constraint.accept(byte)
+    mask = constraint.allowed_mask()
+    assert mask is not None and mask[ord("\n")] and any(mask[t] for t in tok.eos_tokens)
+    (end,) = [t for t in tok.eos_tokens if mask[t]]
+    logits = np.where(mask, 0.0, -np.inf).astype(np.float32)
+    logits[ord("\n")] = GO_ON_MARGIN - 0.5  # more likely than the end, but not clearly
+    assert constraint.decide(logits) == end
+    logits[ord("\n")] = GO_ON_MARGIN + 0.5
+    assert constraint.decide(logits) == ord("\n")
+    # Unbounded string arguments are generated with a bound; bounded ones keep theirs.
+    schema = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"enum": ["x"]}}}
+    bounded = bound_strings(schema, 10)
+    assert (
+        bounded["properties"]["a"]["maxLength"] == 10
+        and "maxLength" not in bounded["properties"]["b"]
+    )

@@ -244,3 +244,62 @@ def test_responses_stream_function_call_live(live_client: openai.OpenAI) -> None
     assert "response.function_call_arguments.done" in kinds
     call = next(item for item in final.output if item.type == "function_call")
     check_call(call.name, call.arguments)
+
+
+def test_forced_single_intent_calls_are_short_and_valid(live_client: openai.OpenAI) -> None:
+    """tool_choice=required with one strict tool, 20 single-intent prompts: each reply ends
+    after a call or few (it used to chain up to 8 invented ones, or run an argument to the
+    reply limit), with arguments that follow the schema."""
+    tool = {
+        "type": "function",
+        "name": "get_weather",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    }
+    cities = [
+        "Rome",
+        "Paris",
+        "Tokyo",
+        "Lima",
+        "Oslo",
+        "Cairo",
+        "Delhi",
+        "Berlin",
+        "Madrid",
+        "Sydney",
+    ]
+    cities += [
+        "Toronto",
+        "Nairobi",
+        "Seoul",
+        "Dublin",
+        "Lisbon",
+        "Vienna",
+        "Prague",
+        "Athens",
+        "Havana",
+        "Quito",
+    ]
+    calls_per_reply = []
+    for city in cities:
+        response = live_client.responses.create(
+            model="gpt-4.1",
+            input=f"What is the weather in {city}?",
+            tools=[tool],  # type: ignore[list-item]
+            tool_choice="required",
+        )
+        calls = [item for item in response.output if item.type == "function_call"]
+        assert calls and response.usage is not None
+        assert response.usage.output_tokens <= 512  # the default reply limit holds
+        for call in calls:
+            arguments = json.loads(call.arguments)
+            assert set(arguments) == {"city"} and isinstance(arguments["city"], str)
+            assert len(arguments["city"]) <= 256
+        calls_per_reply.append(len(calls))
+    # Three runs before the end-of-call rule: 2.65 to 3.65 calls a reply; after: 1.0 to 1.55.
+    assert sum(calls_per_reply) / len(cities) <= 2.0, calls_per_reply

@@ -41,11 +41,20 @@ def check_grammar(tokenizer: LLTokenizer, grammar: str, *, param: str, what: str
         )
 
 
+GO_ON_MARGIN = 2.0  # nats: about 7 times as likely
+
+
 class GrammarConstraint:
     """Constrains one sequence to a grammar; one instance per generated choice."""
 
-    def __init__(self, tokenizer: LLTokenizer, grammar: str, vocab_size: int) -> None:
+    def __init__(
+        self, tokenizer: LLTokenizer, grammar: str, vocab_size: int, *, decide_ends: bool = False
+    ) -> None:
+        """``decide_ends``: where the output may end but could go on (after a tool call), the
+        step is decided, not sampled (``decide``)."""
         self.tokenizer = tokenizer
+        self.decide_ends = decide_ends
+        self._deciding = False
         self.matcher = LLMatcher(tokenizer, grammar, log_level=0)
         if self.matcher.is_error():
             raise InvalidRequestError(
@@ -65,7 +74,25 @@ class GrammarConstraint:
         self.matcher.unsafe_compute_mask_ptr(bits.ctypes.data, bits.nbytes)
         unpacked = np.unpackbits(bits.view(np.uint8), bitorder="little")
         self._mask[: unpacked.size] = unpacked.view(np.bool_)
-        return self._mask[: self.vocab_size]
+        mask = self._mask[: self.vocab_size]
+        self._deciding = self.decide_ends and self.matcher.is_accepting() and int(mask.sum()) > 1
+        return mask
+
+    def decide(self, logits: npt.NDArray[np.float32]) -> int | None:
+        """Where the output may end but could go on, it ends unless the model clearly prefers
+        going on: its most likely other token must beat its most likely end by
+        ``GO_ON_MARGIN`` (about 7 times as likely). A small model asked one thing
+        otherwise chains calls it invents; one asked several things still makes them."""
+        if not self._deciding:
+            return None
+        ends = [t for t in self.tokenizer.eos_tokens if t < logits.size and logits[t] > -np.inf]
+        if not ends:
+            return None
+        end = max(ends, key=lambda t: float(logits[t]))
+        masked = logits.copy()
+        masked[ends] = -np.inf
+        other = int(np.argmax(masked))
+        return other if masked[other] > logits[end] + GO_ON_MARGIN else end
 
     def _eos_only(self) -> npt.NDArray[np.bool_]:
         mask = np.zeros(self.vocab_size, dtype=np.bool_)
@@ -114,3 +141,6 @@ class PrefixSwitchConstraint:
 
     def is_finished(self) -> bool:
         return False if self.free else self.inner.is_finished()
+
+    def decide(self, logits: npt.NDArray[np.float32]) -> int | None:
+        return None if self.free else self.inner.decide(logits)

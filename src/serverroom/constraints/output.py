@@ -93,7 +93,10 @@ class OutputPlan:
 
     def new_constraint(self) -> TokenConstraint:
         inner = GrammarConstraint(
-            tokenizer_for_engine(self.engine), self.grammar, self.engine.vocab_size
+            tokenizer_for_engine(self.engine),
+            self.grammar,
+            self.engine.vocab_size,
+            decide_ends=self.tools,
         )
         outer: TokenConstraint = inner
         if self.switch_marker is not None:

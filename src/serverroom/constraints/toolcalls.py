@@ -200,3 +200,6 @@ class RepeatGuard:
 
     def is_finished(self) -> bool:
         return self.parser.duplicates > 0 or self.inner.is_finished()
+
+    def decide(self, logits: npt.NDArray[np.float32]) -> int | None:
+        return self.inner.decide(logits)

@@ -27,6 +27,10 @@ CALL_OPEN = "<tool_call>\n"
 CALL_CLOSE = "\n</tool_call>"
 CALL_SEP = "\n"
 MAX_PARALLEL = 8
+# A string argument whose schema sets no maxLength (nor enum, const, format or pattern) is
+# generated with at most this many characters: a small model that never closes its quote
+# cannot hold a slot for the rest of its reply. The output still validates against the schema.
+MAX_ARGUMENT_CHARS = 256
 EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
 
 Mode = Literal["auto", "required", "none"]
@@ -94,12 +98,28 @@ def _rebase_refs(node: Any, base: str) -> Any:
     return node
 
 
+def bound_strings(node: Any, limit: int = MAX_ARGUMENT_CHARS) -> Any:
+    """A copy of a schema whose unbounded string schemas get ``maxLength: limit``."""
+    if isinstance(node, list):
+        return [bound_strings(item, limit) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: bound_strings(value, limit) for key, value in node.items()}
+    kinds = out.get("type")
+    is_string = kinds == "string" or (isinstance(kinds, list) and "string" in kinds)
+    bounded = {"maxLength", "enum", "const", "format", "pattern"} & out.keys()
+    if is_string and not bounded:
+        out["maxLength"] = limit
+    return out
+
+
 def _call_schema(tool: ToolSpec) -> dict[str, Any]:
+    arguments = bound_strings(tool.schema())
     return {
         "type": "object",
         "properties": {
             "name": {"const": tool.name},
-            "arguments": _rebase_refs(tool.schema(), "#/properties/arguments"),
+            "arguments": _rebase_refs(arguments, "#/properties/arguments"),
         },
         "required": ["name", "arguments"],
         "additionalProperties": False,
@@ -117,7 +137,9 @@ def tool_grammar(setup: ToolSetup, text_grammar: dict[str, Any] | None = None) -
     names = [f"f{i}" for i in range(len(tools))]
     repeat = f'("{_lark(CALL_SEP)}" call){{0,{MAX_PARALLEL - 1}}}' if setup.parallel else ""
     lines = [
-        f"calls: call {repeat}",
+        # A newline after a call may still end the reply: the model that writes one is not
+        # thereby forced into another call (which is how small models chained invented ones).
+        f'calls: call {repeat} "{_lark(CALL_SEP)}"?',
         f'call: "{_lark(CALL_OPEN)}" ({" | ".join(names)}) "{_lark(CALL_CLOSE)}"',
     ]
     lines += [

@@ -29,6 +29,10 @@ class TokenConstraint(Protocol):
     def is_finished(self) -> bool:
         """Whether the constraint is complete and generation must stop."""
 
+    def decide(self, logits: npt.NDArray[np.float32]) -> int | None:
+        """The token for this step when it is a decision rather than a sample (after a tool
+        call: another call, or the end), from the masked logits; None to sample as usual."""
+
 
 @dataclass(frozen=True)
 class SamplingParams:

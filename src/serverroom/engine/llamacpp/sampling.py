@@ -76,6 +76,11 @@ class SequenceSampler:
             mask = constraint.allowed_mask()
             if mask is not None:
                 logits[~mask[: self.n_vocab]] = -np.inf
+                chosen = constraint.decide(logits)
+                if chosen is not None:  # a decision, not a sample: only that token remains
+                    kept = float(logits[chosen])
+                    logits[:] = -np.inf
+                    logits[chosen] = kept
         return logits
 
     def finish(self, token: int, logits: npt.NDArray[np.float32] | None) -> SampledToken:
