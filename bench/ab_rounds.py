@@ -8,7 +8,10 @@ for ``--seconds``. It prints each server's median output tok/s and its ratio to 
     python bench/ab_rounds.py --revisions HEAD~1 HEAD --concurrency 1 16 --rounds 6
 
 A revision is any git revision of this repository (its ``src/`` is exported to a temporary
-directory) or ``work`` for the working tree.
+directory) or ``work`` for the working tree. llama-server is started as by ``serve_bench.py``
+(``--extra-buffers auto``: probed, ``--no-repack`` if the default settings crash); ``on`` /
+``off`` are also passed to every revision as ``--engine.extra_buffers``, which revisions older
+than that setting reject.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from serve_bench import (
     Server,
     free_port,
     one_request,
-    start_llama_server,
+    start_llama_server_probed,
 )
 
 ROOT = HERE.parent
@@ -78,6 +81,8 @@ def start_revision(name: str, src: Path, args: argparse.Namespace, data: Path) -
     cmd += ["--engine.slots", str(args.slots), "--engine.slot_context", str(args.ctx)]
     cmd += ["--engine.threads", str(args.threads), "--engine.batch_size", str(args.batch)]
     cmd += ["--log_level", "warning"]
+    if args.extra_buffers != "auto":
+        cmd += ["--engine.extra_buffers", args.extra_buffers]
     with (data / f"{name}.log").open("ab") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     return Server(name, proc, port, "gpt-4.1")
@@ -118,6 +123,7 @@ def main() -> None:
     parser.add_argument("--ctx", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--extra-buffers", choices=("auto", "on", "off"), default="auto")
     args = parser.parse_args()
 
     built = subprocess.run(
@@ -127,7 +133,7 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="sr-ab-"))
     print(f"logs and data in {data}", flush=True)
     servers = [start_revision(r, export(r, data / "src"), args, data) for r in args.revisions]
-    servers.append(start_llama_server(binary, locate_weights(GGUF_REF), args, data))
+    servers.append(start_llama_server_probed(binary, locate_weights(GGUF_REF), args, data))
     try:
         for server in servers:
             server.wait()

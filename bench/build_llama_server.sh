@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Build llama.cpp's llama-server from the sources vendored in the llama-cpp-python sdist that
-# serverroom pins, so both servers run the very same llama.cpp.
-#   bash bench/build_llama_server.sh   ->   bench/_build/llama-server
+# Build llama.cpp's llama-server, llama-bench and llama-quantize from the sources vendored in
+# the llama-cpp-python sdist that serverroom pins, so both servers run the very same llama.cpp.
+#   bash bench/build_llama_server.sh   ->   bench/_build/{llama-server,llama-bench,llama-quantize}
+# The last line printed is the llama-server path; the other two lie next to it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$here/_build"
 version="$(python -c 'import importlib.metadata as m; print(m.version("llama-cpp-python"))')"
+targets=(llama-server llama-bench llama-quantize)
 mkdir -p "$out"
-if [ ! -x "$out/llama-server" ]; then
+missing=()
+for target in "${targets[@]}"; do
+  [ -x "$out/$target" ] || missing+=("$target")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
   cd "$out"
   if [ ! -d "llama_cpp_python-$version" ]; then
     python -m pip download --no-deps --no-binary :all: -q -d . "llama-cpp-python==$version"
@@ -17,7 +23,9 @@ if [ ! -x "$out/llama-server" ]; then
   cmake -S "$src" -B "$out/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
     -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF >/dev/null
-  cmake --build "$out/build" --target llama-server -j "$(nproc)"
-  cp "$out/build/bin/llama-server" "$out/llama-server"
+  cmake --build "$out/build" --target "${missing[@]}" -j "$(nproc)"
+  for target in "${missing[@]}"; do
+    cp "$out/build/bin/$target" "$out/$target"
+  done
 fi
 echo "$out/llama-server"

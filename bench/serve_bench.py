@@ -10,6 +10,13 @@ serves), then serverroom's peak RSS and its RSS drift over many sequential reque
 
 Generation is forced to ``--max-tokens`` tokens on both servers (end-of-generation tokens are
 banned through ``logit_bias``), so both do exactly the same work.
+
+llama.cpp's extra buffer types (weights repacked for AMX or AVX2/AVX-512 kernels) crash on some
+machines (AMX Xeons: SIGSEGV on the first decode). ``--extra-buffers auto`` (the default) starts
+llama-server with them and sends it one small completion; if it dies or does not answer, it is
+started again with ``--no-repack``, and the script says which settings it ran with and why.
+``on`` / ``off`` skip that probe and are passed to serverroom as ``--engine.extra_buffers``
+(with ``auto`` serverroom runs its own start-up probe).
 """
 
 from __future__ import annotations
@@ -66,7 +73,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited")
+                raise RuntimeError(f"{self.name} {exit_reason(self.proc.returncode)}")
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
                     return
@@ -89,6 +96,16 @@ class Server:
             self.proc.kill()
 
 
+def exit_reason(returncode: int) -> str:
+    """How a process ended, e.g. "was killed by SIGSEGV" or "exited with status 1"."""
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
 def start_serverroom(gguf: Path, args: argparse.Namespace, data: Path) -> Server:
     port = free_port()
     cmd = [
@@ -109,13 +126,17 @@ def start_serverroom(gguf: Path, args: argparse.Namespace, data: Path) -> Server
         "--log_level",
         "warning",
     ]
+    if args.extra_buffers != "auto":
+        cmd += ["--engine.extra_buffers", args.extra_buffers]
     env = {**os.environ, "SERVERROOM_DATA_DIR": str(data), "SERVERROOM_AUTH__MODE": "dev"}
     with (data / "serverroom.log").open("ab") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     return Server("serverroom", proc, port, "gpt-4.1")
 
 
-def start_llama_server(binary: Path, gguf: Path, args: argparse.Namespace, data: Path) -> Server:
+def start_llama_server(
+    binary: Path, gguf: Path, args: argparse.Namespace, log: Path, *, repack: bool
+) -> Server:
     port = free_port()
     cmd = [
         str(binary),
@@ -139,10 +160,60 @@ def start_llama_server(binary: Path, gguf: Path, args: argparse.Namespace, data:
         str(args.batch),
         "--no-webui",
         "--log-file",
-        str(data / "llama-server.log"),
+        str(log),
     ]
+    if not repack:
+        cmd.append("--no-repack")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return Server("llama-server", proc, port, "smollm2")
+
+
+def probe(server: Server) -> str | None:
+    """Why ``server`` cannot serve (it died while loading or while answering one short
+    completion, or did not answer in time), or None when it answered."""
+    try:
+        server.wait()
+        response = httpx.post(
+            f"{server.base_url}/completions",
+            json={"model": server.model, "prompt": "The capital of France is", "max_tokens": 8},
+            timeout=120,
+        )
+        response.raise_for_status()
+        return None
+    except (RuntimeError, httpx.HTTPError) as exc:
+        time.sleep(0.5)  # a request cut off by a crash: let the process finish dying
+        if server.proc.poll() is not None:
+            return f"llama-server {exit_reason(server.proc.returncode)}"
+        return f"{type(exc).__name__}: {exc}"
+
+
+def start_llama_server_probed(
+    binary: Path, gguf: Path, args: argparse.Namespace, data: Path
+) -> Server:
+    """llama-server with the extra buffer types ``--extra-buffers`` asks for; with ``auto``,
+    the default (fast) settings if they answer a completion, else ``--no-repack``."""
+    log = data / "llama-server.log"
+    if args.extra_buffers != "auto":
+        repack = args.extra_buffers == "on"
+        server = start_llama_server(binary, gguf, args, log, repack=repack)
+        server.wait()
+        why = f"--extra-buffers {args.extra_buffers}"
+    else:
+        server = start_llama_server(binary, gguf, args, log, repack=True)
+        failure = probe(server)
+        repack = failure is None
+        why = "probe: the default settings answered a completion"
+        if failure is not None:
+            server.stop()
+            log = data / "llama-server.no-repack.log"
+            server = start_llama_server(binary, gguf, args, log, repack=False)
+            if (second := probe(server)) is not None:
+                server.stop()
+                raise RuntimeError(f"llama-server fails with and without --no-repack: {second}")
+            why = f"probe: with the default settings {failure}"
+    settings = "on, default settings" if repack else "off, --no-repack"
+    print(f"llama-server: extra buffer types {settings} ({why})", flush=True)
+    return server
 
 
 async def one_request(
@@ -282,11 +353,14 @@ def run(args: argparse.Namespace) -> None:
     binary = Path(built.stdout.strip().splitlines()[-1])
     data = Path(tempfile.mkdtemp(prefix="sr-bench-"))
     print(f"logs and data in {data}", flush=True)
+    theirs = start_llama_server_probed(binary, gguf, args, data)
+    if args.extra_buffers == "auto":
+        print("serverroom: engine.extra_buffers auto (its own start-up probe)", flush=True)
+    else:
+        print(f"serverroom: --engine.extra_buffers {args.extra_buffers}", flush=True)
     ours = start_serverroom(gguf, args, data)
-    theirs = start_llama_server(binary, gguf, args, data)
     try:
         ours.wait()
-        theirs.wait()
         for server in (ours, theirs):  # warm-up
             asyncio.run(load(server, 2, 2, 8))
         # The SDK builds its Responses event types on first use, in this (client) process.
@@ -379,6 +453,13 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=1000)
     parser.add_argument(
         "--ttft-requests", type=int, default=40, help="requests per server for TTFT (c=1)"
+    )
+    parser.add_argument(
+        "--extra-buffers",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="llama.cpp's extra buffer types (weight repacking); auto: probe llama-server,"
+        " fall back to --no-repack if it crashes (default: %(default)s)",
     )
     run(parser.parse_args())
 
