@@ -32,6 +32,7 @@ from serve_bench import (
     HERE,
     PROMPTS,
     Server,
+    build_llama_server,
     free_port,
     one_request,
     start_llama_server_probed,
@@ -126,10 +127,7 @@ def main() -> None:
     parser.add_argument("--extra-buffers", choices=("auto", "on", "off"), default="auto")
     args = parser.parse_args()
 
-    built = subprocess.run(
-        ["bash", str(HERE / "build_llama_server.sh")], check=True, capture_output=True, text=True
-    )
-    binary = Path(built.stdout.strip().splitlines()[-1])
+    binary = build_llama_server()
     data = Path(tempfile.mkdtemp(prefix="sr-ab-"))
     print(f"logs and data in {data}", flush=True)
     servers = [start_revision(r, export(r, data / "src"), args, data) for r in args.revisions]

@@ -29,14 +29,13 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from serve_bench import GGUF_REF, HERE, load, start_llama_server
+from serve_bench import GGUF_REF, build_llama_server, load, start_llama_server
 
 T = TypeVar("T")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -209,15 +208,7 @@ def main() -> None:
     from serverroom.catalog import locate_weights
 
     gguf = args.gguf or locate_weights(GGUF_REF)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    built = subprocess.run(
-        ["bash", str(HERE / "build_llama_server.sh")],
-        check=True,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    binary = Path(built.stdout.strip().splitlines()[-1])
+    binary = build_llama_server()
     bench = binary.with_name("llama-bench")
     print(f"{gguf.name}: {repacked(bench, gguf)}", flush=True)
     if "llama-bench" not in skip:

@@ -106,6 +106,21 @@ def exit_reason(returncode: int) -> str:
     return f"exited with status {returncode}"
 
 
+def build_llama_server() -> Path:
+    """llama-server as ``build_llama_server.sh`` builds it (on first use; llama-bench and
+    llama-quantize lie next to it). The script reads the pinned llama-cpp-python version with
+    ``python``: this interpreter's."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    built = subprocess.run(
+        ["bash", str(HERE / "build_llama_server.sh")],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
 def start_serverroom(gguf: Path, args: argparse.Namespace, data: Path) -> Server:
     port = free_port()
     cmd = [
@@ -342,15 +357,7 @@ def run(args: argparse.Namespace) -> None:
     from serverroom.catalog import locate_weights
 
     gguf = locate_weights(GGUF_REF)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    built = subprocess.run(
-        ["bash", str(HERE / "build_llama_server.sh")],
-        check=True,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    binary = Path(built.stdout.strip().splitlines()[-1])
+    binary = build_llama_server()
     data = Path(tempfile.mkdtemp(prefix="sr-bench-"))
     print(f"logs and data in {data}", flush=True)
     theirs = start_llama_server_probed(binary, gguf, args, data)
