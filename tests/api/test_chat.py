@@ -274,7 +274,7 @@ def test_plain_content_chunks_match_the_sdk_model_path(with_usage: bool, index: 
 
     from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
 
-    from serverroom.api.chat.service import _chunk, _ContentChunk
+    from serverroom.api.chat.stream import _chunk, _ContentChunk
 
     plan: Any = SimpleNamespace(
         completion_id="chatcmpl-x", created=1, entry=SimpleNamespace(id="gpt-4.1")

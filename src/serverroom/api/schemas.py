@@ -9,14 +9,24 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 
 class RequestModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
-Metadata = Annotated[dict[str, str], Field(max_length=16)]
+def _metadata_limits(value: dict[str, str]) -> dict[str, str]:
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError(f"metadata keys must be at most 64 characters, got {key[:70]!r}")
+        if len(item) > 512:
+            raise ValueError(f"metadata values must be at most 512 characters (key {key!r})")
+    return value
+
+
+# The platform's metadata: up to 16 pairs, keys <= 64 and values <= 512 characters.
+Metadata = Annotated[dict[str, str], Field(max_length=16), AfterValidator(_metadata_limits)]
 _TOKEN_ID = re.compile(r"-?[0-9]+")  # ASCII digits only: int() also takes "²" and "٣"
 
 

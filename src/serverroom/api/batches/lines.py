@@ -152,11 +152,14 @@ async def _dispatch(
     if endpoint == "/v1/chat/completions":
         from serverroom.api.chat.schemas import ChatCompletionRequest
         from serverroom.api.chat.service import complete_chat, plan_chat
+        from serverroom.api.chat.store import ChatStore
 
         _no_stream(body)
         chat = ChatCompletionRequest.model_validate(body)
         plan = await plan_chat(ctx, chat, principal, batch=True, priority=priority)
-        return (await complete_chat(plan, rid)).model_dump(mode="json", exclude_unset=True)
+        completion = await complete_chat(plan, rid)
+        await ChatStore(ctx, principal).keep(chat, completion)
+        return completion.model_dump(mode="json", exclude_unset=True)
     if endpoint == "/v1/completions":
         from serverroom.api.completions.schemas import CompletionRequest
         from serverroom.api.completions.service import complete, plan_completion

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from serverroom.storage.db import Database
+from serverroom.storage.paging import seq_page
 from serverroom.storage.tables.batches import BatchLineRow, BatchRow
 
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
@@ -49,19 +50,9 @@ class BatchRepository:
     ) -> tuple[list[BatchRow], bool]:
         async with self.db.session() as session:
             query = select(BatchRow).where(BatchRow.project_id == project_id)
-            if after:
-                cursor = (
-                    await session.execute(
-                        select(BatchRow.seq).where(
-                            BatchRow.id == after, BatchRow.project_id == project_id
-                        )
-                    )
-                ).scalar_one_or_none()
-                if cursor is not None:
-                    query = query.where(BatchRow.seq < cursor)
-            query = query.order_by(BatchRow.seq.desc()).limit(limit + 1)
-            rows = list((await session.execute(query)).scalars())
-        return rows[:limit], len(rows) > limit
+            return await seq_page(
+                session, BatchRow, query, project_id, after=after, limit=limit, order="desc"
+            )
 
     async def update(
         self, batch_id: str, *, only_from: tuple[str, ...] | None = None, **values: Any

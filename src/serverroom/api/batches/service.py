@@ -13,6 +13,7 @@ from serverroom.api.batches.lines import ENDPOINTS
 from serverroom.api.batches.repository import CANCELLABLE, BatchRepository
 from serverroom.api.batches.schemas import BatchCreateRequest
 from serverroom.api.files.service import FileService
+from serverroom.api.lists import list_body
 from serverroom.context import AppContext
 from serverroom.errors import ConflictError, InvalidRequestError, NotFoundError
 from serverroom.ids import new_id
@@ -140,14 +141,7 @@ class BatchService:
 
     async def list(self, principal: Principal, *, after: str | None, limit: int) -> dict[str, Any]:
         rows, has_more = await self.repo.page(principal.project_id, after=after, limit=limit)
-        data = [batch_object(r) for r in rows]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
+        return list_body([batch_object(r) for r in rows], has_more)
 
     async def cancel(self, principal: Principal, batch_id: str) -> dict[str, Any]:
         row = await self.repo.get(batch_id, principal.project_id)

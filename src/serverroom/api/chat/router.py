@@ -1,14 +1,17 @@
-"""Routes for Chat Completions."""
+"""Routes for Chat Completions: create, and the stored completions (``store: true``)."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import JSONResponse, Response
 
-from serverroom.api.chat.schemas import ChatCompletionRequest
-from serverroom.api.chat.service import complete_chat, merge_choices, plan_chat, stream_chat
+from serverroom.api.chat.schemas import ChatCompletionRequest, ChatCompletionUpdateRequest
+from serverroom.api.chat.service import complete_chat, plan_chat
+from serverroom.api.chat.store import ChatStore, metadata_filters
+from serverroom.api.chat.stream import merge_choices, stream_chat
 from serverroom.api.disconnect import while_connected
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context, get_principal, request_id_of
@@ -18,18 +21,76 @@ from serverroom.sse import guard_stream, json_response, primed, sse_response
 router = APIRouter(tags=["chat"], route_class=CheckedRoute)
 
 
+def get_store(
+    ctx: AppContext = Depends(get_context), principal: Principal = Depends(get_principal)
+) -> ChatStore:
+    return ChatStore(ctx, principal)
+
+
 @router.post("/chat/completions", response_model=None)
 async def create_chat_completion(
     body: ChatCompletionRequest,
     request: Request,
     ctx: AppContext = Depends(get_context),
     principal: Principal = Depends(get_principal),
+    store: ChatStore = Depends(get_store),
 ) -> Response:
     plan = await plan_chat(ctx, body, principal)
     rid = request_id_of(request)
     if body.stream:
         started = asyncio.Event()  # headers go out once the engine has admitted the request
         events = await primed(merge_choices(plan, rid, started.set), started)
-        return sse_response(guard_stream(stream_chat(plan, events)), headers=plan.ticket.headers)
+        chunks = stream_chat(plan, events, lambda done: store.keep(body, done))
+        return sse_response(guard_stream(chunks), headers=plan.ticket.headers)
     completion = await while_connected(request, complete_chat(plan, rid))
+    await store.keep(body, completion)
     return json_response(completion, headers=plan.ticket.headers)
+
+
+@router.get("/chat/completions", response_model=None)
+async def list_chat_completions(
+    request: Request,
+    model: str | None = None,
+    after: str | None = None,
+    limit: int = Query(20, ge=1, le=100),
+    order: Literal["asc", "desc"] = "asc",
+    store: ChatStore = Depends(get_store),
+) -> Response:
+    filters = metadata_filters(request.query_params)
+    page = await store.page(model=model, metadata=filters, after=after, limit=limit, order=order)
+    return JSONResponse(page)
+
+
+@router.get("/chat/completions/{completion_id}", response_model=None)
+async def get_chat_completion(
+    completion_id: str, store: ChatStore = Depends(get_store)
+) -> Response:
+    return JSONResponse(await store.retrieve(completion_id))
+
+
+@router.post("/chat/completions/{completion_id}", response_model=None)
+async def update_chat_completion(
+    completion_id: str,
+    body: ChatCompletionUpdateRequest,
+    store: ChatStore = Depends(get_store),
+) -> Response:
+    return JSONResponse(await store.update(completion_id, dict(body.metadata or {})))
+
+
+@router.delete("/chat/completions/{completion_id}", response_model=None)
+async def delete_chat_completion(
+    completion_id: str, store: ChatStore = Depends(get_store)
+) -> Response:
+    return json_response(await store.delete(completion_id))
+
+
+@router.get("/chat/completions/{completion_id}/messages", response_model=None)
+async def list_chat_messages(
+    completion_id: str,
+    after: str | None = None,
+    limit: int = Query(20, ge=1, le=100),
+    order: Literal["asc", "desc"] = "asc",
+    store: ChatStore = Depends(get_store),
+) -> Response:
+    page = await store.messages(completion_id, after=after, limit=limit, order=order)
+    return JSONResponse(page)

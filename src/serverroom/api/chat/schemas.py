@@ -92,3 +92,9 @@ class ChatCompletionRequest(SamplingFields):
     def output_limit_param(self) -> str:
         """The field that set :meth:`output_limit`, for error messages."""
         return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"
+
+
+class ChatCompletionUpdateRequest(RequestModel):
+    """``POST /chat/completions/{id}``: only ``metadata`` can change (null clears it)."""
+
+    metadata: Metadata | None

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
-from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
-from openai.types.chat.chat_completion_chunk import ChoiceDelta
-from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
 from openai.types.chat.chat_completion_message import ChatCompletionMessage
 from openai.types.chat.chat_completion_token_logprob import ChatCompletionTokenLogprob, TopLogprob
 from openai.types.completion_usage import (
@@ -24,7 +20,6 @@ from openai.types.completion_usage import (
 
 from serverroom.api.chat.schemas import ChatCompletionRequest
 from serverroom.api.chat.structured import (
-    ToolDeltaMaker,
     chat_format,
     chat_tools,
     message_tool_calls,
@@ -44,8 +39,6 @@ from serverroom.api.common import (
 from serverroom.catalog import ModelEntry
 from serverroom.constraints import (
     OutputPlan,
-    TextPiece,
-    ToolCallParser,
     ToolSetup,
     constrains,
     parse_tool_output,
@@ -54,12 +47,11 @@ from serverroom.constraints import (
 )
 from serverroom.context import AppContext
 from serverroom.engine.base import ChatMessage, Engine, SamplingParams, TokenConstraint
-from serverroom.engine.textgen import TextDelta, TextDone, TextEvent, TokenInfo, generate_text
+from serverroom.engine.textgen import TextDone, TextEvent, TokenInfo, generate_text
 from serverroom.errors import InvalidRequestError
 from serverroom.ids import new_id
 from serverroom.metering import Ticket, Usage
 from serverroom.principal import Principal
-from serverroom.sse import DONE, sse_event
 
 
 @dataclass
@@ -221,6 +213,23 @@ async def complete_chat(plan: ChatPlan, request_id: str) -> ChatCompletion:
     counts = [0] * len(plan.params)
     async with billed_if_abandoned(plan.ticket, len(plan.prompt), counts):
         results = await gather_all(collect_text(events(i), counts, i) for i in range(len(counts)))
+    completion = build_completion(plan, results)
+    await plan.ticket.settle(completion_usage(completion))
+    return completion
+
+
+def completion_usage(completion: ChatCompletion) -> Usage:
+    """What a completion is billed for."""
+    used = completion.usage
+    assert used is not None and used.prompt_tokens_details is not None
+    cached = used.prompt_tokens_details.cached_tokens or 0
+    return Usage(used.prompt_tokens, cached, used.completion_tokens)
+
+
+def build_completion(
+    plan: ChatPlan, results: list[tuple[TextDone, list[TokenInfo]]]
+) -> ChatCompletion:
+    """The ``ChatCompletion`` of finished choices (each its end and its logprobs)."""
     choices = []
     for index, (done, infos) in enumerate(results):
         logprobs = None
@@ -232,7 +241,7 @@ async def complete_chat(plan: ChatPlan, request_id: str) -> ChatCompletion:
         )
         finish: Literal["stop", "length", "tool_calls"] = done.finish_reason
         if calls:
-            message.tool_calls = list(message_tool_calls(calls))
+            message.tool_calls = list(message_tool_calls(calls, plan.completion_id, index))
             finish = "tool_calls" if done.finish_reason == "stop" else done.finish_reason
         choices.append(
             Choice(index=index, finish_reason=finish, logprobs=logprobs, message=message)
@@ -240,7 +249,6 @@ async def complete_chat(plan: ChatPlan, request_id: str) -> ChatCompletion:
     prompt = len(plan.prompt)
     cached = max(done.cached_tokens for done, _ in results)
     completion = sum(done.completion_tokens for done, _ in results)
-    await plan.ticket.settle(Usage(prompt, cached, completion))
     return ChatCompletion(
         id=plan.completion_id,
         object="chat.completion",
@@ -251,171 +259,3 @@ async def complete_chat(plan: ChatPlan, request_id: str) -> ChatCompletion:
         system_fingerprint=SYSTEM_FINGERPRINT,
         service_tier="default",
     )
-
-
-_MARK = "@@serverroom-content@@"
-
-
-class _ContentChunk:
-    """A plain content chunk as bytes, byte-identical to the SDK-model path but without
-    building and dumping three pydantic models per token: the chunk is rendered once with a
-    marker as its content and split around it."""
-
-    def __init__(self, plan: ChatPlan, index: int, with_usage: bool) -> None:
-        choice = ChunkChoice(index=index, delta=ChoiceDelta(content=_MARK), finish_reason=None)
-        sample = _chunk(plan, [choice], with_usage)
-        self.head, _, self.tail = sample.partition(json.dumps(_MARK).encode())
-
-    def __call__(self, text: str) -> bytes:
-        return self.head + json.dumps(text, ensure_ascii=False).encode() + self.tail
-
-
-def _chunk(plan: ChatPlan, choices: list[ChunkChoice], with_usage: bool) -> bytes:
-    chunk = ChatCompletionChunk(
-        id=plan.completion_id,
-        object="chat.completion.chunk",
-        created=plan.created,
-        model=plan.entry.id,
-        choices=choices,
-        system_fingerprint=SYSTEM_FINGERPRINT,
-        service_tier="default",
-    )
-    if with_usage:
-        chunk.usage = None
-    return sse_event(chunk.model_dump(mode="json", exclude_unset=True))
-
-
-async def merge_choices(
-    plan: ChatPlan, request_id: str, on_start: Callable[[], None] | None = None
-) -> AsyncIterator[tuple[int, TextEvent]]:
-    """Run every choice concurrently and interleave their events."""
-    if len(plan.params) == 1:
-        async for event in generate_text(
-            plan.engine,
-            plan.prompt,
-            plan.params[0],
-            plan.stop,
-            request_id=request_id,
-            on_start=on_start,
-        ):
-            yield 0, event
-        return
-    queue: asyncio.Queue[tuple[int, TextEvent] | BaseException] = asyncio.Queue()
-
-    async def pump(index: int) -> None:
-        try:
-            async for event in generate_text(
-                plan.engine,
-                plan.prompt,
-                plan.params[index],
-                plan.stop,
-                request_id=request_id,
-                on_start=on_start,
-            ):
-                await queue.put((index, event))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            await queue.put(exc)
-
-    tasks = [asyncio.create_task(pump(i)) for i in range(len(plan.params))]
-    remaining = len(tasks)
-    try:
-        while remaining:
-            item = await queue.get()
-            if isinstance(item, BaseException):
-                raise item
-            if isinstance(item[1], TextDone):
-                remaining -= 1
-            yield item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _content_chunks(
-    plan: ChatPlan,
-    events: AsyncIterator[tuple[int, TextEvent]],
-    include_usage: bool,
-    with_logprobs: bool,
-) -> AsyncIterator[bytes | TextDone]:
-    """Content and finish chunks; each choice's ``TextDone`` is passed up for usage."""
-    parsers: dict[int, tuple[ToolCallParser, ToolDeltaMaker]] = {}
-    plain: dict[int, _ContentChunk] = {}
-    async for index, event in events:
-        if isinstance(event, TextDelta) and plan.tools is not None:
-            parser, maker = parsers.setdefault(index, (ToolCallParser(), ToolDeltaMaker()))
-            found = parser.feed(event.text)
-            deltas = maker.deltas(found)
-            if deltas:
-                choice = ChunkChoice(
-                    index=index, delta=ChoiceDelta(tool_calls=deltas), finish_reason=None
-                )
-                yield _chunk(plan, [choice], include_usage)
-            text = "".join(e.text for e in found if isinstance(e, TextPiece))
-            if text:
-                choice = ChunkChoice(
-                    index=index, delta=ChoiceDelta(content=text), finish_reason=None
-                )
-                yield _chunk(plan, [choice], include_usage)
-        elif isinstance(event, TextDelta) and not with_logprobs:
-            if index not in plain:
-                plain[index] = _ContentChunk(plan, index, include_usage)
-            yield plain[index](event.text)
-        elif isinstance(event, TextDelta):
-            choice = ChunkChoice(
-                index=index, delta=ChoiceDelta(content=event.text), finish_reason=None
-            )
-            if with_logprobs:
-                choice.logprobs = ChunkLogprobs(content=chat_logprobs(event.logprobs), refusal=None)
-            yield _chunk(plan, [choice], include_usage)
-        else:
-            yield event
-            finish: Literal["stop", "length", "tool_calls"] = event.finish_reason
-            if index in parsers:
-                parser = parsers[index][0]
-                if parser.pending_text():
-                    delta = ChoiceDelta(content=parser.pending_text())
-                    yield _chunk(plan, [ChunkChoice(index=index, delta=delta)], include_usage)
-                if parser.calls and finish == "stop":
-                    finish = "tool_calls"
-            final = ChunkChoice(index=index, delta=ChoiceDelta(), finish_reason=finish)
-            yield _chunk(plan, [final], include_usage)
-
-
-async def stream_chat(
-    plan: ChatPlan, events: AsyncIterator[tuple[int, TextEvent]]
-) -> AsyncIterator[bytes]:
-    """SSE body: role chunk, content chunks, finish chunks, optional usage, ``[DONE]``."""
-    opts = plan.request.stream_options
-    include_usage = bool(opts and opts.include_usage)
-    with_logprobs = bool(plan.request.logprobs)
-    for index in range(len(plan.params)):
-        role = ChunkChoice(
-            index=index, delta=ChoiceDelta(role="assistant", content=""), finish_reason=None
-        )
-        if with_logprobs:
-            role.logprobs = None
-        yield _chunk(plan, [role], include_usage)
-    cached = 0
-    completion = 0
-    try:
-        async for chunk in _content_chunks(plan, events, include_usage, with_logprobs):
-            if isinstance(chunk, bytes):
-                yield chunk
-            else:
-                cached = max(cached, chunk.cached_tokens)
-                completion += chunk.completion_tokens
-    finally:
-        await plan.ticket.settle(Usage(len(plan.prompt), cached, completion))
-    if include_usage:
-        usage_chunk = ChatCompletionChunk(
-            id=plan.completion_id,
-            object="chat.completion.chunk",
-            created=plan.created,
-            model=plan.entry.id,
-            choices=[],
-            system_fingerprint=SYSTEM_FINGERPRINT,
-            usage=usage(len(plan.prompt), cached, completion),
-        )
-        yield sse_event(usage_chunk.model_dump(mode="json", exclude_unset=True))
-    yield DONE

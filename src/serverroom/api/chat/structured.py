@@ -6,6 +6,7 @@ constraints package's terms, and turns generated text back into ``tool_calls``.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall, ChoiceDeltaToolCallFunction
@@ -27,7 +28,6 @@ from serverroom.constraints import (
     parse_format,
 )
 from serverroom.errors import InvalidRequestError
-from serverroom.ids import new_id
 
 
 def chat_format(request: ChatCompletionRequest) -> FormatSpec | None:
@@ -105,22 +105,33 @@ def _object_choice(
     raise _choice_error(f"Invalid value for 'tool_choice.type': '{kind}'.")
 
 
-def message_tool_calls(calls: list[ParsedCall]) -> list[ChatCompletionMessageFunctionToolCall]:
+def call_id(completion_id: str, choice: int, call: int) -> str:
+    """A tool call's id, derived from its place so that a streamed completion and the stored
+    copy of it name each call the same (completion ids are random, so these are unique)."""
+    digest = hashlib.blake2b(f"{completion_id}/{choice}/{call}".encode(), digest_size=12)
+    return "call_" + digest.hexdigest()
+
+
+def message_tool_calls(
+    calls: list[ParsedCall], completion_id: str, choice: int
+) -> list[ChatCompletionMessageFunctionToolCall]:
     return [
         ChatCompletionMessageFunctionToolCall(
-            id=new_id("call_", 12),
+            id=call_id(completion_id, choice, index),
             type="function",
             function=Function(name=call.name, arguments=call.arguments),
         )
-        for call in calls
+        for index, call in enumerate(calls)
     ]
 
 
 class ToolDeltaMaker:
     """Turns parser events into Chat tool-call deltas (id/type/name only in the first one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, completion_id: str, choice: int) -> None:
         self.count = 0
+        self.completion_id = completion_id
+        self.choice = choice
 
     def deltas(self, events: list[ToolEvent]) -> list[ChoiceDeltaToolCall]:
         out: list[ChoiceDeltaToolCall] = []
@@ -130,7 +141,7 @@ class ToolDeltaMaker:
                 out.append(
                     ChoiceDeltaToolCall(
                         index=event.index,
-                        id=new_id("call_", 12),
+                        id=call_id(self.completion_id, self.choice, event.index),
                         type="function",
                         function=ChoiceDeltaToolCallFunction(name=event.name, arguments=""),
                     )

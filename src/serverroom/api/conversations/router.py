@@ -14,7 +14,8 @@ from serverroom.api.conversations.schemas import (
     ConversationUpdateRequest,
     ItemsCreateRequest,
 )
-from serverroom.api.responses.items import list_body, normalize_input
+from serverroom.api.lists import list_body
+from serverroom.api.responses.items import normalize_input
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context, get_principal
 from serverroom.principal import Principal

@@ -6,19 +6,18 @@ from typing import Any
 
 from pydantic import Field
 
-from serverroom.api.responses.schemas import CheckedMetadata
-from serverroom.api.schemas import RequestModel
+from serverroom.api.schemas import Metadata, RequestModel
 
 MAX_ITEMS = 20
 
 
 class ConversationCreateRequest(RequestModel):
     items: list[Any] | None = Field(None, max_length=MAX_ITEMS)
-    metadata: CheckedMetadata | None = None
+    metadata: Metadata | None = None
 
 
 class ConversationUpdateRequest(RequestModel):
-    metadata: CheckedMetadata
+    metadata: Metadata
 
 
 class ItemsCreateRequest(RequestModel):

@@ -12,6 +12,7 @@ from typing import BinaryIO
 from sqlalchemy import ColumnElement, delete, or_, select
 
 from serverroom.storage.db import Database
+from serverroom.storage.paging import seq_page
 from serverroom.storage.tables.files import FileRow
 
 
@@ -95,21 +96,9 @@ class FileRepository:
             query = select(FileRow).where(FileRow.project_id == project_id, _live(now))
             if purpose:
                 query = query.where(FileRow.purpose == purpose)
-            if after:
-                cursor = (
-                    await session.execute(
-                        select(FileRow.seq).where(
-                            FileRow.id == after, FileRow.project_id == project_id
-                        )
-                    )
-                ).scalar_one_or_none()
-                if cursor is not None:
-                    query = query.where(
-                        FileRow.seq < cursor if order == "desc" else FileRow.seq > cursor
-                    )
-            query = query.order_by(FileRow.seq.desc() if order == "desc" else FileRow.seq.asc())
-            rows = list((await session.execute(query.limit(limit + 1))).scalars())
-        return rows[:limit], len(rows) > limit
+            return await seq_page(
+                session, FileRow, query, project_id, after=after, limit=limit, order=order
+            )
 
     async def delete(self, project_id: str, file_id: str) -> bool:
         async with self.db.session() as session:

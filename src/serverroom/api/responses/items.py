@@ -224,14 +224,3 @@ def render_items(instructions: str | None, items: list[Item]) -> list[ChatMessag
         if message is not None:
             messages.append(message)
     return messages
-
-
-def list_body(data: list[Item], has_more: bool) -> dict[str, Any]:
-    """The list envelope (``first_id`` / ``last_id`` are null on an empty page)."""
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }

@@ -12,8 +12,8 @@ from openai.types.responses.input_token_count_response import InputTokenCountRes
 from starlette.responses import JSONResponse, Response
 
 from serverroom.api.disconnect import while_connected
+from serverroom.api.lists import list_body, page_of
 from serverroom.api.responses.background import cancel_response, forget, start_background
-from serverroom.api.responses.items import Item, list_body
 from serverroom.api.responses.prompt import gather_state, render_prompt
 from serverroom.api.responses.replay import EventLog, find_log, synthetic_events
 from serverroom.api.responses.repository import ResponseRepository
@@ -23,7 +23,7 @@ from serverroom.api.responses.stream import final_response, run_events, sse_body
 from serverroom.api.responses.structured import response_tools
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, get_context, get_principal, request_id_of
-from serverroom.errors import EngineError, NotFoundError
+from serverroom.errors import EngineError
 from serverroom.principal import Principal
 from serverroom.sse import json_response, sse_event, sse_response
 
@@ -125,17 +125,6 @@ async def cancel(
     return JSONResponse(dump(await cancel_response(ctx, principal, response_id)))
 
 
-def page(items: list[Item], after: str | None, limit: int, order: str) -> tuple[list[Item], bool]:
-    """A cursor page over an in-memory list of items (``after`` is an item id)."""
-    ordered = list(reversed(items)) if order == "desc" else list(items)
-    if after is not None:
-        ids = [item.get("id") for item in ordered]
-        if after not in ids:
-            raise NotFoundError(f"Item with id '{after}' not found.", param="after")
-        ordered = ordered[ids.index(after) + 1 :]
-    return ordered[:limit], len(ordered) > limit
-
-
 @router.get("/responses/{response_id}/input_items", response_model=None)
 async def list_input_items(
     response_id: str,
@@ -146,5 +135,5 @@ async def list_input_items(
     principal: Principal = Depends(get_principal),
 ) -> Response:
     row = await ResponseRepository(ctx.db).get(principal.project_id, response_id)
-    data, has_more = page(list(row.input_items), after, limit, order)
+    data, has_more = page_of(list(row.input_items), after, limit, order)
     return JSONResponse(list_body(data, has_more))

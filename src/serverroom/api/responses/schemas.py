@@ -6,24 +6,11 @@ the items one by one so an error names the exact item (``input[2].content``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from serverroom.api.schemas import Metadata, RequestModel, StreamOptions
-
-
-def _metadata_limits(value: dict[str, str]) -> dict[str, str]:
-    for key, item in value.items():
-        if len(key) > 64:
-            raise ValueError(f"metadata keys must be at most 64 characters, got {key[:70]!r}")
-        if len(item) > 512:
-            raise ValueError(f"metadata values must be at most 512 characters (key {key!r})")
-    return value
-
-
-# Up to 16 pairs, keys <= 64 and values <= 512 characters.
-CheckedMetadata = Annotated[Metadata, AfterValidator(_metadata_limits)]
 
 
 class ConversationRef(RequestModel):
@@ -61,7 +48,7 @@ class ResponseCreateRequest(ResponseContextFields):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     top_logprobs: int | None = Field(None, ge=0, le=20)
-    metadata: CheckedMetadata | None = None
+    metadata: Metadata | None = None
     user: str | None = None
     safety_identifier: str | None = Field(None, max_length=64)
     prompt_cache_key: str | None = None

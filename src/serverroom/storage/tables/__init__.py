@@ -4,6 +4,7 @@ from serverroom.storage.db import Base
 from serverroom.storage.tables import (  # noqa: F401
     accounts,
     batches,
+    chat,
     conversations,
     files,
     responses,

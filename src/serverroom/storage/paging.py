@@ -1,0 +1,42 @@
+"""Cursor pages over a project's rows, ordered by their ``seq`` column.
+
+The cursor is an object id (the platform's ``after``): the page starts after that row in the
+requested order. An unknown cursor starts from the beginning, as the platform's lists do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+Row = TypeVar("Row")
+
+
+async def seq_page(
+    session: AsyncSession,
+    table: Any,
+    query: Select[Row],
+    project_id: str,
+    *,
+    after: str | None,
+    limit: int,
+    order: str,
+) -> tuple[list[Row], bool]:
+    """Up to ``limit`` rows of ``query`` after the cursor, and whether more follow.
+
+    ``table`` is the mapped class: it has ``seq``, ``id`` and ``project_id`` columns.
+    """
+    descending = order == "desc"
+    if after:
+        cursor = (
+            await session.execute(
+                select(table.seq).where(table.id == after, table.project_id == project_id)
+            )
+        ).scalar_one_or_none()
+        if cursor is not None:
+            query = query.where(table.seq < cursor if descending else table.seq > cursor)
+    query = query.order_by(table.seq.desc() if descending else table.seq.asc())
+    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+    return rows[:limit], len(rows) > limit
