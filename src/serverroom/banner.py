@@ -23,7 +23,7 @@ def base_url(host: str, port: int) -> str:
 
 async def _auth_line(ctx: AppContext) -> tuple[str, str]:
     """The auth line and the key to export."""
-    accounts = ctx.extras.get("accounts")
+    accounts = ctx.accounts
     if accounts is None or not await accounts.auth.enforced():
         mode = ctx.settings.auth.mode
         return f"open (auth.mode={mode}): any API key is accepted", "sk-anything"
@@ -40,9 +40,9 @@ def _models_line(ctx: AppContext) -> str:
 def _engine_line(ctx: AppContext) -> str:
     model = ctx.settings.default_model
     engine = ctx.engines.engine(model)
-    native = getattr(engine, "native", None)
     shape = f"{ctx.settings.engine.slots} slots x {engine.context_length if engine else '?'} tokens"
-    return f"{model}, {shape}" + (f", {native.describe()}" if native is not None else "")
+    how = engine.describe() if engine is not None else ""
+    return f"{model}, {shape}" + (f", {how}" if how else "")
 
 
 async def render(ctx: AppContext) -> str:

@@ -31,6 +31,7 @@ def serve(ctx: typer.Context) -> None:
     import uvicorn
 
     from serverroom.app import create_app
+    from serverroom.server_protocol import http_protocol
 
     # A native fault (in llama.cpp, say) prints every thread's Python stack before the process
     # dies with the signal: a non-zero exit a supervisor restarts, never a silent death.
@@ -45,6 +46,7 @@ def serve(ctx: typer.Context) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        http=http_protocol(settings.requests.header_timeout),
         timeout_graceful_shutdown=10,
     )
 

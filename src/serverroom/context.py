@@ -1,22 +1,35 @@
 """The application context: every long-lived object a request may need, built once per app.
 
 There are no module globals: ``create_app`` builds one ``AppContext`` and stores it on
-``app.state``; routes reach it through the ``get_context`` dependency.
+``app.state``; routes reach it through the ``get_context`` dependency, written ``ctx: Ctx``, and
+the caller through ``get_principal``, written ``principal: Caller``. Each long-lived service a
+resource adds (accounts, the embedding registry, the batch worker, the background responses'
+tasks and event logs) is a typed field, set by whoever owns it.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from serverroom.catalog import Catalog
+from serverroom.engine.embeddings import EmbeddingRegistry
 from serverroom.engine.registry import EngineRegistry
 from serverroom.metering import Metering, NullMetering
 from serverroom.principal import DEFAULT_PROJECT, Principal
 from serverroom.settings import Settings
 from serverroom.storage.db import Database
+
+if TYPE_CHECKING:
+    from serverroom.accounts.service import Accounts
+    from serverroom.api.batches.worker import BatchWorker
+    from serverroom.api.responses.replay import EventLog
 
 
 @dataclass
@@ -26,7 +39,15 @@ class AppContext:
     engines: EngineRegistry
     db: Database
     metering: Metering = field(default_factory=NullMetering)
-    extras: dict[str, Any] = field(default_factory=dict)
+    embeddings: EmbeddingRegistry = field(default_factory=EmbeddingRegistry)
+    accounts: Accounts | None = None  # ``accounts.service.install``: None without accounts
+    batch_worker: BatchWorker | None = None  # set while the Batch API worker runs
+    response_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # background
+    response_logs: OrderedDict[str, EventLog] = field(default_factory=OrderedDict)
+
+
+# What a resource package exports as ``lifespan``: entered with the app, after migrations.
+Lifespan = Callable[[AppContext], AbstractAsyncContextManager[None]]
 
 
 def get_context(request: Request) -> AppContext:
@@ -40,8 +61,11 @@ def request_id_of(request: Request) -> str:
 
 async def get_principal(request: Request) -> Principal:
     """The caller, from its API key (``serverroom.accounts.auth``); 401 when it is not valid."""
-    accounts = getattr(request.app.state.context, "extras", {}).get("accounts")
+    accounts = get_context(request).accounts
     if accounts is None:
         return Principal(project_id=DEFAULT_PROJECT)
-    principal: Principal = await accounts.auth.principal(request)
-    return principal
+    return await accounts.auth.principal(request)
+
+
+Ctx = Annotated[AppContext, Depends(get_context)]
+Caller = Annotated[Principal, Depends(get_principal)]

@@ -1,4 +1,4 @@
-"""The exception hierarchy of serverroom and the one handler that renders it.
+"""The exception hierarchy of serverroom: plain exceptions, no web framework.
 
 Every error a client can see is an ``APIError`` rendered as the platform's envelope
 ``{"error": {"message", "type", "param", "code"}}`` with the status the openai SDK maps to the
@@ -20,23 +20,15 @@ right exception class::
     └── ServiceUnavailableError (503)
         └── EngineOverloadedError (code engine_overloaded)
 
-FastAPI's request validation errors become 400s naming the offending ``param``; a value the
-database refuses (``DataError``) a 400 that names no SQL.
+``body()`` is the envelope and ``status_code`` / ``headers`` the rest of the reply; the API
+layer renders them (``serverroom.api.errors``), so engines and constraints raise these without
+importing FastAPI.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-logger = logging.getLogger("serverroom.errors")
 
 
 class APIError(Exception):
@@ -152,86 +144,3 @@ class ServiceUnavailableError(APIError):
 
 class EngineOverloadedError(ServiceUnavailableError):
     default_code = "engine_overloaded"
-
-
-def error_response(exc: APIError) -> JSONResponse:
-    """Render an ``APIError`` as a JSON response."""
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
-
-
-def _param_from_loc(loc: Sequence[int | str]) -> str | None:
-    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
-    name = ""
-    for part in parts:
-        if isinstance(part, int):
-            name += f"[{part}]"
-        elif part.startswith(("function-", "tagged-union", "json-or-python")) or "[" in part:
-            continue  # pydantic's union branch labels are not parameter names
-        else:
-            name += f".{part}" if name else part
-    return name or None
-
-
-def validation_error(exc: RequestValidationError) -> InvalidRequestError:
-    """Turn FastAPI's validation error into a platform-style 400."""
-    errors = exc.errors()
-    if not errors:
-        return InvalidRequestError("Invalid request.")
-    first = errors[0]
-    param = _param_from_loc(first.get("loc", ()))
-    if first.get("type") == "json_invalid" or (param is None and first.get("type") == "missing"):
-        return InvalidRequestError(
-            "We could not parse the JSON body of your request. (HINT: This likely means you"
-            " aren't using your HTTP library correctly.)",
-            param=None,
-        )
-    message = str(first.get("msg", "Invalid value"))
-    if first.get("type") == "missing":
-        return InvalidRequestError(
-            f"Missing required parameter: '{param}'.",
-            param=param,
-            code="missing_required_parameter",
-        )
-    return InvalidRequestError(
-        f"Invalid value for '{param}': {message}", param=param, code="invalid_value"
-    )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers that render every error in the platform's envelope."""
-
-    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, APIError)
-        return error_response(exc)
-
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        return error_response(validation_error(exc))
-
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        if exc.status_code in (404, 405):  # the platform: no such route, whatever the method
-            err: APIError = NotFoundError(
-                f"Invalid URL ({request.method} {request.url.path})", code="unknown_url"
-            )
-        else:
-            text = str(exc.detail)
-            err = InvalidRequestError(text) if 400 <= exc.status_code < 500 else APIError(text)
-            return JSONResponse(err.body(), status_code=exc.status_code)
-        return error_response(err)
-
-    async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
-        # The database refused a value from the request (a NUL byte, an over-long id or name
-        # on PostgreSQL): the client's to fix, and the SQL is nobody's business.
-        logger.warning("the database refused a request's value: %s", exc)
-        return error_response(
-            InvalidRequestError(
-                "A value in the request cannot be stored: it is too long or holds a character"
-                " that is not allowed (such as NUL)."
-            )
-        )
-
-    app.add_exception_handler(APIError, on_api_error)
-    app.add_exception_handler(DataError, on_data_error)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)

@@ -14,7 +14,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serverroom.errors import PayloadTooLargeError, RequestTimeoutError, error_response
+from serverroom.api.errors import error_response
+from serverroom.errors import PayloadTooLargeError, RequestTimeoutError
 from serverroom.ids import request_id
 
 logger = logging.getLogger("serverroom.http")
@@ -76,8 +77,8 @@ class RequestContextMiddleware:
 class BodyLimitMiddleware:
     """Reads a request's body before the app sees it: over ``max_bytes`` it is a 413 (by its
     ``content-length`` at once, or as it arrives), and one that has not arrived whole within
-    ``timeout`` seconds (a client trickling bytes to hold a connection) a 408. Multipart
-    uploads (files) stream to disk under their own, larger limit."""
+    ``timeout`` seconds (a client trickling bytes to hold a connection) a 408 that closes the
+    connection. Multipart uploads (files) stream to disk under their own, larger limit."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
         self.app = app
@@ -138,6 +139,9 @@ def _too_large(limit: int) -> PayloadTooLargeError:
 
 
 def _too_slow(timeout: float) -> RequestTimeoutError:
+    # The connection is closed after it: the rest of the body would otherwise be read and
+    # dropped for as long as the client trickles it in, with no timeout left to end it.
     return RequestTimeoutError(
-        f"The request body did not arrive within {timeout:g} seconds (requests.body_timeout)."
+        f"The request body did not arrive within {timeout:g} seconds (requests.body_timeout).",
+        headers={"connection": "close"},
     )

@@ -102,7 +102,16 @@ class RequestLimits(BaseModel):
     )
     max_tools: int = Field(128, ge=1, description="Most tools in one request (the platform's).")
     body_timeout: float = Field(
-        30.0, gt=0, description="Seconds a JSON request body may take to arrive (408 after)."
+        30.0,
+        gt=0,
+        description="Seconds a JSON request body may take to arrive (408 and closed after).",
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a request's line and headers may take to arrive, from the connect"
+        " or a keep-alive request's first byte (408 and closed after; silently closed if"
+        " nothing came).",
     )
 
 

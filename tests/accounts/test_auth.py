@@ -104,6 +104,17 @@ def test_admin_endpoints_need_an_admin_key(app_client: TestClient, admin: Admin)
     assert key not in str(keys)
 
 
+def test_every_admin_route_refuses_a_project_key(app_client: TestClient, admin: Admin) -> None:
+    _, key = admin.key(admin.project("gamma"))
+    paths = app_client.get("/openapi.json").json()["paths"]
+    routes = [(p, m) for p, ops in paths.items() if "/organization/" in p for m in ops]
+    assert len(routes) == 11
+    for path, method in routes:
+        url = path.replace("{project_id}", "proj_x").replace("{key_id}", "key_x")
+        r = app_client.request(method, url, headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 403, (method, url, r.text)
+
+
 def test_bootstrap_admin_key_of_any_form_works(make_app: AppFactory) -> None:
     """The start-up warning says a non ``sk-admin-`` bootstrap key is used anyway: it must work."""
     own = "my-own-admin-secret"

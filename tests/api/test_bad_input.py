@@ -1,24 +1,73 @@
 """Bad input is the platform's 400 on both databases, and the server stays healthy after each:
 lone surrogates and NUL characters anywhere in a body or URL, schemas nested absurdly deep,
-malformed logit_bias keys, over-long ids and names."""
+malformed logit_bias keys, over-long ids and names.
+
+Each case runs in-process (fake engine) and against a real ``serverroom serve`` with the
+bundled model (marker ``live``), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from serverroom.app import create_app
 from tests.conftest import fake_settings, fresh_postgres_database
+from tests.live.server import LiveServer
 
 MSG = [{"role": "user", "content": "hi"}]
+Client = httpx.Client | TestClient  # the same calls, in-process or over the network
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+class LiveServers:
+    """Real servers (bundled model), started on first use: one per database."""
+
+    def __init__(self, tmp: pytest.TempPathFactory, stack: ExitStack) -> None:
+        self.tmp, self.stack, self.servers = tmp, stack, dict[str, LiveServer]()
+
+    def get(self, database: str) -> LiveServer:
+        if database not in self.servers:
+            env = {}
+            if database == "postgres":
+                env["SERVERROOM_DATABASE_URL"] = self.stack.enter_context(fresh_postgres_database())
+            data = self.tmp.mktemp(f"bad-{database}")
+            server = LiveServer(data, env=env, args=["--engine.slot_context", "2048"])
+            server.start()
+            self.stack.callback(server.stop)
+            self.servers[database] = server
+        return self.servers[database]
+
+
+@pytest.fixture(scope="module")
+def live_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServers]:
+    with ExitStack() as stack:
+        yield LiveServers(tmp_path_factory, stack)
+
+
+LIVE = [pytest.mark.live]
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("live-sqlite", marks=LIVE),
+        pytest.param("live-postgres", marks=[*LIVE, pytest.mark.postgres]),
+    ]
+)
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Client]:
+    if request.param.startswith("live-"):
+        servers: LiveServers = request.getfixturevalue("live_servers")
+        server = servers.get(request.param.removeprefix("live-"))
+        headers = {"authorization": f"Bearer {server.api_key}"}
+        with httpx.Client(base_url=server.root_url, headers=headers, timeout=60) as live:
+            yield live
+        return
     if request.param == "sqlite":
         with TestClient(create_app(fake_settings(tmp_path))) as test_client:
             yield test_client
@@ -29,7 +78,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClien
             yield test_client
 
 
-def _raw(client: TestClient, path: str, text: str) -> int:
+def _raw(client: Client, path: str, text: str) -> int:
     """POST a JSON body written by hand (escapes such as \\ud800 kept as they are)."""
     reply = client.post(path, content=text.encode(), headers={"content-type": "application/json"})
     if reply.status_code == 400:
@@ -37,10 +86,11 @@ def _raw(client: TestClient, path: str, text: str) -> int:
     return reply.status_code
 
 
-def _healthy(client: TestClient) -> None:
+def _healthy(client: Client) -> None:
     assert client.get("/health").status_code == 200
-    reply = client.post("/v1/chat/completions", json={"model": "gpt-4.1", "messages": MSG})
-    assert reply.status_code == 200
+    chat = {"model": "gpt-4.1", "messages": MSG, "max_tokens": 4}
+    reply = client.post("/v1/chat/completions", json=chat)
+    assert reply.status_code == 200, reply.text
 
 
 BODIES = [
@@ -62,12 +112,12 @@ BODIES = [
 
 
 @pytest.mark.parametrize(("path", "text"), BODIES)
-def test_unstorable_text_in_a_body_is_a_400(client: TestClient, path: str, text: str) -> None:
+def test_unstorable_text_in_a_body_is_a_400(client: Client, path: str, text: str) -> None:
     assert _raw(client, path, text) == 400
     _healthy(client)
 
 
-def test_invalid_utf8_is_a_400(client: TestClient) -> None:
+def test_invalid_utf8_is_a_400(client: Client) -> None:
     body = b'{"model":"gpt-4.1","messages":[{"role":"user","content":"\xff"}]}'
     reply = client.post(
         "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
@@ -76,7 +126,7 @@ def test_invalid_utf8_is_a_400(client: TestClient) -> None:
     _healthy(client)
 
 
-def test_a_schema_nested_300_deep_is_a_400(client: TestClient) -> None:
+def test_a_schema_nested_300_deep_is_a_400(client: Client) -> None:
     schema: dict[str, object] = {"type": "string"}
     for _ in range(300):
         schema = {"type": "object", "properties": {"a": schema}, "required": ["a"]}
@@ -88,7 +138,7 @@ def test_a_schema_nested_300_deep_is_a_400(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("key", ["--5", "²", "٣", "1e3", ""])
-def test_malformed_logit_bias_keys_are_a_400(client: TestClient, key: str) -> None:
+def test_malformed_logit_bias_keys_are_a_400(client: Client, key: str) -> None:
     body = {"model": "gpt-4.1", "messages": MSG, "logit_bias": {key: 1}}
     reply = client.post("/v1/chat/completions", json=body)
     assert reply.status_code == 400 and reply.json()["error"]["param"] == "logit_bias"
@@ -108,7 +158,7 @@ def test_malformed_logit_bias_keys_are_a_400(client: TestClient, key: str) -> No
         "/v1/batches?after=batch_%00",
     ],
 )
-def test_nul_in_an_id_is_a_4xx(client: TestClient, path: str) -> None:
+def test_nul_in_an_id_is_a_4xx(client: Client, path: str) -> None:
     reply = client.get(path)
     if "?after=" in path:  # an unknown cursor: an empty page, or a 4xx
         assert reply.status_code in (200, 400, 404), reply.text
@@ -119,7 +169,7 @@ def test_nul_in_an_id_is_a_4xx(client: TestClient, path: str) -> None:
     _healthy(client)
 
 
-def test_an_over_long_item_id_is_a_400_or_stored(client: TestClient) -> None:
+def test_an_over_long_item_id_is_a_400_or_stored(client: Client) -> None:
     conversation = client.post("/v1/conversations", json={}).json()["id"]
     item = {"type": "message", "role": "user", "content": "hi", "id": "msg_" + "x" * 100}
     reply = client.post(f"/v1/conversations/{conversation}/items", json={"items": [item]})
@@ -130,7 +180,7 @@ def test_an_over_long_item_id_is_a_400_or_stored(client: TestClient) -> None:
     _healthy(client)
 
 
-def test_an_over_long_filename_is_a_400_or_stored(client: TestClient) -> None:
+def test_an_over_long_filename_is_a_400_or_stored(client: Client) -> None:
     name = "f" * 1000 + ".jsonl"
     line = json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions"})
     reply = client.post(

@@ -59,6 +59,17 @@ def test_items(sdk: openai.OpenAI, client: TestClient) -> None:
         sdk.conversations.items.retrieve(asc[1].id, conversation_id=conv.id)
 
 
+def test_items_after_must_be_an_item_of_the_conversation(
+    client: TestClient, sdk: openai.OpenAI
+) -> None:
+    conv = sdk.conversations.create(items=[{"role": "user", "content": "mine"}])
+    other = sdk.conversations.create(items=[{"role": "user", "content": "theirs"}])
+    theirs = sdk.conversations.items.list(other.id).data[0].id
+    for after in ("msg_nope", theirs):
+        reply = client.get(f"/v1/conversations/{conv.id}/items", params={"after": after})
+        assert reply.status_code == 404 and reply.json()["error"]["param"] == "after"
+
+
 def test_item_limits(client: TestClient, sdk: openai.OpenAI) -> None:
     items = [{"role": "user", "content": str(i)} for i in range(21)]
     reply = client.post("/v1/conversations", json={"items": items})

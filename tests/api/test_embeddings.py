@@ -12,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serverroom.app import create_app
+from serverroom.catalog import ModelEntry
+from serverroom.engine.embeddings import EmbeddingEngine
 from tests.conftest import fake_settings
 
 
@@ -130,3 +132,14 @@ def test_many_inputs_keep_order(emb: openai.OpenAI) -> None:
     np.testing.assert_allclose(
         vec(many.data[137].embedding), vec(single.data[0].embedding), atol=1e-5
     )
+
+
+def test_the_app_factory_builds_the_embedding_registry(tmp_path: Path) -> None:
+    def no_weights(entry: ModelEntry) -> EmbeddingEngine:
+        raise RuntimeError(f"no weights for {entry.id}")
+
+    app = create_app(fake_settings(tmp_path), embedding_factory=no_weights)
+    with TestClient(app) as client:
+        reply = client.post("/v1/embeddings", json={"model": "all-minilm-l6-v2", "input": "hi"})
+    assert reply.status_code == 503
+    assert "no weights for all-minilm-l6-v2" in reply.json()["error"]["message"]

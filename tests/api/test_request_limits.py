@@ -72,6 +72,18 @@ def test_too_many_items_is_a_400_naming_the_limit(
     assert "at most" in error["message"]
 
 
+def test_an_over_long_list_is_refused_before_its_items_are_validated(limited: TestClient) -> None:
+    # Six messages that are each invalid: the count is refused first (the items are never
+    # validated), while five invalid ones get the validation error of the first.
+    bad = [{"role": "nobody"}] * 6
+    reply = limited.post("/v1/chat/completions", json={"model": "gpt-4.1", "messages": bad})
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "array_above_max_length"
+    reply = limited.post("/v1/chat/completions", json={"model": "gpt-4.1", "messages": bad[:5]})
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == "messages[0].role"
+    token_prompt = {"model": "gpt-4.1", "prompt": [1, 2, 3, 4, 5, 6, 7], "max_tokens": 1}
+    assert limited.post("/v1/completions", json=token_prompt).status_code == 200  # one prompt
+
+
 def test_within_the_limits_everything_is_served(limited: TestClient) -> None:
     chat = {"model": "gpt-4.1", "messages": _messages(5), "tools": [TOOL] * 2}
     assert limited.post("/v1/chat/completions", json=chat).status_code == 200

@@ -268,7 +268,7 @@ def test_truncation_auto_drops_the_fewest_items(context: int) -> None:
     """``truncation: auto`` keeps the longest suffix of items that fits (and renders few times)."""
     from typing import Any, cast
 
-    from serverroom.api.responses.items import normalize_input
+    from serverroom.api.items import normalize_input
     from serverroom.api.responses.prompt import PromptState, fit_prompt
     from serverroom.errors import ContextLengthExceededError
 
@@ -310,7 +310,7 @@ def test_truncation_auto_drops_the_fewest_items(context: int) -> None:
 
 
 def render(items: list[dict[str, object]]) -> list[object]:
-    from serverroom.api.responses.items import render_items
+    from serverroom.api.items import render_items
 
     return list(render_items(None, items))
 

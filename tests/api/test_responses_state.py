@@ -15,8 +15,8 @@ from serverroom.api.responses.service import generate, plan_response
 from serverroom.api.responses.stream import final_response, run_events
 from serverroom.app import create_app
 from serverroom.context import AppContext, get_principal
-from serverroom.engine.textgen import TextEvent
 from serverroom.errors import NotFoundError
+from serverroom.generation import Result
 from serverroom.principal import Principal
 from tests.conftest import fake_settings
 
@@ -171,7 +171,7 @@ async def test_closing_the_run_stops_generation(ctx: AppContext) -> None:
     plan = await plan_response(ctx, ResponseCreateRequest(model="gpt-4.1", input="hi"), principal)
     closed: list[bool] = []
 
-    async def tracked() -> AsyncIterator[TextEvent]:
+    async def tracked() -> AsyncIterator[Result]:
         source = generate(plan, "req")
         try:
             async for event in source:

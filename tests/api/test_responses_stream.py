@@ -1,4 +1,4 @@
-"""Streaming Responses (§3.8): event order, sequence numbers, the SDK helper, storage."""
+"""Streaming Responses (`stream: true`): event order, sequence numbers, the SDK helper, storage."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""Slot admission of the llama.cpp scheduler: prefix reuse, priority, a slot kept free."""
+"""The llama.cpp scheduler: slot admission (prefix reuse, priority, a slot kept free), batch
+layout, event delivery, and a lock that never waits for a step."""
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -10,11 +12,14 @@ import pytest
 from serverroom.engine.base import (
     GenerationEvent,
     GenerationRequest,
+    GenerationStats,
     PromptProcessed,
+    SampledToken,
     SamplingParams,
 )
 from serverroom.engine.llamacpp import scheduler as sched
-from serverroom.engine.llamacpp.scheduler import Scheduler, Sequence, Slot
+from serverroom.engine.llamacpp.scheduler import Scheduler, ServedSequence, Slot
+from serverroom.engine.llamacpp.waker import Outbox
 
 
 class _NoSampler:
@@ -44,11 +49,11 @@ def scheduler(monkeypatch: pytest.MonkeyPatch) -> Scheduler:
     return s
 
 
-def _seq(prompt: list[int], events: list[GenerationEvent], priority: int = 0) -> Sequence:
+def _seq(prompt: list[int], events: list[GenerationEvent], priority: int = 0) -> ServedSequence:
     request = GenerationRequest(
         prompt=prompt, params=SamplingParams(max_tokens=4), priority=priority
     )
-    return Sequence(request, events.append, max_context=100)
+    return ServedSequence(request, events.append, max_context=100)
 
 
 def test_longest_prefix_slot_is_reused(scheduler: Scheduler) -> None:
@@ -89,7 +94,6 @@ def test_priority_order_and_last_slot_kept_for_interactive(scheduler: Scheduler)
 def test_outbox_delivers_a_step_in_one_wakeup(monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
-    from serverroom.engine.base import SampledToken
     from serverroom.engine.llamacpp import held
 
     wakeups = 0
@@ -104,7 +108,7 @@ def test_outbox_delivers_a_step_in_one_wakeup(monkeypatch: pytest.MonkeyPatch) -
 
     async def run() -> tuple[list[GenerationEvent], list[GenerationEvent]]:
         loop = asyncio.get_running_loop()
-        outbox = sched.Outbox()
+        outbox = Outbox()
         first: asyncio.Queue[GenerationEvent] = asyncio.Queue()
         second: asyncio.Queue[GenerationEvent] = asyncio.Queue()
         send_first, send_second = outbox.sender(loop, first), outbox.sender(loop, second)
@@ -317,3 +321,49 @@ def test_fewest_runs_without_busy_slots_keeps_every_choice() -> None:
     holes = [Slot(0), Slot(2), Slot(4), Slot(6)]
     assert [s.seq_id for s in sched.fewest_runs(holes, {1, 3})] == [2]  # joins two runs
     assert [s.seq_id for s in sched.fewest_runs(holes[::3], {1, 3})] == [0]  # 6 would add one
+
+
+def test_submit_and_cancel_do_not_wait_for_a_step_that_samples(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The decode thread samples (constraint masks included) without the scheduler's lock, so
+    the event loop's ``submit``, ``cancel`` and ``load`` return at once while a step samples;
+    the cancelled sequence still ends as cancelled, the new one runs."""
+    sampling, release = threading.Event(), threading.Event()
+
+    def slow_sample_step(samplers: list[Any], indexes: list[int], ctx: int) -> list[SampledToken]:
+        sampling.set()
+        release.wait(timeout=5)
+        return [SampledToken(1) for _ in samplers]
+
+    monkeypatch.setattr(sched.L, "llama_get_memory", lambda ctx: None)
+    monkeypatch.setattr(sched.L, "llama_decode", lambda ctx, batch: 0)
+    monkeypatch.setattr(sched.L, "llama_memory_seq_rm", lambda mem, seq, p0, p1: True)
+    monkeypatch.setattr(sched, "SequenceSampler", _NoSampler)
+    monkeypatch.setattr(sched, "sample_step", slow_sample_step)
+    scheduler = Scheduler(0, 10, frozenset({9}), slots=2, batch_size=16)
+    scheduler.start()
+    first_events: list[GenerationEvent] = []
+    second_events: list[GenerationEvent] = []
+    first, second = _seq([1, 2, 3], first_events), _seq([4, 5], second_events)
+    try:
+        scheduler.submit(first)
+        assert sampling.wait(timeout=5)
+        started = time.monotonic()
+        scheduler.submit(second)
+        scheduler.cancel(first)
+        assert scheduler.load() == (1, 1)  # first still running (cancel is a flag), second queued
+        assert time.monotonic() - started < 0.5
+    finally:
+        release.set()
+    deadline = time.monotonic() + 5
+    while not all(
+        events and isinstance(events[-1], GenerationStats)
+        for events in (first_events, second_events)
+    ):
+        assert time.monotonic() < deadline, (first_events, second_events)
+        time.sleep(0.01)
+    scheduler.stop()
+    assert isinstance(first_events[-1], GenerationStats)
+    assert first_events[-1].finish_reason == "cancelled"
+    assert second_events[-1] == GenerationStats("length", 2, 0, 4)

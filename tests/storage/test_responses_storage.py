@@ -10,11 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from serverroom.api.conversations.repository import ConversationRepository
 from serverroom.api.responses.repository import RESTART_ERROR, ResponseRepository
 from serverroom.app import create_app
 from serverroom.errors import NotFoundError
 from serverroom.settings import EngineSettings, Settings
+from serverroom.storage.conversations import ConversationRepository
 from serverroom.storage.db import Database
 from tests.conftest import fresh_postgres_database
 

@@ -101,8 +101,8 @@ class Accounts:
 @asynccontextmanager
 async def lifespan(ctx: AppContext) -> AsyncIterator[None]:
     """Start the app's ``Accounts`` (after migrations) and close it on shutdown."""
-    accounts = ctx.extras.get("accounts")
-    if not isinstance(accounts, Accounts):
+    accounts = ctx.accounts
+    if accounts is None:
         yield
         return
     await accounts.start()
@@ -116,5 +116,5 @@ def install(ctx: AppContext) -> Accounts:
     """Build ``Accounts`` for an app and plug it in as its metering and authenticator."""
     accounts = Accounts(ctx.settings, ctx.db, ctx.catalog)
     ctx.metering = accounts.metering
-    ctx.extras["accounts"] = accounts
+    ctx.accounts = accounts
     return accounts

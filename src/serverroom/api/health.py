@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import AppContext, get_context
+from serverroom.context import Ctx
 
 router = APIRouter(tags=["health"], route_class=CheckedRoute)
 
 
 @router.get("/health")
-async def health(ctx: AppContext = Depends(get_context)) -> JSONResponse:
+async def health(ctx: Ctx) -> JSONResponse:
     model = ctx.settings.default_model
     if ctx.engines.ready(model):
         body: dict[str, object] = {"status": "ok", "model": model}
-        accounts = ctx.extras.get("accounts")
+        accounts = ctx.accounts
         if accounts is not None and accounts.limiter.degraded:
             body["degraded"] = ["redis: unreachable, rate limits count per replica"]
         return JSONResponse(body)

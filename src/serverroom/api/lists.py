@@ -9,8 +9,11 @@ from serverroom.errors import NotFoundError
 Item = dict[str, Any]
 
 
-def list_body(data: list[Item], has_more: bool) -> dict[str, Any]:
-    """The list envelope (``first_id`` / ``last_id`` are null on an empty page)."""
+def list_body(data: list[Item], has_more: bool, *, null_ids: bool = True) -> dict[str, Any]:
+    """The list envelope. ``first_id`` / ``last_id`` are null on an empty page, or left out
+    with ``null_ids=False`` (lists that type them as strings, such as files)."""
+    if not data and not null_ids:
+        return {"object": "list", "data": data, "has_more": has_more}
     return {
         "object": "list",
         "data": data,

@@ -7,13 +7,18 @@ ones strictly enough that a bad value is a clear 400 naming its parameter.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+# (top-level list field, the RequestLimits setting bounding it, what its items are), checked
+# by ``api.routing`` as soon as the body is decoded, before its items are validated.
+ListLimits = tuple[tuple[str, str, str], ...]
 
 
 class RequestModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+    list_limits: ClassVar[ListLimits] = ()
 
 
 def _metadata_limits(value: dict[str, str]) -> dict[str, str]:

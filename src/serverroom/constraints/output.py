@@ -7,7 +7,6 @@ from typing import Any
 
 from serverroom.constraints.grammar import GrammarConstraint, PrefixSwitchConstraint, check_grammar
 from serverroom.constraints.schema import check_strict, json_grammar, tighten
-from serverroom.constraints.tokenizers import tokenizer_for_engine
 from serverroom.constraints.toolcalls import RepeatGuard
 from serverroom.constraints.tools import CALL_OPEN, ToolSetup, tool_grammar
 from serverroom.engine.base import Engine, TokenConstraint
@@ -93,7 +92,7 @@ class OutputPlan:
 
     def new_constraint(self) -> TokenConstraint:
         inner = GrammarConstraint(
-            tokenizer_for_engine(self.engine),
+            self.engine.constraint_tokenizer(),
             self.grammar,
             self.engine.vocab_size,
             decide_ends=self.tools,
@@ -120,7 +119,7 @@ def plan_output(
     tools_param: str = "tools",
 ) -> OutputPlan | None:
     """The grammar for a request's output, or None when the output is unconstrained."""
-    tokenizer = tokenizer_for_engine(engine)
+    tokenizer = engine.constraint_tokenizer()
     if tools is not None and tools.active:
         text_schema = fmt.grammar_schema() if fmt is not None else None
         grammar = tool_grammar(tools, text_schema)

@@ -4,9 +4,7 @@
 * a llama.cpp vocabulary: :func:`tokenizer_from_vocab` (a live ``llama_vocab`` pointer) or
   :func:`tokenizer_from_gguf` (loads the GGUF with ``vocab_only``; the model stays alive).
 
-:func:`tokenizer_for_engine` is the hook the API layer uses. An engine may provide its own by
-defining ``constraint_tokenizer() -> LLTokenizer``; otherwise a llama.cpp engine is recognised
-by a ``model`` / ``_model`` attribute holding ``vocab`` and ``path`` (``GGUFModel``).
+Each engine's ``constraint_tokenizer()`` (the ``Engine`` protocol) returns one of these.
 """
 
 from __future__ import annotations
@@ -17,8 +15,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from llguidance import LLTokenizer, TokenizerWrapper
-
-from serverroom.engine.base import Engine
 
 _LOCK = threading.Lock()
 _CACHE: dict[str, LLTokenizer] = {}
@@ -96,24 +92,3 @@ def tokenizer_from_gguf(path: str | Path) -> LLTokenizer:
     with _LOCK:
         _KEEP_ALIVE[key] = model
     return tokenizer_from_vocab(L.llama_model_get_vocab(model), key)
-
-
-def tokenizer_for_engine(engine: Engine) -> LLTokenizer:
-    """The llguidance tokenizer for an engine's vocabulary."""
-    hook = getattr(engine, "constraint_tokenizer", None)
-    if callable(hook):
-        tok = hook()
-        assert isinstance(tok, LLTokenizer)
-        return tok
-    for attr in ("model", "_model"):
-        model = getattr(engine, attr, None)
-        vocab = getattr(model, "vocab", None)
-        path = getattr(model, "path", None)
-        if vocab is not None and path is not None:
-            return tokenizer_from_vocab(vocab, str(path), engine.vocab_size)
-    path = getattr(engine, "path", None) or getattr(engine, "gguf_path", None)
-    if path is not None:
-        return tokenizer_from_gguf(path)
-    if engine.vocab_size == BYTE_VOCAB and engine.is_end_of_generation(BYTE_EOS):
-        return byte_tokenizer()
-    raise RuntimeError(f"no llguidance tokenizer for engine {type(engine).__name__}")

@@ -1,18 +1,23 @@
 """The engine contract: what the API layer may ask of any inference backend.
 
 An engine turns a prompt (token ids) into a stream of sampled tokens. It also tokenizes, renders
-chat templates and reports its limits. Everything above it (text assembly, stop strings, usage,
-response objects) is shared code, so the llama.cpp engine and the fake test engine behave alike.
+chat templates, provides the tokenizer constrained decoding compiles against and reports its
+limits; callers use only what ``Engine`` declares, never probe for more. Everything above it
+(text assembly, stop strings, usage, response objects) is shared code, so the llama.cpp engine
+and the fake test engine behave alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from llguidance import LLTokenizer
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
@@ -136,6 +141,13 @@ class Engine(Protocol):
         """The bytes a token stands for (empty for control tokens)."""
 
     def is_end_of_generation(self, token: int) -> bool: ...
+
+    def constraint_tokenizer(self) -> LLTokenizer:
+        """The llguidance tokenizer for this vocabulary, which grammars and JSON schemas are
+        compiled against (built once per vocabulary, then cached)."""
+
+    def describe(self) -> str:
+        """How the model runs here, in a few words for the start-up banner ("" for nothing)."""
 
     def render_chat(
         self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None

@@ -11,6 +11,9 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from llguidance import LLTokenizer
+
+from serverroom.constraints.tokenizers import byte_tokenizer
 from serverroom.engine.base import (
     ChatMessage,
     GenerationEvent,
@@ -100,6 +103,12 @@ class FakeEngine:
 
     def is_end_of_generation(self, token: int) -> bool:
         return token == EOS
+
+    def constraint_tokenizer(self) -> LLTokenizer:
+        return byte_tokenizer()
+
+    def describe(self) -> str:
+        return ""
 
     def render_chat(
         self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None

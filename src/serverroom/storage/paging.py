@@ -1,14 +1,16 @@
 """Cursor pages over a project's rows, ordered by their ``seq`` column.
 
 The cursor is an object id (the platform's ``after``): the page starts after that row in the
-requested order. An unknown cursor starts from the beginning, as the platform's lists do.
+requested order. An unknown cursor starts from the beginning, as the platform's lists do
+(unless the caller names the error to raise instead, as conversation items do).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 Row = TypeVar("Row")
@@ -23,18 +25,24 @@ async def seq_page(
     after: str | None,
     limit: int,
     order: str,
+    within: Sequence[ColumnElement[bool]] = (),
+    unknown: Exception | None = None,
 ) -> tuple[list[Row], bool]:
     """Up to ``limit`` rows of ``query`` after the cursor, and whether more follow.
 
     ``table`` is the mapped class: it has ``seq``, ``id`` and ``project_id`` columns.
+    ``within``: more conditions the cursor's row must meet (e.g. being in one conversation);
+    ``unknown``: raised when no such row has the cursor's id (instead of starting over).
     """
     descending = order == "desc"
     if after:
-        cursor = (
-            await session.execute(
-                select(table.seq).where(table.id == after, table.project_id == project_id)
-            )
-        ).scalar_one_or_none()
+        cursor = await session.scalar(
+            select(table.seq)
+            .where(table.id == after, table.project_id == project_id, *within)
+            .limit(1)
+        )
+        if cursor is None and unknown is not None:
+            raise unknown
         if cursor is not None:
             query = query.where(table.seq < cursor if descending else table.seq > cursor)
     query = query.order_by(table.seq.desc() if descending else table.seq.asc())

@@ -15,8 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from serverroom.api.batches.repository import LineUsage, PendingLine
+from serverroom.api.errors import validation_error
 from serverroom.context import AppContext
-from serverroom.errors import APIError, InvalidRequestError, validation_error
+from serverroom.errors import APIError, InvalidRequestError
 from serverroom.ids import new_id, request_id
 from serverroom.principal import Principal
 
@@ -185,8 +186,9 @@ async def _responses(
     ctx: AppContext, principal: Principal, body: dict[str, Any], rid: str
 ) -> dict[str, Any]:
     """Hook for the Responses API (same path as its non-streaming route)."""
+    from serverroom.api.responses.objects import dump
     from serverroom.api.responses.schemas import ResponseCreateRequest
-    from serverroom.api.responses.service import dump, generate, plan_response
+    from serverroom.api.responses.service import generate, plan_response
     from serverroom.api.responses.stream import final_response, run_events
     from serverroom.sse import primed
 

@@ -64,7 +64,7 @@ def _not_found(batch_id: str) -> NotFoundError:
 
 
 def _wake(ctx: AppContext, batch_id: str | None = None, cancel: bool = False) -> None:
-    worker = ctx.extras.get("batch_worker")
+    worker = ctx.batch_worker
     if worker is not None:
         if cancel and batch_id:
             worker.cancel(batch_id)

@@ -301,10 +301,10 @@ async def _acquire(gate: asyncio.Semaphore, stop: asyncio.Event) -> bool:
 async def lifespan(ctx: AppContext) -> AsyncIterator[None]:
     """Start the worker with the app; stop it (lines in flight stay pending) at shutdown."""
     worker = BatchWorker(ctx)
-    ctx.extras["batch_worker"] = worker
+    ctx.batch_worker = worker
     worker.start()
     try:
         yield
     finally:
         await worker.stop()
-        ctx.extras.pop("batch_worker", None)
+        ctx.batch_worker = None

@@ -11,19 +11,17 @@ from starlette.responses import JSONResponse, Response
 from serverroom.api.chat.schemas import ChatCompletionRequest, ChatCompletionUpdateRequest
 from serverroom.api.chat.service import complete_chat, plan_chat
 from serverroom.api.chat.store import ChatStore, metadata_filters
-from serverroom.api.chat.stream import merge_choices, stream_chat
+from serverroom.api.chat.stream import stream_chat
 from serverroom.api.disconnect import while_connected
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import AppContext, get_context, get_principal, request_id_of
-from serverroom.principal import Principal
+from serverroom.context import Caller, Ctx, request_id_of
+from serverroom.generation import results
 from serverroom.sse import guard_stream, json_response, primed, sse_response
 
 router = APIRouter(tags=["chat"], route_class=CheckedRoute)
 
 
-def get_store(
-    ctx: AppContext = Depends(get_context), principal: Principal = Depends(get_principal)
-) -> ChatStore:
+def get_store(ctx: Ctx, principal: Caller) -> ChatStore:
     return ChatStore(ctx, principal)
 
 
@@ -31,15 +29,15 @@ def get_store(
 async def create_chat_completion(
     body: ChatCompletionRequest,
     request: Request,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
+    ctx: Ctx,
+    principal: Caller,
     store: ChatStore = Depends(get_store),
 ) -> Response:
     plan = await plan_chat(ctx, body, principal)
     rid = request_id_of(request)
     if body.stream:
         started = asyncio.Event()  # headers go out once the engine has admitted the request
-        events = await primed(merge_choices(plan, rid, started.set), started)
+        events = await primed(results(plan.gen, rid, started.set), started)
         chunks = stream_chat(plan, events, lambda done: store.keep(body, done))
         return sse_response(guard_stream(chunks), headers=plan.ticket.headers)
     completion = await while_connected(request, complete_chat(plan, rid))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from serverroom.api.schemas import Metadata, RequestModel, SamplingFields
+from serverroom.api.schemas import ListLimits, Metadata, RequestModel, SamplingFields
 
 
 class ContentPart(RequestModel):
@@ -63,6 +63,11 @@ class ToolDef(RequestModel):
 
 
 class ChatCompletionRequest(SamplingFields):
+    list_limits: ClassVar[ListLimits] = (
+        ("messages", "max_items", "messages"),
+        ("tools", "max_tools", "tools"),
+    )
+
     model: str
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
 from openai.types.chat.chat_completion_message import ChatCompletionMessage
+from openai.types.chat.chat_completion_message_function_tool_call import (
+    ChatCompletionMessageFunctionToolCall,
+    Function,
+)
 from openai.types.chat.chat_completion_token_logprob import ChatCompletionTokenLogprob, TopLogprob
 from openai.types.completion_usage import (
     CompletionTokensDetails,
@@ -22,7 +25,6 @@ from serverroom.api.chat.schemas import ChatCompletionRequest
 from serverroom.api.chat.structured import (
     chat_format,
     chat_tools,
-    message_tool_calls,
 )
 from serverroom.api.common import (
     SYSTEM_FINGERPRINT,
@@ -31,24 +33,20 @@ from serverroom.api.common import (
     check_context,
     check_count,
     choice_seed,
-    collect_text,
-    gather_all,
     logit_bias_ids,
     sampling_params,
 )
 from serverroom.catalog import ModelEntry
 from serverroom.constraints import (
-    OutputPlan,
-    ToolSetup,
     constrains,
-    parse_tool_output,
     plan_output,
     render_tool_messages,
 )
 from serverroom.context import AppContext
-from serverroom.engine.base import ChatMessage, Engine, SamplingParams, TokenConstraint
-from serverroom.engine.textgen import TextDone, TextEvent, TokenInfo, generate_text
+from serverroom.engine.base import ChatMessage, TokenConstraint
+from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import InvalidRequestError
+from serverroom.generation import ChoiceDone, Generation, Job, fold, results
 from serverroom.ids import new_id
 from serverroom.metering import Ticket, Usage
 from serverroom.principal import Principal
@@ -60,16 +58,11 @@ class ChatPlan:
 
     request: ChatCompletionRequest
     entry: ModelEntry
-    engine: Engine
     prompt: list[int]
-    params: list[SamplingParams]
-    stop: list[str]
+    gen: Generation  # one job per choice, all on the same prompt
     completion_id: str
     created: int
     ticket: Ticket
-    tools: ToolSetup | None = None  # set when the model may call tools
-    output: OutputPlan | None = None  # the grammar constraining each choice
-    priority: int = 0  # engine priority: 0 interactive, higher for Batch API lines
 
 
 def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
@@ -155,19 +148,23 @@ async def plan_chat(
         max_output_tokens=max_tokens * n,
         batch=batch,
     )
+    completion_id = new_id("chatcmpl-", 12)
+    gen = Generation(
+        engine,
+        [Job(prompt, p) for p in params],
+        stop=request.stop_list(),
+        tools=tools if tools is not None and tools.active else None,
+        call_ids=completion_id,
+        priority=priority,
+    )
     return ChatPlan(
         request=request,
         entry=entry,
-        engine=engine,
         prompt=prompt,
-        params=params,
-        stop=request.stop_list(),
-        completion_id=new_id("chatcmpl-", 12),
+        gen=gen,
+        completion_id=completion_id,
         created=int(time.time()),
         ticket=ticket,
-        tools=tools if tools is not None and tools.active else None,
-        output=output,
-        priority=priority,
     )
 
 
@@ -199,21 +196,10 @@ def chat_logprobs(infos: list[TokenInfo]) -> list[ChatCompletionTokenLogprob]:
 
 
 async def complete_chat(plan: ChatPlan, request_id: str) -> ChatCompletion:
-    def events(index: int) -> AsyncIterator[TextEvent]:
-        params = plan.params[index]
-        return generate_text(
-            plan.engine,
-            plan.prompt,
-            params,
-            plan.stop,
-            request_id=request_id,
-            priority=plan.priority,
-        )
-
-    counts = [0] * len(plan.params)
-    async with billed_if_abandoned(plan.ticket, len(plan.prompt), counts):
-        results = await gather_all(collect_text(events(i), counts, i) for i in range(len(counts)))
-    completion = build_completion(plan, results)
+    """The non-streaming answer: the fold of the generation's results."""
+    async with billed_if_abandoned(plan.ticket, len(plan.prompt), plan.gen.tokens):
+        ended = await fold(results(plan.gen, request_id))
+    completion = build_completion(plan, ended)
     await plan.ticket.settle(completion_usage(completion))
     return completion
 
@@ -226,36 +212,42 @@ def completion_usage(completion: ChatCompletion) -> Usage:
     return Usage(used.prompt_tokens, cached, used.completion_tokens)
 
 
-def build_completion(
-    plan: ChatPlan, results: list[tuple[TextDone, list[TokenInfo]]]
-) -> ChatCompletion:
-    """The ``ChatCompletion`` of finished choices (each its end and its logprobs)."""
+def build_completion(plan: ChatPlan, ended: list[ChoiceDone]) -> ChatCompletion:
+    """The ``ChatCompletion`` of finished choices."""
     choices = []
-    for index, (done, infos) in enumerate(results):
+    for done in ended:
         logprobs = None
         if plan.request.logprobs:
-            logprobs = ChoiceLogprobs(content=chat_logprobs(infos), refusal=None)
-        content, calls = parse_tool_output(done.text) if plan.tools else (done.text, [])
+            logprobs = ChoiceLogprobs(content=chat_logprobs(done.logprobs), refusal=None)
         message = ChatCompletionMessage(
-            role="assistant", content=content, refusal=None, annotations=[]
+            role="assistant", content=done.text, refusal=None, annotations=[]
         )
-        finish: Literal["stop", "length", "tool_calls"] = done.finish_reason
-        if calls:
-            message.tool_calls = list(message_tool_calls(calls, plan.completion_id, index))
-            finish = "tool_calls" if done.finish_reason == "stop" else done.finish_reason
+        if done.calls:
+            message.tool_calls = [
+                ChatCompletionMessageFunctionToolCall(
+                    id=call.call_id,
+                    type="function",
+                    function=Function(name=call.name, arguments=call.arguments),
+                )
+                for call in done.calls
+            ]
         choices.append(
-            Choice(index=index, finish_reason=finish, logprobs=logprobs, message=message)
+            Choice(
+                index=done.choice,
+                finish_reason=done.finish_reason,
+                logprobs=logprobs,
+                message=message,
+            )
         )
-    prompt = len(plan.prompt)
-    cached = max(done.cached_tokens for done, _ in results)
-    completion = sum(done.completion_tokens for done, _ in results)
+    cached = max((done.cached_tokens for done in ended), default=0)
+    completion = sum(done.completion_tokens for done in ended)
     return ChatCompletion(
         id=plan.completion_id,
         object="chat.completion",
         created=plan.created,
         model=plan.entry.id,
         choices=choices,
-        usage=usage(prompt, cached, completion),
+        usage=usage(len(plan.prompt), cached, completion),
         system_fingerprint=SYSTEM_FINGERPRINT,
         service_tier="default",
     )

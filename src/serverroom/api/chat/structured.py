@@ -1,4 +1,4 @@
-"""Chat Completions glue for structured outputs and function calling (issue 5).
+"""Chat Completions glue for structured outputs and function calling.
 
 Reads ``response_format`` / ``tools`` / ``tool_choice`` / ``parallel_tool_calls`` into the
 constraints package's terms, and turns generated text back into ``tool_calls``.
@@ -6,22 +6,11 @@ constraints package's terms, and turns generated text back into ``tool_calls``.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
-
-from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall, ChoiceDeltaToolCallFunction
-from openai.types.chat.chat_completion_message_function_tool_call import (
-    ChatCompletionMessageFunctionToolCall,
-    Function,
-)
 
 from serverroom.api.chat.schemas import ChatCompletionRequest
 from serverroom.constraints import (
-    ArgumentsPiece,
-    CallStarted,
     FormatSpec,
-    ParsedCall,
-    ToolEvent,
     ToolSetup,
     ToolSpec,
     check_tools,
@@ -103,54 +92,3 @@ def _object_choice(
             raise _choice_error(f"Invalid value for 'tool_choice.allowed_tools.mode': '{mode}'.")
         return ToolSetup(subset, mode=mode, parallel=parallel)
     raise _choice_error(f"Invalid value for 'tool_choice.type': '{kind}'.")
-
-
-def call_id(completion_id: str, choice: int, call: int) -> str:
-    """A tool call's id, derived from its place so that a streamed completion and the stored
-    copy of it name each call the same (completion ids are random, so these are unique)."""
-    digest = hashlib.blake2b(f"{completion_id}/{choice}/{call}".encode(), digest_size=12)
-    return "call_" + digest.hexdigest()
-
-
-def message_tool_calls(
-    calls: list[ParsedCall], completion_id: str, choice: int
-) -> list[ChatCompletionMessageFunctionToolCall]:
-    return [
-        ChatCompletionMessageFunctionToolCall(
-            id=call_id(completion_id, choice, index),
-            type="function",
-            function=Function(name=call.name, arguments=call.arguments),
-        )
-        for index, call in enumerate(calls)
-    ]
-
-
-class ToolDeltaMaker:
-    """Turns parser events into Chat tool-call deltas (id/type/name only in the first one)."""
-
-    def __init__(self, completion_id: str, choice: int) -> None:
-        self.count = 0
-        self.completion_id = completion_id
-        self.choice = choice
-
-    def deltas(self, events: list[ToolEvent]) -> list[ChoiceDeltaToolCall]:
-        out: list[ChoiceDeltaToolCall] = []
-        for event in events:
-            if isinstance(event, CallStarted):
-                self.count += 1
-                out.append(
-                    ChoiceDeltaToolCall(
-                        index=event.index,
-                        id=call_id(self.completion_id, self.choice, event.index),
-                        type="function",
-                        function=ChoiceDeltaToolCallFunction(name=event.name, arguments=""),
-                    )
-                )
-            elif isinstance(event, ArgumentsPiece) and event.text:
-                out.append(
-                    ChoiceDeltaToolCall(
-                        index=event.index,
-                        function=ChoiceDeltaToolCallFunction(arguments=event.text),
-                    )
-                )
-        return out

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
-from serverroom.api.schemas import SamplingFields
+from serverroom.api.schemas import ListLimits, SamplingFields
 
 Prompt = str | list[str] | list[int] | list[list[int]]
 
 
 class CompletionRequest(SamplingFields):
+    list_limits: ClassVar[ListLimits] = (("prompt", "max_items", "prompts"),)
+
     model: str
     prompt: Prompt = "<|endoftext|>"
     max_tokens: int | None = Field(16, ge=0)

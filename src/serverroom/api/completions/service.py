@@ -18,17 +18,16 @@ from serverroom.api.common import (
     check_context,
     check_count,
     choice_seed,
-    collect_text,
-    gather_all,
     logit_bias_ids,
     sampling_params,
 )
 from serverroom.api.completions.schemas import CompletionRequest
 from serverroom.catalog import ModelEntry
 from serverroom.context import AppContext
-from serverroom.engine.base import Engine, SamplingParams
-from serverroom.engine.textgen import TextDelta, TextDone, TokenInfo, generate_text
+from serverroom.engine.base import Engine
+from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import InvalidRequestError
+from serverroom.generation import ChoiceDone, Generation, Job, Result, TextOut, fold, results
 from serverroom.ids import new_id
 from serverroom.metering import Ticket, Usage
 from serverroom.principal import Principal
@@ -36,29 +35,21 @@ from serverroom.sse import DONE, sse_event
 
 
 @dataclass
-class Job:
-    """One choice: which prompt, which sampling parameters, which output index."""
-
-    index: int
-    prompt: list[int]
-    prompt_text: str
-    params: SamplingParams
-
-
-@dataclass
 class CompletionPlan:
+    """One legacy Completions request: a job per prompt and choice (choice ``index`` is
+    ``prompt_index * n + i``), each job's prompt text for ``echo``."""
+
     request: CompletionRequest
     entry: ModelEntry
-    engine: Engine
-    jobs: list[Job]
-    stop: list[str]
+    gen: Generation
+    prompt_texts: list[str]
+    prompt_tokens: int  # each distinct prompt once
     completion_id: str
     created: int
     ticket: Ticket
-    priority: int = 0  # engine priority: 0 interactive, higher for Batch API lines
 
 
-def _prompt_tokens(engine: Engine, prompt: str | list[int], index: int) -> list[int]:
+def _prompt_tokens(engine: Engine, prompt: str | list[int]) -> list[int]:
     if isinstance(prompt, str):
         return engine.tokenize(prompt, special=True)
     for token in prompt:
@@ -99,8 +90,9 @@ async def plan_completion(
     bias = logit_bias_ids(engine, request.logit_bias)
     n = request.n or 1
     jobs: list[Job] = []
-    for p_index, prompt in enumerate(prompts):
-        tokens = _prompt_tokens(engine, prompt, p_index)
+    texts: list[str] = []
+    for prompt in prompts:
+        tokens = _prompt_tokens(engine, prompt)
         max_tokens = check_context(
             engine,
             len(tokens),
@@ -112,7 +104,6 @@ async def plan_completion(
         )
         if request.max_tokens == 0:
             max_tokens = 0
-        text = prompt if isinstance(prompt, str) else ""
         for i in range(n):
             params = sampling_params(
                 max_tokens=max_tokens,
@@ -124,26 +115,27 @@ async def plan_completion(
                 logit_bias=bias,
                 top_logprobs=request.logprobs,
             )
-            jobs.append(Job(p_index * n + i, tokens, text, params))
+            jobs.append(Job(tokens, params))
+            texts.append(prompt if isinstance(prompt, str) else "")
     admit_all(engine, len(jobs), param="prompt", what=f"{len(prompts)} prompts x n={n}")
+    prompt_tokens = sum(len(job.prompt) for job in jobs[::n])
     ticket = await ctx.metering.admit(
         principal,
         entry,
         endpoint="/v1/completions",
-        prompt_tokens=sum(len(job.prompt) for job in jobs[::n]),
+        prompt_tokens=prompt_tokens,
         max_output_tokens=sum(job.params.max_tokens for job in jobs),
         batch=batch,
     )
     return CompletionPlan(
         request=request,
         entry=entry,
-        engine=engine,
-        jobs=jobs,
-        stop=request.stop_list(),
+        gen=Generation(engine, jobs, stop=request.stop_list(), priority=priority),
+        prompt_texts=texts,
+        prompt_tokens=prompt_tokens,
         completion_id=new_id("cmpl-", 12),
         created=int(time.time()),
         ticket=ticket,
-        priority=priority,
     )
 
 
@@ -160,49 +152,32 @@ def legacy_logprobs(infos: list[TokenInfo], offset: int) -> Logprobs:
     )
 
 
-async def _run(
-    plan: CompletionPlan, job: Job, request_id: str, counts: list[int], index: int
-) -> tuple[TextDone, list[TokenInfo]]:
-    if job.params.max_tokens == 0:
-        return TextDone("length", "", len(job.prompt), 0, 0, []), []
-    events = generate_text(
-        plan.engine,
-        job.prompt,
-        job.params,
-        plan.stop,
-        request_id=request_id,
-        priority=plan.priority,
-    )
-    return await collect_text(events, counts, index)
-
-
 def _usage(plan: CompletionPlan, completion: int) -> CompletionUsage:
-    n = plan.request.n or 1
-    prompt = sum(len(job.prompt) for job in plan.jobs[::n])
+    prompt = plan.prompt_tokens
     return CompletionUsage(
         prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
     )
 
 
 async def complete(plan: CompletionPlan, request_id: str) -> Completion:
-    counts = [0] * len(plan.jobs)
-    async with billed_if_abandoned(plan.ticket, _usage(plan, 0).prompt_tokens, counts):
-        runs = (_run(plan, job, request_id, counts, i) for i, job in enumerate(plan.jobs))
-        results = await gather_all(runs)
-    used = _usage(plan, sum(done.completion_tokens for done, _ in results))
-    cached = max((done.cached_tokens for done, _ in results), default=0)
+    """The non-streaming answer: the fold of the generation's results."""
+    async with billed_if_abandoned(plan.ticket, plan.prompt_tokens, plan.gen.tokens):
+        ended = await fold(results(plan.gen, request_id))
+    used = _usage(plan, sum(done.completion_tokens for done in ended))
+    cached = max((done.cached_tokens for done in ended), default=0)
     await plan.ticket.settle(Usage(used.prompt_tokens, cached, used.completion_tokens))
     choices = []
-    for job, (done, infos) in zip(plan.jobs, results, strict=True):
-        prefix = job.prompt_text if plan.request.echo else ""
+    for done in ended:
+        prefix = plan.prompt_texts[done.choice] if plan.request.echo else ""
         logprobs = None
         if plan.request.logprobs is not None:
-            logprobs = legacy_logprobs(infos, len(prefix))
+            logprobs = legacy_logprobs(done.logprobs, len(prefix))
+        finish = "length" if done.finish_reason == "length" else "stop"
         choices.append(
             CompletionChoice(
-                index=job.index,
-                text=prefix + done.text,
-                finish_reason=done.finish_reason,
+                index=done.choice,
+                text=prefix + (done.text or ""),
+                finish_reason=finish,
                 logprobs=logprobs,
             )
         )
@@ -242,36 +217,20 @@ def _chunk(plan: CompletionPlan, choice: CompletionChoice) -> bytes:
     return sse_event(chunk.model_dump(mode="json", exclude_unset=True))
 
 
-async def job_events(
-    plan: CompletionPlan, request_id: str
-) -> AsyncIterator[tuple[Job, TextDelta | TextDone]]:
-    """Each job's events in order (jobs run one after another on the stream)."""
-    for job in plan.jobs:
-        if job.params.max_tokens == 0:
-            yield job, TextDone("length", "", len(job.prompt), 0, 0, [])
-            continue
-        async for event in generate_text(
-            plan.engine, job.prompt, job.params, plan.stop, request_id=request_id
-        ):
-            yield job, event
-
-
 async def stream_completion(
-    plan: CompletionPlan, events: AsyncIterator[tuple[Job, TextDelta | TextDone]]
+    plan: CompletionPlan, stream: AsyncIterator[Result]
 ) -> AsyncIterator[bytes]:
+    """SSE body: each choice's echo (when asked), text chunks, finish chunk; usage; ``[DONE]``."""
     opts = plan.request.stream_options
-    total = 0
     cached = 0
     try:
-        async for chunk in _stream_chunks(plan, events):
+        async for chunk in _stream_chunks(plan, stream):
             if isinstance(chunk, bytes):
                 yield chunk
             else:
-                total += chunk.completion_tokens
                 cached = max(cached, chunk.cached_tokens)
     finally:
-        used = _usage(plan, total)
-        await plan.ticket.settle(Usage(used.prompt_tokens, cached, total))
+        await plan.ticket.settle(Usage(plan.prompt_tokens, cached, sum(plan.gen.tokens)))
     if opts and opts.include_usage:
         usage_chunk = Completion(
             id=plan.completion_id,
@@ -279,7 +238,7 @@ async def stream_completion(
             created=plan.created,
             model=plan.entry.id,
             choices=[],
-            usage=_usage(plan, total),
+            usage=_usage(plan, sum(plan.gen.tokens)),
             system_fingerprint=SYSTEM_FINGERPRINT,
         )
         yield sse_event(usage_chunk.model_dump(mode="json", exclude_unset=True))
@@ -287,18 +246,19 @@ async def stream_completion(
 
 
 async def _stream_chunks(
-    plan: CompletionPlan, events: AsyncIterator[tuple[Job, TextDelta | TextDone]]
-) -> AsyncIterator[bytes | TextDone]:
+    plan: CompletionPlan, stream: AsyncIterator[Result]
+) -> AsyncIterator[bytes | ChoiceDone]:
     echoed: set[int] = set()
-    async for job, event in events:
-        if plan.request.echo and job.index not in echoed:
-            echoed.add(job.index)
-            yield _chunk(plan, _choice(job.index, job.prompt_text, None, None))
-        if isinstance(event, TextDelta):
-            logprobs = None
-            if plan.request.logprobs is not None:
-                logprobs = legacy_logprobs(event.logprobs, 0)
-            yield _chunk(plan, _choice(job.index, event.text, None, logprobs))
-        else:
-            yield event
-            yield _chunk(plan, _choice(job.index, "", event.finish_reason, None))
+    with_logprobs = plan.request.logprobs is not None
+    async for result in stream:
+        index = result.choice
+        if plan.request.echo and index not in echoed:
+            echoed.add(index)
+            yield _chunk(plan, _choice(index, plan.prompt_texts[index], None, None))
+        if isinstance(result, TextOut):
+            logprobs = legacy_logprobs(result.logprobs, 0) if with_logprobs else None
+            yield _chunk(plan, _choice(index, result.text, None, logprobs))
+        elif isinstance(result, ChoiceDone):
+            yield result
+            finish = "length" if result.finish_reason == "length" else "stop"
+            yield _chunk(plan, _choice(index, "", finish, None))

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from openai.types.conversations import Conversation
 from starlette.responses import JSONResponse, Response
 
-from serverroom.api.conversations.repository import ConversationRepository
 from serverroom.api.conversations.schemas import (
     ConversationCreateRequest,
     ConversationUpdateRequest,
     ItemsCreateRequest,
 )
+from serverroom.api.items import normalize_input
 from serverroom.api.lists import list_body
-from serverroom.api.responses.items import normalize_input
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import AppContext, get_context, get_principal
-from serverroom.principal import Principal
+from serverroom.context import AppContext, Caller, Ctx
 from serverroom.sse import json_response
+from serverroom.storage.conversations import ConversationRepository
 from serverroom.storage.tables.conversations import ConversationRow
 
 router = APIRouter(tags=["conversations"], route_class=CheckedRoute)
@@ -44,8 +43,8 @@ def _repo(ctx: AppContext) -> ConversationRepository:
 @router.post("/conversations", response_model=None)
 async def create_conversation(
     body: ConversationCreateRequest,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
+    ctx: Ctx,
+    principal: Caller,
 ) -> Response:
     items = normalize_input(body.items, param="items")
     row = await _repo(ctx).create(principal.project_id, body.metadata or {}, items)
@@ -53,11 +52,7 @@ async def create_conversation(
 
 
 @router.get("/conversations/{conversation_id}", response_model=None)
-async def get_conversation(
-    conversation_id: str,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
-) -> Response:
+async def get_conversation(conversation_id: str, ctx: Ctx, principal: Caller) -> Response:
     return json_response(conversation(await _repo(ctx).get(principal.project_id, conversation_id)))
 
 
@@ -65,19 +60,15 @@ async def get_conversation(
 async def update_conversation(
     conversation_id: str,
     body: ConversationUpdateRequest,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
+    ctx: Ctx,
+    principal: Caller,
 ) -> Response:
     row = await _repo(ctx).update_metadata(principal.project_id, conversation_id, body.metadata)
     return json_response(conversation(row))
 
 
 @router.delete("/conversations/{conversation_id}", response_model=None)
-async def delete_conversation(
-    conversation_id: str,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
-) -> Response:
+async def delete_conversation(conversation_id: str, ctx: Ctx, principal: Caller) -> Response:
     await _repo(ctx).delete(principal.project_id, conversation_id)
     return JSONResponse({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
 
@@ -86,8 +77,8 @@ async def delete_conversation(
 async def create_items(
     conversation_id: str,
     body: ItemsCreateRequest,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
+    ctx: Ctx,
+    principal: Caller,
 ) -> Response:
     items = normalize_input(body.items, param="items")
     await _repo(ctx).add_items(principal.project_id, conversation_id, items)
@@ -97,11 +88,11 @@ async def create_items(
 @router.get("/conversations/{conversation_id}/items", response_model=None)
 async def list_items(
     conversation_id: str,
+    ctx: Ctx,
+    principal: Caller,
     after: str | None = None,
     limit: int = Query(20, ge=1, le=100),
     order: Literal["asc", "desc"] = "desc",
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
 ) -> Response:
     data, has_more = await _repo(ctx).list_items(
         principal.project_id, conversation_id, after=after, limit=limit, order=order
@@ -110,12 +101,7 @@ async def list_items(
 
 
 @router.get("/conversations/{conversation_id}/items/{item_id}", response_model=None)
-async def get_item(
-    conversation_id: str,
-    item_id: str,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
-) -> Response:
+async def get_item(conversation_id: str, item_id: str, ctx: Ctx, principal: Caller) -> Response:
     item = await _repo(ctx).get_item(principal.project_id, conversation_id, item_id)
     return JSONResponse(item)
 
@@ -124,8 +110,8 @@ async def get_item(
 async def delete_item(
     conversation_id: str,
     item_id: str,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
+    ctx: Ctx,
+    principal: Caller,
 ) -> Response:
     repo = _repo(ctx)
     await repo.delete_item(principal.project_id, conversation_id, item_id)

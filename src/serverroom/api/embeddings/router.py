@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from serverroom.api.embeddings.schemas import EmbeddingRequest
 from serverroom.api.embeddings.service import create_embeddings
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import AppContext, get_context, get_principal
-from serverroom.principal import Principal
+from serverroom.context import Caller, Ctx
 
 router = APIRouter(tags=["embeddings"], route_class=CheckedRoute)
 
 
 @router.post("/embeddings", response_model=None)
-async def create_embedding(
-    body: EmbeddingRequest,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
-) -> JSONResponse:
+async def create_embedding(body: EmbeddingRequest, ctx: Ctx, principal: Caller) -> JSONResponse:
     result, ticket = await create_embeddings(ctx, body, principal)
     return JSONResponse(result, headers=ticket.headers)

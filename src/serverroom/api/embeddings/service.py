@@ -1,4 +1,5 @@
-"""Embeddings service: inputs → vectors (optionally shortened) → the platform's list object.
+"""Embeddings service: inputs → token ids (``inputs.py``: within the platform's limits) →
+vectors (optionally shortened) → the platform's list object.
 
 ``create_embeddings`` is used by the route and by the Batch API worker (``batch=True``: billed
 at the batch rate and queued behind interactive requests).
@@ -6,77 +7,36 @@ at the batch rate and queued behind interactive requests).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from serverroom.api.embeddings.inputs import input_size, split_inputs, tokenize_inputs
 from serverroom.api.embeddings.schemas import EmbeddingRequest
-from serverroom.catalog import ModelEntry
 from serverroom.context import AppContext
 from serverroom.engine.embeddings import EmbeddingEngine, EmbeddingInput, EmbeddingRegistry
-from serverroom.errors import ContextLengthExceededError, InvalidRequestError
+from serverroom.errors import InvalidRequestError
 from serverroom.metering import Ticket, Usage
 from serverroom.principal import Principal
 
-MAX_INPUTS = 2048
+THREAD_ABOVE = 16_384  # characters and token ids: fewer tokenize faster than a thread hand-off
 
 
 def embedding_registry(ctx: AppContext) -> EmbeddingRegistry:
-    """The app's embedding registry (created on first use, kept in ``ctx.extras``)."""
-    registry = ctx.extras.get("embeddings")
-    if not isinstance(registry, EmbeddingRegistry):
-        registry = EmbeddingRegistry()
-        ctx.extras["embeddings"] = registry
-    return registry
+    """The app's embedding registry (built by the app factory)."""
+    return ctx.embeddings
 
 
-def _inputs(request: EmbeddingRequest) -> list[EmbeddingInput]:
-    raw = request.input
-    if isinstance(raw, str):
-        items: list[EmbeddingInput] = [raw]
-    elif raw and all(isinstance(x, int) for x in raw):
-        items = [[x for x in raw if isinstance(x, int)]]
-    else:
-        items = [x for x in raw if not isinstance(x, int)]
-    if not items:
-        raise InvalidRequestError("'input' must not be empty.", param="input", code="invalid_value")
-    if len(items) > MAX_INPUTS:
-        raise InvalidRequestError(
-            f"'input' has {len(items)} items; at most {MAX_INPUTS} are allowed.",
-            param="input",
-            code="invalid_value",
-        )
-    for item in items:
-        if len(item) == 0:
-            raise InvalidRequestError(
-                "'input' must not contain empty strings or empty token arrays.",
-                param="input",
-                code="invalid_value",
-            )
-    return items
-
-
-def _count(engine: EmbeddingEngine, entry: ModelEntry, items: list[EmbeddingInput]) -> int:
-    total = 0
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            bad = [t for t in item if not 0 <= t < engine.vocab_size]
-            if bad:
-                raise InvalidRequestError(
-                    f"Invalid token id {bad[0]} in input[{index}].",
-                    param="input",
-                    code="invalid_value",
-                )
-        n = engine.count_tokens(item)
-        if n > engine.max_tokens:
-            raise ContextLengthExceededError(
-                f"This model's maximum context length is {engine.max_tokens} tokens per input,"
-                f" however input[{index}] has {n} tokens. Please reduce the length of the input.",
-                param="input",
-            )
-        total += n
-    return total
+async def _tokenize(
+    engine: EmbeddingEngine, items: list[EmbeddingInput]
+) -> tuple[list[Sequence[int]], int]:
+    """``tokenize_inputs``, in a worker thread for a large request (not to hold the loop)."""
+    if input_size(items) > THREAD_ABOVE:
+        return await asyncio.to_thread(tokenize_inputs, engine, items)
+    return tokenize_inputs(engine, items)
 
 
 def _shorten(vectors: np.ndarray[Any, Any], dimensions: int | None, native: int) -> Any:
@@ -110,14 +70,14 @@ async def create_embeddings(
             param="model",
             code="model_not_supported",
         )
-    items = _inputs(request)
+    items = split_inputs(request.input)
     registry = embedding_registry(ctx)
     engine = await registry.get(entry)
     if request.dimensions is not None and request.dimensions > engine.dimensions:
         _shorten(
             np.zeros((0, engine.dimensions), np.float32), request.dimensions, engine.dimensions
         )
-    tokens = _count(engine, entry, items)
+    ids, tokens = await _tokenize(engine, items)
     ticket = await ctx.metering.admit(
         principal,
         entry,
@@ -127,7 +87,7 @@ async def create_embeddings(
         batch=batch,
     )
     try:
-        vectors = await registry.embed(engine, items, priority=1 if batch else 0)
+        vectors = await registry.embed(engine, ids, priority=1 if batch else 0)
     except BaseException:
         await ticket.settle(Usage(0, 0, 0))
         raise

@@ -5,27 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import FileResponse
 
 from serverroom.api.files.service import FileService, check_expiry
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import AppContext, get_context, get_principal
+from serverroom.context import Caller, Ctx
 from serverroom.errors import InvalidRequestError, NotFoundError
-from serverroom.principal import Principal
 
 router = APIRouter(tags=["files"], route_class=CheckedRoute)
 MULTIPART_SLACK = 64 * 1024  # boundaries and the other form fields
 
 
 @router.post("/files", response_model=None)
-async def upload_file(
-    request: Request,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
-) -> JSONResponse:
+async def upload_file(request: Request, ctx: Ctx, principal: Caller) -> JSONResponse:
     service = FileService(ctx)
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > service.max_bytes + MULTIPART_SLACK:
@@ -59,12 +54,12 @@ async def upload_file(
 
 @router.get("/files")
 async def list_files(
+    ctx: Ctx,
+    principal: Caller,
     purpose: str | None = None,
     after: str | None = None,
     limit: int = Query(10000, ge=1, le=10000),
     order: Literal["asc", "desc"] = "desc",
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
 ) -> dict[str, Any]:
     return await FileService(ctx).list(
         principal.project_id, purpose=purpose, after=after, limit=limit, order=order
@@ -72,29 +67,17 @@ async def list_files(
 
 
 @router.get("/files/{file_id}")
-async def retrieve_file(
-    file_id: str,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
-) -> dict[str, Any]:
+async def retrieve_file(file_id: str, ctx: Ctx, principal: Caller) -> dict[str, Any]:
     return await FileService(ctx).retrieve(principal.project_id, file_id)
 
 
 @router.delete("/files/{file_id}")
-async def delete_file(
-    file_id: str,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
-) -> dict[str, Any]:
+async def delete_file(file_id: str, ctx: Ctx, principal: Caller) -> dict[str, Any]:
     return await FileService(ctx).delete(principal.project_id, file_id)
 
 
 @router.get("/files/{file_id}/content", response_model=None)
-async def file_content(
-    file_id: str,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
-) -> FileResponse:
+async def file_content(file_id: str, ctx: Ctx, principal: Caller) -> FileResponse:
     service = FileService(ctx)
     row = await service.get_row(principal.project_id, file_id)
     if not service.blobs.path(row.id).exists():

@@ -10,6 +10,7 @@ import time
 from typing import Any, BinaryIO
 
 from serverroom.api.files.repository import BlobStore, FileRepository
+from serverroom.api.lists import list_body
 from serverroom.context import AppContext
 from serverroom.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from serverroom.ids import new_id
@@ -168,11 +169,7 @@ class FileService:
         rows, has_more = await self.repo.page(
             project_id, purpose=purpose, after=after, limit=limit, order=order
         )
-        data = [file_object(r) for r in rows]
-        page: dict[str, Any] = {"object": "list", "data": data, "has_more": has_more}
-        if data:  # typed as strings: left out of an empty page
-            page |= {"first_id": data[0]["id"], "last_id": data[-1]["id"]}
-        return page
+        return list_body([file_object(r) for r in rows], has_more, null_ids=False)
 
     async def delete(self, project_id: str, file_id: str) -> dict[str, Any]:
         if not await self.repo.delete(project_id, file_id):

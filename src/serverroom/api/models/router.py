@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from openai.types import Model
 
 from serverroom.api.routing import CheckedRoute
 from serverroom.catalog import ModelEntry
-from serverroom.context import AppContext, get_context
+from serverroom.context import Ctx
 from serverroom.errors import PermissionDeniedError
 
 router = APIRouter(tags=["models"], route_class=CheckedRoute)
@@ -22,12 +22,12 @@ def model_object(entry: ModelEntry) -> dict[str, Any]:
 
 
 @router.get("/models")
-async def list_models(ctx: AppContext = Depends(get_context)) -> dict[str, Any]:
+async def list_models(ctx: Ctx) -> dict[str, Any]:
     return {"object": "list", "data": [model_object(e) for e in ctx.catalog.entries()]}
 
 
 @router.delete("/models/{model_id:path}")
-async def delete_model(model_id: str, ctx: AppContext = Depends(get_context)) -> dict[str, Any]:
+async def delete_model(model_id: str, ctx: Ctx) -> dict[str, Any]:
     """Only fine-tuned models can be deleted on the platform; the catalog holds none."""
     entry = ctx.catalog.resolve(model_id)  # 404 model_not_found for an unknown id
     raise PermissionDeniedError(
@@ -38,5 +38,5 @@ async def delete_model(model_id: str, ctx: AppContext = Depends(get_context)) ->
 
 
 @router.get("/models/{model_id:path}")
-async def retrieve_model(model_id: str, ctx: AppContext = Depends(get_context)) -> dict[str, Any]:
+async def retrieve_model(model_id: str, ctx: Ctx) -> dict[str, Any]:
     return model_object(ctx.catalog.resolve(model_id))

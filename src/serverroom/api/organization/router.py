@@ -2,12 +2,13 @@
 
 Projects: list/create/retrieve. Project API keys: list/create (the only time the key's value is
 returned)/retrieve/delete (= revoke). Usage tier: retrieve/pin. Usage and costs: bucketed pages
-from the ledger.
+from the ledger, one route per ``BUCKET_ROUTES`` entry.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -16,22 +17,30 @@ from serverroom.accounts.repository import ProjectInfo
 from serverroom.accounts.service import Accounts
 from serverroom.api.organization import service
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import AppContext, get_context
+from serverroom.context import Ctx
 from serverroom.errors import NotFoundError, ServiceUnavailableError
 from serverroom.principal import Principal
 
-router = APIRouter(prefix="/organization", tags=["organization"], route_class=CheckedRoute)
 
-
-def accounts_of(ctx: AppContext = Depends(get_context)) -> Accounts:
-    accounts = ctx.extras.get("accounts")
-    if not isinstance(accounts, Accounts):
+def accounts_of(ctx: Ctx) -> Accounts:
+    if ctx.accounts is None:
         raise ServiceUnavailableError("Accounts are not enabled on this server.")
-    return accounts
+    return ctx.accounts
 
 
-async def require_admin(request: Request, accounts: Accounts = Depends(accounts_of)) -> Principal:
+AppAccounts = Annotated[Accounts, Depends(accounts_of)]
+
+
+async def require_admin(request: Request, accounts: AppAccounts) -> Principal:
     return await accounts.auth.admin(request)
+
+
+router = APIRouter(
+    prefix="/organization",
+    tags=["organization"],
+    route_class=CheckedRoute,
+    dependencies=[Depends(require_admin)],  # every route: admin keys only
+)
 
 
 class ProjectCreate(BaseModel):
@@ -52,11 +61,10 @@ def _many(request: Request, name: str) -> list[str]:
 
 @router.get("/projects")
 async def list_projects(
+    accounts: AppAccounts,
     limit: int = Query(20, ge=1, le=100),
     after: str | None = None,
     include_archived: bool = False,
-    accounts: Accounts = Depends(accounts_of),
-    _: Principal = Depends(require_admin),
 ) -> dict[str, Any]:
     projects = await accounts.repo.list_projects()
     items = [service.project_object(p) for p in projects if include_archived or not p.archived_at]
@@ -64,30 +72,18 @@ async def list_projects(
 
 
 @router.post("/projects")
-async def create_project(
-    body: ProjectCreate,
-    accounts: Accounts = Depends(accounts_of),
-    _: Principal = Depends(require_admin),
-) -> dict[str, Any]:
+async def create_project(body: ProjectCreate, accounts: AppAccounts) -> dict[str, Any]:
     return service.project_object(await accounts.repo.create_project(body.name))
 
 
 @router.get("/projects/{project_id}")
-async def retrieve_project(
-    project_id: str,
-    accounts: Accounts = Depends(accounts_of),
-    _: Principal = Depends(require_admin),
-) -> dict[str, Any]:
+async def retrieve_project(project_id: str, accounts: AppAccounts) -> dict[str, Any]:
     project = await accounts.repo.get_project(project_id)
     return service.project_object(project, (await accounts.tier_of(project.id)).name)
 
 
 @router.get("/projects/{project_id}/tier")
-async def retrieve_tier(
-    project_id: str,
-    accounts: Accounts = Depends(accounts_of),
-    _: Principal = Depends(require_admin),
-) -> dict[str, Any]:
+async def retrieve_tier(project_id: str, accounts: AppAccounts) -> dict[str, Any]:
     project = await accounts.repo.get_project(project_id)
     tier = await accounts.tier_of(project.id)
     return _tier_body(project, tier.name, pinned=project.pinned_tier is not None)
@@ -104,12 +100,7 @@ def _tier_body(project: ProjectInfo, tier: str, *, pinned: bool) -> dict[str, An
 
 
 @router.post("/projects/{project_id}/tier")
-async def pin_tier(
-    project_id: str,
-    body: TierPin,
-    accounts: Accounts = Depends(accounts_of),
-    _: Principal = Depends(require_admin),
-) -> dict[str, Any]:
+async def pin_tier(project_id: str, body: TierPin, accounts: AppAccounts) -> dict[str, Any]:
     project = await accounts.repo.get_project(project_id)
     tier = await accounts.pin_tier(project, body.tier)
     return _tier_body(project, tier.name, pinned=body.tier is not None)
@@ -118,10 +109,9 @@ async def pin_tier(
 @router.get("/projects/{project_id}/api_keys")
 async def list_keys(
     project_id: str,
+    accounts: AppAccounts,
     limit: int = Query(20, ge=1, le=100),
     after: str | None = None,
-    accounts: Accounts = Depends(accounts_of),
-    _: Principal = Depends(require_admin),
 ) -> dict[str, Any]:
     await accounts.repo.get_project(project_id)
     keys = await accounts.repo.list_keys(project_id)
@@ -131,9 +121,8 @@ async def list_keys(
 @router.post("/projects/{project_id}/api_keys")
 async def create_key(
     project_id: str,
+    accounts: AppAccounts,
     body: KeyCreate | None = None,
-    accounts: Accounts = Depends(accounts_of),
-    _: Principal = Depends(require_admin),
 ) -> dict[str, Any]:
     created = await accounts.repo.create_key(project_id, name=body.name if body else "")
     accounts.auth.key_created()
@@ -147,80 +136,52 @@ async def _key_in(accounts: Accounts, project_id: str, key_id: str) -> None:
 
 
 @router.get("/projects/{project_id}/api_keys/{key_id}")
-async def retrieve_key(
-    project_id: str,
-    key_id: str,
-    accounts: Accounts = Depends(accounts_of),
-    _: Principal = Depends(require_admin),
-) -> dict[str, Any]:
+async def retrieve_key(project_id: str, key_id: str, accounts: AppAccounts) -> dict[str, Any]:
     await _key_in(accounts, project_id, key_id)
     return service.key_object(await accounts.repo.get_key(key_id))
 
 
 @router.delete("/projects/{project_id}/api_keys/{key_id}")
-async def delete_key(
-    project_id: str,
-    key_id: str,
-    accounts: Accounts = Depends(accounts_of),
-    _: Principal = Depends(require_admin),
-) -> dict[str, Any]:
+async def delete_key(project_id: str, key_id: str, accounts: AppAccounts) -> dict[str, Any]:
     await _key_in(accounts, project_id, key_id)
     await accounts.revoke_key(key_id)
     return {"object": "organization.project.api_key.deleted", "id": key_id, "deleted": True}
 
 
-async def _buckets(
-    kind: str,
-    request: Request,
-    accounts: Accounts,
-    start_time: int,
-    end_time: int | None,
-    bucket_width: str,
-    limit: int | None,
-    page: str | None,
-) -> dict[str, Any]:
-    return await service.bucket_page(
-        accounts.ledger,
-        kind=kind,
-        start_time=start_time,
-        end_time=end_time,
-        bucket_width=bucket_width,
-        group_by=_many(request, "group_by"),
-        limit=limit,
-        page=page,
-        project_ids=_many(request, "project_ids"),
-        models=_many(request, "models"),
-        api_key_ids=_many(request, "api_key_ids"),
-    )
+# Bucketed pages: the route's path → the kind of page (``service.bucket_page``).
+BUCKET_ROUTES = {"/usage/completions": "completions", "/costs": "costs"}
 
 
-@router.get("/usage/completions")
-async def usage_completions(
-    request: Request,
-    start_time: int,
-    end_time: int | None = None,
-    bucket_width: str = "1d",
-    limit: int | None = None,
-    page: str | None = None,
-    accounts: Accounts = Depends(accounts_of),
-    _: Principal = Depends(require_admin),
-) -> dict[str, Any]:
-    return await _buckets(
-        "completions", request, accounts, start_time, end_time, bucket_width, limit, page
-    )
+def _bucket_route(kind: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """The route of one kind of bucketed page (the same parameters for every kind)."""
+
+    async def route(
+        request: Request,
+        start_time: int,
+        accounts: AppAccounts,
+        end_time: int | None = None,
+        bucket_width: str = "1d",
+        limit: int | None = None,
+        page: str | None = None,
+    ) -> dict[str, Any]:
+        return await service.bucket_page(
+            accounts.ledger,
+            kind=kind,
+            start_time=start_time,
+            end_time=end_time,
+            bucket_width=bucket_width,
+            group_by=_many(request, "group_by"),
+            limit=limit,
+            page=page,
+            project_ids=_many(request, "project_ids"),
+            models=_many(request, "models"),
+            api_key_ids=_many(request, "api_key_ids"),
+        )
+
+    return route
 
 
-@router.get("/costs")
-async def costs(
-    request: Request,
-    start_time: int,
-    end_time: int | None = None,
-    bucket_width: str = "1d",
-    limit: int | None = None,
-    page: str | None = None,
-    accounts: Accounts = Depends(accounts_of),
-    _: Principal = Depends(require_admin),
-) -> dict[str, Any]:
-    return await _buckets(
-        "costs", request, accounts, start_time, end_time, bucket_width, limit, page
+for _path, _kind in BUCKET_ROUTES.items():  # named usage_completions, costs (operation ids)
+    router.add_api_route(
+        _path, _bucket_route(_kind), methods=["GET"], name=_path.strip("/").replace("/", "_")
     )

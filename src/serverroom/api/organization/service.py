@@ -13,6 +13,7 @@ from typing import Any
 
 from serverroom.accounts.ledger import Ledger, Totals
 from serverroom.accounts.repository import CreatedKey, KeyInfo, ProjectInfo
+from serverroom.api.lists import list_body
 from serverroom.errors import InvalidRequestError
 
 WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
@@ -57,14 +58,7 @@ def list_page(items: list[dict[str, Any]], limit: int, after: str | None) -> dic
     if after is not None:
         ids = [item["id"] for item in items]
         items = items[ids.index(after) + 1 :] if after in ids else []
-    page = items[:limit]
-    return {
-        "object": "list",
-        "data": page,
-        "first_id": page[0]["id"] if page else None,
-        "last_id": page[-1]["id"] if page else None,
-        "has_more": len(items) > limit,
-    }
+    return list_body(items[:limit], len(items) > limit)
 
 
 def _check_groups(group_by: Sequence[str], allowed: Sequence[str]) -> list[str]:

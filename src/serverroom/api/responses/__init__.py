@@ -1,1 +1,8 @@
 """The Responses API: stored, streamed and background responses."""
+
+from __future__ import annotations
+
+from serverroom.api.responses.background import lifespan
+from serverroom.api.responses.router import router
+
+__all__ = ["lifespan", "router"]

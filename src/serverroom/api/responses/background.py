@@ -1,7 +1,7 @@
 """Background responses: asyncio tasks inside the server, cancellation, and restart recovery.
 
 A background response is stored ``queued`` at once and run by a task kept in
-``ctx.extras[TASKS]``; its events go to an ``EventLog`` that a streaming client follows.
+``ctx.response_tasks``; its events go to an ``EventLog`` that a streaming client follows.
 ``lifespan`` marks responses a previous process left unfinished as failed, and cancels the
 running tasks on shutdown.
 """
@@ -16,27 +16,16 @@ from typing import Any
 
 from openai.types.responses import Response
 
+from serverroom.api.responses.objects import ResponsePlan, dump, response_object
 from serverroom.api.responses.replay import EventLog, open_log
 from serverroom.api.responses.repository import ACTIVE, ResponseRepository
-from serverroom.api.responses.service import (
-    ResponsePlan,
-    dump,
-    response_object,
-    settle,
-    start_generation,
-)
+from serverroom.api.responses.service import settle, start_generation
 from serverroom.api.responses.stream import TERMINAL, run_events
 from serverroom.context import AppContext
 from serverroom.errors import APIError, InvalidRequestError
 from serverroom.principal import Principal
 
 logger = logging.getLogger("serverroom.responses")
-TASKS = "responses.background_tasks"
-
-
-def _tasks(ctx: AppContext) -> dict[str, asyncio.Task[None]]:
-    tasks: dict[str, asyncio.Task[None]] = ctx.extras.setdefault(TASKS, {})
-    return tasks
 
 
 async def start_background(plan: ResponsePlan, request_id: str) -> Response:
@@ -49,7 +38,7 @@ async def start_background(plan: ResponsePlan, request_id: str) -> Response:
     repo = ResponseRepository(plan.ctx.db)
     await repo.save(plan.principal.project_id, dump(queued), plan.input_items)
     log = open_log(plan.ctx, plan.response_id)  # before the task runs: a stream follows it now
-    tasks = _tasks(plan.ctx)
+    tasks = plan.ctx.response_tasks
     task = asyncio.create_task(_run(plan, request_id, log), name=f"response {plan.response_id}")
     tasks[plan.response_id] = task
     task.add_done_callback(lambda _: tasks.pop(plan.response_id, None))
@@ -101,7 +90,7 @@ async def cancel_response(ctx: AppContext, principal: Principal, response_id: st
     if row.status in ACTIVE:
         body = {**row.body, "status": "cancelled"}
         if await repo.update_status(principal.project_id, response_id, body, only_if=ACTIVE):
-            task = _tasks(ctx).get(response_id)
+            task = ctx.response_tasks.get(response_id)
             if task is not None:
                 task.cancel()
             return Response.model_validate(body)
@@ -115,7 +104,7 @@ async def cancel_response(ctx: AppContext, principal: Principal, response_id: st
 
 def forget(ctx: AppContext, response_id: str) -> None:
     """Stop a response's task, if any (when it is deleted)."""
-    task = _tasks(ctx).get(response_id)
+    task = ctx.response_tasks.get(response_id)
     if task is not None:
         task.cancel()
 
@@ -129,7 +118,7 @@ async def lifespan(ctx: AppContext) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        tasks = list(_tasks(ctx).values())
+        tasks = list(ctx.response_tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from serverroom.api.common import check_context, check_count
-from serverroom.api.conversations.repository import ConversationRepository
-from serverroom.api.responses.items import Item, normalize_input, render_items
+from serverroom.api.items import Item, normalize_input, render_items
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import ResponseContextFields
 from serverroom.constraints import ToolSetup, render_tool_messages
@@ -18,6 +17,7 @@ from serverroom.context import AppContext
 from serverroom.engine.base import Engine
 from serverroom.errors import InvalidRequestError
 from serverroom.principal import Principal
+from serverroom.storage.conversations import ConversationRepository
 
 
 @dataclass

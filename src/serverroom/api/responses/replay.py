@@ -8,15 +8,13 @@ before a restart) is replayed from its stored body as one synthetic event sequen
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from serverroom.api.responses.items import Item, item_text
+from serverroom.api.items import Item, item_text
 from serverroom.context import AppContext
 
-LOGS = "responses.event_logs"
 KEEP_FINISHED = 64
 
 
@@ -55,14 +53,9 @@ class EventLog:
             await wake.wait()
 
 
-def _logs(ctx: AppContext) -> OrderedDict[str, EventLog]:
-    logs: OrderedDict[str, EventLog] = ctx.extras.setdefault(LOGS, OrderedDict())
-    return logs
-
-
 def open_log(ctx: AppContext, response_id: str) -> EventLog:
     """A new log for a background run (older finished logs are dropped)."""
-    logs = _logs(ctx)
+    logs = ctx.response_logs
     finished = [key for key, log in logs.items() if log.finished]
     for key in finished[: max(0, len(finished) - KEEP_FINISHED + 1)]:
         del logs[key]
@@ -71,7 +64,7 @@ def open_log(ctx: AppContext, response_id: str) -> EventLog:
 
 
 def find_log(ctx: AppContext, response_id: str) -> EventLog | None:
-    return _logs(ctx).get(response_id)
+    return ctx.response_logs.get(response_id)
 
 
 def _item_events(index: int, item: Item) -> list[dict[str, Any]]:

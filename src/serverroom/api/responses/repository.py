@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, literal_column, select, update
 from sqlalchemy.orm import aliased
 
-from serverroom.api.responses.items import Item
+from serverroom.api.items import Item
 from serverroom.errors import InvalidRequestError, NotFoundError
 from serverroom.storage.db import Database
 from serverroom.storage.tables.responses import ResponseRow

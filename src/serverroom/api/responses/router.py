@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from openai.types.responses import Response as SDKResponse
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 from starlette.responses import JSONResponse, Response
@@ -14,17 +14,17 @@ from starlette.responses import JSONResponse, Response
 from serverroom.api.disconnect import while_connected
 from serverroom.api.lists import list_body, page_of
 from serverroom.api.responses.background import cancel_response, forget, start_background
+from serverroom.api.responses.objects import dump
 from serverroom.api.responses.prompt import gather_state, render_prompt
 from serverroom.api.responses.replay import EventLog, find_log, synthetic_events
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import InputTokensRequest, ResponseCreateRequest
-from serverroom.api.responses.service import dump, plan_response, start_generation
+from serverroom.api.responses.service import plan_response, start_generation
 from serverroom.api.responses.stream import final_response, run_events, sse_body
 from serverroom.api.responses.structured import response_tools
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import AppContext, get_context, get_principal, request_id_of
+from serverroom.context import AppContext, Caller, Ctx, request_id_of
 from serverroom.errors import EngineError
-from serverroom.principal import Principal
 from serverroom.sse import json_response, sse_event, sse_response
 
 router = APIRouter(tags=["responses"], route_class=CheckedRoute)
@@ -34,8 +34,8 @@ router = APIRouter(tags=["responses"], route_class=CheckedRoute)
 async def create_response(
     body: ResponseCreateRequest,
     request: Request,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
+    ctx: Ctx,
+    principal: Caller,
 ) -> Response:
     plan = await plan_response(ctx, body, principal)
     rid = request_id_of(request)
@@ -60,8 +60,8 @@ async def create_response(
 @router.post("/responses/input_tokens", response_model=None)
 async def count_input_tokens(
     body: InputTokensRequest,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
+    ctx: Ctx,
+    principal: Caller,
 ) -> Response:
     engine = await ctx.engines.get(ctx.catalog.resolve(body.model))
     state = await gather_state(ctx, body, principal, require_input=False)
@@ -74,10 +74,10 @@ async def count_input_tokens(
 @router.get("/responses/{response_id}", response_model=None)
 async def get_response(
     response_id: str,
+    ctx: Ctx,
+    principal: Caller,
     stream: bool = False,
     starting_after: int = Query(-1, ge=-1),
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
 ) -> Response:
     row = await ResponseRepository(ctx.db).get(principal.project_id, response_id)
     if stream:
@@ -108,8 +108,8 @@ async def replay_body(
 @router.delete("/responses/{response_id}", response_model=None)
 async def delete_response(
     response_id: str,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
+    ctx: Ctx,
+    principal: Caller,
 ) -> Response:
     await ResponseRepository(ctx.db).delete(principal.project_id, response_id)
     forget(ctx, response_id)
@@ -119,8 +119,8 @@ async def delete_response(
 @router.post("/responses/{response_id}/cancel", response_model=None)
 async def cancel(
     response_id: str,
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
+    ctx: Ctx,
+    principal: Caller,
 ) -> Response:
     return JSONResponse(dump(await cancel_response(ctx, principal, response_id)))
 
@@ -128,11 +128,11 @@ async def cancel(
 @router.get("/responses/{response_id}/input_items", response_model=None)
 async def list_input_items(
     response_id: str,
+    ctx: Ctx,
+    principal: Caller,
     after: str | None = None,
     limit: int = Query(20, ge=1, le=100),
     order: Literal["asc", "desc"] = "desc",
-    ctx: AppContext = Depends(get_context),
-    principal: Principal = Depends(get_principal),
 ) -> Response:
     row = await ResponseRepository(ctx.db).get(principal.project_id, response_id)
     data, has_more = page_of(list(row.input_items), after, limit, order)

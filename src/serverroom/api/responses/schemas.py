@@ -6,11 +6,11 @@ the items one by one so an error names the exact item (``input[2].content``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from serverroom.api.schemas import Metadata, RequestModel, StreamOptions
+from serverroom.api.schemas import ListLimits, Metadata, RequestModel, StreamOptions
 
 
 class ConversationRef(RequestModel):
@@ -19,6 +19,11 @@ class ConversationRef(RequestModel):
 
 class ResponseContextFields(RequestModel):
     """The parameters that decide a response's prompt (shared with ``input_tokens``)."""
+
+    list_limits: ClassVar[ListLimits] = (
+        ("input", "max_items", "input items"),
+        ("tools", "max_tools", "tools"),
+    )
 
     model: str
     input: Any = None  # a string or a list of items; checked by ``items.normalize_input``

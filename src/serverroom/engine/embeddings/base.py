@@ -25,11 +25,11 @@ class EmbeddingEngine(Protocol):
     def vocab_size(self) -> int:
         """Token ids must be in ``range(vocab_size)``."""
 
-    def tokenize(self, text: str) -> list[int]:
-        """Token ids of ``text`` without special tokens (no truncation)."""
-
-    def count_tokens(self, item: EmbeddingInput) -> int:
-        """Tokens an input counts for in usage."""
+    def tokenize(self, text: str, limit: int | None = None) -> list[int]:
+        """Token ids of ``text`` without special tokens, what it counts for in usage. With a
+        ``limit``, tokenizing may stop once more than ``limit`` ids are found (a longer text is
+        not tokenized to its end): then only ``len(result) > limit`` is meaningful."""
 
     def embed(self, items: Sequence[EmbeddingInput]) -> npt.NDArray[np.float32]:
-        """One L2-normalised float32 row per input, in input order. Blocking: run in a thread."""
+        """One L2-normalised float32 row per input, in input order; an input longer than
+        ``max_tokens`` is cut to it. Blocking: run in a thread."""

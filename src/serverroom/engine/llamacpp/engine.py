@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp as L
+from llguidance import LLTokenizer
 
+from serverroom.constraints.tokenizers import tokenizer_from_vocab
 from serverroom.engine.base import (
     ChatMessage,
     GenerationEvent,
@@ -20,8 +22,7 @@ from serverroom.engine.base import (
 )
 from serverroom.engine.llamacpp.model import GGUFModel
 from serverroom.engine.llamacpp.native import NativeChoice, NativeProbeError, Probe, choose
-from serverroom.engine.llamacpp.scheduler import Scheduler
-from serverroom.engine.llamacpp.scheduler import Sequence as Seq
+from serverroom.engine.llamacpp.scheduler import Scheduler, ServedSequence
 from serverroom.engine.slots import overloaded
 from serverroom.engine.template import ChatTemplate
 from serverroom.settings import EngineSettings
@@ -153,6 +154,13 @@ class LlamaCppEngine:
     def is_end_of_generation(self, token: int) -> bool:
         return token in self.model.eog
 
+    def constraint_tokenizer(self) -> LLTokenizer:
+        model = self.model
+        return tokenizer_from_vocab(model.vocab, str(model.path), model.n_vocab)
+
+    def describe(self) -> str:
+        return self.native.describe() if self.native is not None else ""
+
     def render_chat(
         self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
     ) -> str:
@@ -167,7 +175,7 @@ class LlamaCppEngine:
         scheduler = self._scheduler
         if scheduler is None:
             return 0
-        return max(0, self.capacity - scheduler.busy() - scheduler.queued())
+        return max(0, self.capacity - sum(scheduler.load()))
 
     def tokenize_chat(
         self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
@@ -179,20 +187,20 @@ class LlamaCppEngine:
         scheduler = self._scheduler
         if scheduler is None:
             return {"active": 0, "queued": 0}
-        return {"active": scheduler.busy(), "queued": scheduler.queued()}
+        active, queued = scheduler.load()
+        return {"active": active, "queued": queued}
 
     # ----- generation -----
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         scheduler = self._scheduler
         if scheduler is None:
             raise RuntimeError("the engine is not started")
-        if scheduler.queued() >= self.settings.max_queue and scheduler.busy() >= len(
-            scheduler.slots
-        ):
+        running, queued = scheduler.load()
+        if queued >= self.settings.max_queue and running >= len(scheduler.slots):
             raise overloaded()
         queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
         emit = scheduler.outbox.sender(asyncio.get_running_loop(), queue)
-        seq = Seq(request, emit, self._context_length)
+        seq = ServedSequence(request, emit, self._context_length)
         scheduler.submit(seq)
         finished = False
         try:

@@ -15,8 +15,6 @@ interrupt the Python part of a step.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import logging
 import threading
@@ -34,7 +32,7 @@ from serverroom.engine.base import (
     SampledToken,
 )
 from serverroom.engine.llamacpp.sampling import SequenceSampler, sample_step
-from serverroom.engine.llamacpp.waker import Batch, LoopWaker
+from serverroom.engine.llamacpp.waker import Outbox
 
 logger = logging.getLogger("serverroom.engine.llamacpp")
 # Copying a prefix from another slot's KV cache moves that slot's whole KV buffer (~47 MB,
@@ -45,7 +43,7 @@ _arrivals = itertools.count()
 
 
 @dataclass
-class Sequence:
+class ServedSequence:
     """One request being served, as the scheduler thread sees it."""
 
     request: GenerationRequest
@@ -73,7 +71,7 @@ class Sequence:
 class Slot:
     seq_id: int
     tokens: list[int] = field(default_factory=list)  # what this sequence id holds in KV
-    busy: Sequence | None = None
+    busy: ServedSequence | None = None
     last_used: float = 0.0
 
 
@@ -141,7 +139,15 @@ def choose_donor(slots: list[Slot], slot: Slot, common: dict[int, int]) -> Slot 
 
 
 class Scheduler:
-    """The decode loop thread and the slots it serves."""
+    """The decode loop thread and the slots it serves.
+
+    ``cond`` guards only what the event loop shares with the decode thread: the ``waiting``
+    queue, the ``active`` list (the loop only counts it), every sequence's ``cancelled`` flag
+    and ``stopping``; it is held just long enough to read or change them. The slots, the KV
+    cache, the samplers and each sequence's progress belong to the decode thread alone, so a
+    step decodes and samples (constraint masks included) without the lock, and ``submit`` and
+    ``cancel`` never wait for one.
+    """
 
     def __init__(
         self, ctx: int, n_vocab: int, eog: frozenset[int], *, slots: int, batch_size: int
@@ -153,8 +159,8 @@ class Scheduler:
         self.batch_size = batch_size
         self.slots = [Slot(i) for i in range(slots)]
         self.batch = L.llama_batch_init(batch_size, 0, 1)
-        self.waiting: list[Sequence] = []
-        self.active: list[Sequence] = []
+        self.waiting: list[ServedSequence] = []
+        self.active: list[ServedSequence] = []
         self.cond = threading.Condition()
         self.outbox = Outbox()
         self.stopping = False
@@ -164,23 +170,20 @@ class Scheduler:
     def start(self) -> None:
         self.thread.start()
 
-    def submit(self, seq: Sequence) -> None:
+    def submit(self, seq: ServedSequence) -> None:
         with self.cond:
             self.waiting.append(seq)
             self.cond.notify()
 
-    def cancel(self, seq: Sequence) -> None:
+    def cancel(self, seq: ServedSequence) -> None:
         with self.cond:
             seq.cancelled = True
             self.cond.notify()
 
-    def queued(self) -> int:
+    def load(self) -> tuple[int, int]:
+        """Sequences (running, queued), read together: one moving between the two counts once."""
         with self.cond:
-            return len(self.waiting)
-
-    def busy(self) -> int:
-        with self.cond:
-            return len(self.active)
+            return len(self.active), len(self.waiting)
 
     def stop(self) -> None:
         with self.cond:
@@ -193,68 +196,97 @@ class Scheduler:
     # ----- the decode thread -----
     def _run(self) -> None:
         try:
-            while True:
-                with self.cond:
-                    self._reap()
-                    self._admit()
-                    self.outbox.flush()
-                    if self.stopping:
-                        break
-                    if not self.active:
-                        self.cond.wait(timeout=0.5)
-                        continue
+            while self._between_steps():
                 self._step()
                 self.outbox.flush()
         except Exception:  # pragma: no cover - a crash here must not hang clients
             logger.exception("decode loop crashed")
         finally:
-            with self.cond:
-                for seq in self.active + self.waiting:
-                    self._finish(
-                        seq, "error" if not self.stopping else "cancelled", "the engine stopped"
-                    )
-                self.active.clear()
-                self.waiting.clear()
-                self.outbox.flush()
+            self._drain()
 
-    def _reap(self) -> None:
-        for seq in [s for s in self.active if s.cancelled]:
-            self._finish(seq, "cancelled")
+    def _between_steps(self) -> bool:
+        """Release cancelled sequences and admit waiting ones, sleeping while there is
+        nothing to decode; False once the scheduler stops."""
+        while True:
+            with self.cond:
+                while not (self.stopping or self.active or self.waiting):
+                    self.cond.wait(timeout=0.5)
+                if self.stopping:
+                    return False
+                cancelled = self._take_cancelled()
+            for seq in cancelled:
+                self._release(seq, "cancelled")
+            self._admit()
+            self.outbox.flush()
+            if self.active:
+                return True
+
+    def _drain(self) -> None:
+        """Finish every sequence still here when the loop ends (stopped, or crashed)."""
+        with self.cond:
+            left, self.active, self.waiting = self.active + self.waiting, [], []
+            reason = "cancelled" if self.stopping else "error"
+        for seq in left:
+            self._release(seq, reason, "the engine stopped")
+        self.outbox.flush()
+
+    def _take_cancelled(self) -> list[ServedSequence]:
+        """Drop cancelled sequences from the queue; take them out of ``active`` and return
+        them, to be released (``cond`` held)."""
         self.waiting = [s for s in self.waiting if not s.cancelled]
+        cancelled = [s for s in self.active if s.cancelled]
+        if cancelled:
+            self.active = [s for s in self.active if not s.cancelled]
+        return cancelled
 
     def _admit(self) -> None:
-        self.waiting.sort(key=lambda s: (s.request.priority, s.arrival))
-        while self.waiting:
-            free = [slot for slot in self.slots if slot.busy is None]
-            if not free:
-                return
-            if self.waiting[0].request.priority > 0 and len(free) == 1 < len(self.slots):
-                return  # background work never takes the last free slot
-            seq = self.waiting.pop(0)
-            busy = {s.seq_id for s in self.slots if s.busy is not None}
-            common = {s.seq_id: common_prefix(s.tokens, seq.prompt) for s in self.slots}
-            slot = choose_slot(fewest_runs(free, busy), seq.prompt, common)
-            donor = choose_donor(self.slots, slot, common)
-            if donor is not None:  # its KV data moves at the next decode, before that computes
-                L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
-                L.llama_memory_seq_cp(self.mem, donor.seq_id, slot.seq_id, -1, -1)
-                slot.tokens = donor.tokens[: common[donor.seq_id]]
-            reuse = min(common[(donor or slot).seq_id], len(seq.prompt) - 1)
-            if not L.llama_memory_seq_rm(self.mem, slot.seq_id, reuse, -1):
-                L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
-                reuse = 0
-            del slot.tokens[reuse:]
-            slot.busy = seq
-            seq.slot = slot
-            seq.n_past = seq.cached = reuse
-            seq.sampler = SequenceSampler(seq.request.params, self.n_vocab)
-            self.active.append(seq)
-            seq.emit(PromptProcessed(cached_tokens=reuse))
+        """Give waiting sequences the free slots: moved to ``active`` under the lock (so the
+        loop's counts never miss one), their slots and samplers set up outside it."""
+        with self.cond:
+            arrivals = self._take_arrivals()
+        for seq in arrivals:
+            self._place(seq)
 
-    def _plan_batch(self) -> list[tuple[Sequence, list[int], bool]]:
+    def _take_arrivals(self) -> list[ServedSequence]:
+        """The waiting sequences that get a slot now, in priority order, moved to ``active``
+        (``cond`` held)."""
+        self.waiting.sort(key=lambda s: (s.request.priority, s.arrival))
+        free = sum(slot.busy is None for slot in self.slots)
+        taken: list[ServedSequence] = []
+        while self.waiting and free:
+            if self.waiting[0].request.priority > 0 and free == 1 < len(self.slots):
+                break  # background work never takes the last free slot
+            taken.append(self.waiting.pop(0))
+            free -= 1
+        self.active.extend(taken)
+        return taken
+
+    def _place(self, seq: ServedSequence) -> None:
+        """Put an admitted sequence in the free slot whose cache serves it best."""
+        free = [slot for slot in self.slots if slot.busy is None]
+        busy = {s.seq_id for s in self.slots if s.busy is not None}
+        common = {s.seq_id: common_prefix(s.tokens, seq.prompt) for s in self.slots}
+        slot = choose_slot(fewest_runs(free, busy), seq.prompt, common)
+        donor = choose_donor(self.slots, slot, common)
+        if donor is not None:  # its KV data moves at the next decode, before that computes
+            L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
+            L.llama_memory_seq_cp(self.mem, donor.seq_id, slot.seq_id, -1, -1)
+            slot.tokens = donor.tokens[: common[donor.seq_id]]
+        reuse = min(common[(donor or slot).seq_id], len(seq.prompt) - 1)
+        if not L.llama_memory_seq_rm(self.mem, slot.seq_id, reuse, -1):
+            L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
+            reuse = 0
+        del slot.tokens[reuse:]
+        slot.busy = seq
+        seq.slot = slot
+        seq.n_past = seq.cached = reuse
+        seq.sampler = SequenceSampler(seq.request.params, self.n_vocab)
+        seq.emit(PromptProcessed(cached_tokens=reuse))
+
+    def _plan_batch(self) -> list[tuple[ServedSequence, list[int], bool]]:
         """Decoding sequences first (one token each), then prompt chunks in arrival order."""
         budget = self.batch_size
-        plan: list[tuple[Sequence, list[int], bool]] = []
+        plan: list[tuple[ServedSequence, list[int], bool]] = []
         for seq in self.active:
             if seq.pending is not None and budget > 0:
                 plan.append((seq, [seq.pending], True))
@@ -274,9 +306,37 @@ class Scheduler:
 
     def _step(self) -> None:
         plan = self._plan_batch()
+        outputs = self._fill_batch(plan)
+        rc = L.llama_decode(self.ctx, self.batch)
+        if rc != 0:
+            logger.error(
+                "llama_decode returned %d for a batch of %d tokens", rc, self.batch.n_tokens
+            )
+            for seq, _, _ in plan:
+                self._finish(seq, "error", f"llama_decode failed ({rc}): KV cache full?")
+            return
+        for seq, tokens, _ in plan:
+            assert seq.slot is not None
+            seq.slot.tokens.extend(tokens)
+            seq.n_past += len(tokens)
+            seq.pending = None
+        with self.cond:  # a sequence cancelled from here on is sampled once more, unread
+            live = [(s, i) for s, i in outputs if not s.cancelled]
+        samplers = []
+        for seq, _ in live:
+            assert seq.sampler is not None
+            samplers.append(seq.sampler)
+        drawn = sample_step(samplers, [i for _, i in live], self.ctx)
+        for (seq, _), sampled in zip(live, drawn, strict=True):
+            self._advance(seq, sampled)
+
+    def _fill_batch(
+        self, plan: list[tuple[ServedSequence, list[int], bool]]
+    ) -> list[tuple[ServedSequence, int]]:
+        """Write the plan into ``self.batch``; the batch index of each sequence's logits."""
         batch = self.batch
         n = 0
-        outputs: list[tuple[Sequence, int]] = []
+        outputs: list[tuple[ServedSequence, int]] = []
         for seq, tokens, wants_logits in plan:
             assert seq.slot is not None
             for offset, token in enumerate(tokens):
@@ -290,28 +350,9 @@ class Scheduler:
                     outputs.append((seq, n))
                 n += 1
         batch.n_tokens = n
-        rc = L.llama_decode(self.ctx, batch)
-        with self.cond:
-            if rc != 0:
-                logger.error("llama_decode returned %d for a batch of %d tokens", rc, n)
-                for seq, _, _ in plan:
-                    self._finish(seq, "error", f"llama_decode failed ({rc}): KV cache full?")
-                return
-            for seq, tokens, _ in plan:
-                assert seq.slot is not None
-                seq.slot.tokens.extend(tokens)
-                seq.n_past += len(tokens)
-                seq.pending = None
-            live = [(s, i) for s, i in outputs if not s.cancelled and s in self.active]
-            samplers = []
-            for seq, _ in live:
-                assert seq.sampler is not None
-                samplers.append(seq.sampler)
-            drawn = sample_step(samplers, [i for _, i in live], self.ctx)
-            for (seq, _), sampled in zip(live, drawn, strict=True):
-                self._advance(seq, sampled)
+        return outputs
 
-    def _advance(self, seq: Sequence, sampled: SampledToken) -> None:
+    def _advance(self, seq: ServedSequence, sampled: SampledToken) -> None:
         seq.generated += 1
         seq.emit(sampled)
         params = seq.request.params
@@ -323,9 +364,15 @@ class Scheduler:
         else:
             seq.pending = sampled.token
 
-    def _finish(self, seq: Sequence, reason: str, error: str | None = None) -> None:
-        if seq in self.active:
-            self.active.remove(seq)
+    def _finish(self, seq: ServedSequence, reason: str, error: str | None = None) -> None:
+        """End an active sequence: out of ``active`` (under the lock), then released."""
+        with self.cond:
+            if seq in self.active:
+                self.active.remove(seq)
+        self._release(seq, reason, error)
+
+    def _release(self, seq: ServedSequence, reason: str, error: str | None = None) -> None:
+        """Free a sequence's slot and sampler and send its ``GenerationStats``."""
         if seq.slot is not None:
             seq.slot.busy = None
             seq.slot.last_used = time.monotonic()
@@ -345,51 +392,3 @@ class Scheduler:
                 error=error,
             )
         )
-
-
-def _deliver(items: Batch) -> None:
-    for queue, event in items:
-        queue.put_nowait(event)
-
-
-class Outbox:
-    """Events of one decode step, handed to each event loop in a single wake-up.
-
-    Each loop gets a ``LoopWaker``, made on the loop's own thread the first time one of its
-    requests registers; the decode thread posts to it without releasing the GIL.
-    """
-
-    def __init__(self) -> None:
-        self._pending: dict[asyncio.AbstractEventLoop, Batch] = {}
-        self._wakers: dict[asyncio.AbstractEventLoop, LoopWaker] = {}
-
-    def sender(
-        self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[GenerationEvent]
-    ) -> Callable[[GenerationEvent], None]:
-        """The ``emit`` of one sequence (called on ``loop``'s thread): buffer its events
-        until :meth:`flush`."""
-        if loop not in self._wakers:
-            self._wakers[loop] = LoopWaker(loop, _deliver)
-
-        def send(event: GenerationEvent) -> None:
-            self._pending.setdefault(loop, []).append((queue, event))
-
-        return send
-
-    def flush(self) -> None:
-        """Deliver everything buffered (decode thread only)."""
-        pending, self._pending = self._pending, {}
-        for loop, items in pending.items():
-            waker = self._wakers.get(loop)
-            if waker is not None and not loop.is_closed():
-                waker.post(items)
-
-    def close(self) -> None:
-        """Release every loop's pipe (after the decode thread has stopped)."""
-        for loop, waker in list(self._wakers.items()):
-            if loop.is_closed():
-                waker.close()
-            else:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(waker.close)
-        self._wakers.clear()

@@ -1,4 +1,8 @@
-"""Storage of conversations and their items; every lookup is scoped by ``project_id``."""
+"""Storage of conversations and their items; every lookup is scoped by ``project_id``.
+
+Shared by the Conversations API (its routes) and the Responses API (a response reads a
+conversation's items as its context and appends its input and output to them).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from sqlalchemy import delete, select
 from serverroom.errors import NotFoundError
 from serverroom.ids import new_id
 from serverroom.storage.db import Database
+from serverroom.storage.paging import seq_page
 from serverroom.storage.tables.conversations import ConversationItemRow, ConversationRow
 
 Item = dict[str, Any]
@@ -106,31 +111,22 @@ class ConversationRepository:
     async def list_items(
         self, project_id: str, conversation_id: str, *, after: str | None, limit: int, order: str
     ) -> tuple[list[Item], bool]:
-        """A page of items and whether more follow."""
+        """A page of items and whether more follow (an unknown ``after`` item is a 404)."""
         await self.get(project_id, conversation_id)
-        query = select(ConversationItemRow).where(
-            ConversationItemRow.conversation_id == conversation_id
-        )
+        in_conversation = ConversationItemRow.conversation_id == conversation_id
         async with self.db.session() as session:
-            if after is not None:
-                cursor = await self._seq_of(session, conversation_id, after)
-                column = ConversationItemRow.seq
-                query = query.where(column < cursor if order == "desc" else column > cursor)
-            seq = ConversationItemRow.seq
-            query = query.order_by(seq.desc() if order == "desc" else seq.asc()).limit(limit + 1)
-            rows = list(await session.scalars(query))
-        return [row.data for row in rows[:limit]], len(rows) > limit
-
-    async def _seq_of(self, session: Any, conversation_id: str, item_id: str) -> int:
-        seq = await session.scalar(
-            select(ConversationItemRow.seq).where(
-                ConversationItemRow.conversation_id == conversation_id,
-                ConversationItemRow.id == item_id,
+            rows, has_more = await seq_page(
+                session,
+                ConversationItemRow,
+                select(ConversationItemRow).where(in_conversation),
+                project_id,
+                after=after,
+                limit=limit,
+                order=order,
+                within=(in_conversation,),
+                unknown=NotFoundError(f"Item with id '{after}' not found.", param="after"),
             )
-        )
-        if seq is None:
-            raise NotFoundError(f"Item with id '{item_id}' not found.", param="after")
-        return int(seq)
+        return [row.data for row in rows], has_more
 
     async def _item_row(
         self, session: Any, conversation_id: str, item_id: str

@@ -1,4 +1,5 @@
-"""Items: validating client input items, normalising them for storage, rendering them.
+"""Items, shared by Responses and Conversations: validating client input items, normalising
+them for storage, rendering them.
 
 Every item the server keeps (a response's input, its output, a conversation's items) is stored
 in one normalised, output-style form with an ``id`` and a ``status``, so the same dicts can be

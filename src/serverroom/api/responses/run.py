@@ -1,0 +1,162 @@
+"""One response run as the platform's stream events, for plain text and tool calls alike.
+
+``ResponseRun`` renders the generation's results: text goes into one assistant message (its
+``output_text`` part, with logprobs when asked for), tool calls become ``function_call``
+items with their argument deltas. Plain text is simply the case in which no call appears; a
+run with no tools opens its message at once, as the platform does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openai.types.responses import Response, ResponseStreamEvent
+
+from serverroom.api.items import Item
+from serverroom.api.responses.events import stream_event
+from serverroom.api.responses.objects import (
+    ResponsePlan,
+    dump,
+    logprob_entries,
+    wants_logprobs,
+)
+from serverroom.engine.textgen import TokenInfo
+from serverroom.generation import CallArguments, CallClosed, CallOpened, Result, TextOut
+from serverroom.ids import new_id
+
+Events = list[ResponseStreamEvent]
+
+
+class ResponseRun:
+    """The output items of one response as they grow, and the events that tell of it."""
+
+    def __init__(self, plan: ResponsePlan) -> None:
+        self.plan = plan
+        self.seq = 0
+        self.items: list[Item] = []
+        self.message: Item | None = None
+        self.calls: dict[int, Item] = {}  # call index → its item
+        self.with_logprobs = wants_logprobs(plan.request)
+        self.infos: list[TokenInfo] = []  # the message's logprobs so far
+        self.pending: list[TokenInfo] = []  # logprobs of tokens with no visible text yet
+
+    def event(self, kind: str, **fields: Any) -> ResponseStreamEvent:
+        event = stream_event(kind, self.seq, **fields)
+        self.seq += 1
+        return event
+
+    def lifecycle(self, kind: str, response: Response) -> ResponseStreamEvent:
+        return self.event(kind, response=dump(response))
+
+    def start(self) -> Events:
+        """Events after ``response.in_progress``: a run without tools opens its message."""
+        return self.open_message() if self.plan.tools is None else []
+
+    def render(self, result: Result) -> Events:
+        if isinstance(result, TextOut):
+            return self.text(result.text, result.logprobs)
+        if isinstance(result, CallOpened):
+            return self.open_call(result)
+        if isinstance(result, CallArguments):
+            item = self.calls[result.call]
+            item["arguments"] += result.text
+            where = {"item_id": item["id"], "output_index": self.items.index(item)}
+            return [
+                self.event("response.function_call_arguments.delta", **where, delta=result.text)
+            ]
+        if isinstance(result, CallClosed):
+            return self.close_call(self.calls[result.call], "completed", result.arguments)
+        return []
+
+    def open_message(self) -> Events:
+        self.message = {
+            "type": "message",
+            "id": new_id("msg_"),
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
+        self.items.append(self.message)
+        added = self.event(
+            "response.output_item.added", output_index=len(self.items) - 1, item=dict(self.message)
+        )
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        self.message["content"] = [part]
+        return [added, self.event("response.content_part.added", **self.where(), part=dict(part))]
+
+    def where(self) -> dict[str, Any]:
+        assert self.message is not None
+        index = self.items.index(self.message)
+        return {"item_id": self.message["id"], "output_index": index, "content_index": 0}
+
+    def text(self, piece: str, logprobs: list[TokenInfo]) -> Events:
+        self.pending.extend(logprobs)
+        if not piece:
+            return []
+        out = [] if self.message is not None else self.open_message()
+        assert self.message is not None
+        self.message["content"][0]["text"] += piece
+        shown, self.pending = self.pending, []
+        self.infos.extend(shown)
+        entries = logprob_entries(shown, with_bytes=False) if self.with_logprobs else []
+        delta = self.event(
+            "response.output_text.delta", **self.where(), delta=piece, logprobs=entries
+        )
+        return [*out, delta]
+
+    def open_call(self, result: CallOpened) -> Events:
+        item: Item = {
+            "type": "function_call",
+            "id": new_id("fc_"),
+            "call_id": result.call_id,
+            "name": result.name,
+            "arguments": "",
+            "status": "in_progress",
+        }
+        self.calls[result.call] = item
+        self.items.append(item)
+        index = len(self.items) - 1
+        return [self.event("response.output_item.added", output_index=index, item=dict(item))]
+
+    def close_call(self, item: Item, status: str, arguments: str) -> Events:
+        item["arguments"] = arguments
+        item["status"] = status
+        where = {"item_id": item["id"], "output_index": self.items.index(item)}
+        return [
+            self.event("response.function_call_arguments.done", **where, arguments=arguments),
+            self.event(
+                "response.output_item.done", output_index=where["output_index"], item=dict(item)
+            ),
+        ]
+
+    def close(self, status: str) -> Events:
+        """Close what is open: calls cut off are ``incomplete``, the message gets ``status``."""
+        out: Events = []
+        for item in self.calls.values():
+            if item["status"] == "in_progress":
+                out += self.close_call(item, "incomplete", item["arguments"])
+        if self.message is None and not self.calls:
+            out += self.open_message()
+        if self.message is not None:
+            self.infos.extend(self.pending)
+            self.pending = []
+            part = self.message["content"][0]
+            if self.with_logprobs:
+                part["logprobs"] = logprob_entries(self.infos, with_bytes=True)
+            self.message["status"] = status
+            entries = logprob_entries(self.infos, with_bytes=False) if self.with_logprobs else []
+            where = self.where()
+            out.append(
+                self.event(
+                    "response.output_text.done", **where, text=part["text"], logprobs=entries
+                )
+            )
+            out.append(self.event("response.content_part.done", **where, part=dict(part)))
+            out.append(
+                self.event(
+                    "response.output_item.done",
+                    output_index=where["output_index"],
+                    item=self.message,
+                )
+            )
+        return out
