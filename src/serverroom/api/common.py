@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+from serverroom.api.schemas import SamplingFields
 from serverroom.engine.base import Engine, SamplingParams, TokenConstraint
 from serverroom.engine.slots import overloaded
-from serverroom.engine.textgen import TextDelta, TextDone, TextEvent, TokenInfo
 from serverroom.errors import ContextLengthExceededError, InvalidRequestError
 from serverroom.metering import Ticket, Usage
 
@@ -111,6 +111,31 @@ def choice_seed(seed: int | None, index: int) -> int:
     return (seed + index * 7919) & 0x7FFFFFFF
 
 
+def choice_params(
+    request: SamplingFields,
+    index: int,
+    *,
+    max_tokens: int,
+    logit_bias: dict[int, float] | None,
+    top_logprobs: int | None,
+    constraint: TokenConstraint | None = None,
+) -> SamplingParams:
+    """Choice ``index``'s sampling parameters for a Chat or legacy Completions request (with
+    ``n > 1`` every choice gets its own seed, derived from the request's when it has one)."""
+    n = request.n or 1
+    return sampling_params(
+        max_tokens=max_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        seed=choice_seed(request.seed, index) if (request.seed is not None or n > 1) else None,
+        presence_penalty=request.presence_penalty,
+        frequency_penalty=request.frequency_penalty,
+        logit_bias=logit_bias,
+        top_logprobs=top_logprobs,
+        constraint=constraint,
+    )
+
+
 def check_count(count: int, limit: int, *, param: str, what: str) -> None:
     """A request with more ``what`` than the server's limit is a 400 naming the limit, before
     anything is templated or tokenized."""
@@ -148,23 +173,6 @@ async def gather_all(works: Iterable[Awaitable[T]]) -> list[T]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def collect_text(
-    events: AsyncIterator[TextEvent], counts: list[int], index: int
-) -> tuple[TextDone, list[TokenInfo]]:
-    """One generation folded to its end and its logprobs; ``counts[index]`` follows the tokens
-    generated so far, for billing a generation that is abandoned halfway."""
-    infos: list[TokenInfo] = []
-    done: TextDone | None = None
-    async for event in events:
-        if isinstance(event, TextDelta):
-            infos.extend(event.logprobs)
-            counts[index] += len(event.token_ids)
-        else:
-            done = event
-    assert done is not None
-    return done, infos
 
 
 @asynccontextmanager

@@ -1,10 +1,42 @@
-"""The platform's list envelope and cursor pages over in-memory lists of objects."""
+"""The platform's list envelope, its cursor query parameters, and cursor pages over
+in-memory lists of objects."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Query
 
 from serverroom.errors import NotFoundError
+
+Order = Literal["asc", "desc"]
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """A list request's cursor: ``after`` (an object id), ``limit`` (1-100) and ``order``."""
+
+    after: str | None
+    limit: int
+    order: Order
+
+
+def _page_query(default: Order) -> Callable[..., PageQuery]:
+    def read(
+        after: str | None = None,
+        limit: int = Query(20, ge=1, le=100),
+        order: Order = default,
+    ) -> PageQuery:
+        return PageQuery(after, limit, order)
+
+    return read
+
+
+# The platform's list parameters, oldest first or newest first by default.
+OldestFirst = Annotated[PageQuery, Depends(_page_query("asc"))]
+NewestFirst = Annotated[PageQuery, Depends(_page_query("desc"))]
 
 Item = dict[str, Any]
 
@@ -23,14 +55,12 @@ def list_body(data: list[Item], has_more: bool, *, null_ids: bool = True) -> dic
     }
 
 
-def page_of(
-    items: list[Item], after: str | None, limit: int, order: str
-) -> tuple[list[Item], bool]:
-    """A cursor page over a list of objects with ids (``after`` is an object id)."""
-    ordered = list(reversed(items)) if order == "desc" else list(items)
-    if after is not None:
+def page_of(items: list[Item], page: PageQuery) -> tuple[list[Item], bool]:
+    """A cursor page over a list of objects with ids (``page.after`` is an object id)."""
+    ordered = list(reversed(items)) if page.order == "desc" else list(items)
+    if page.after is not None:
         ids = [item.get("id") for item in ordered]
-        if after not in ids:
-            raise NotFoundError(f"Item with id '{after}' not found.", param="after")
-        ordered = ordered[ids.index(after) + 1 :]
-    return ordered[:limit], len(ordered) > limit
+        if page.after not in ids:
+            raise NotFoundError(f"Item with id '{page.after}' not found.", param="after")
+        ordered = ordered[ids.index(page.after) + 1 :]
+    return ordered[: page.limit], len(ordered) > page.limit

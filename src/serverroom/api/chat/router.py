@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
 from serverroom.api.chat.schemas import ChatCompletionRequest, ChatCompletionUpdateRequest
@@ -13,6 +12,7 @@ from serverroom.api.chat.service import complete_chat, plan_chat
 from serverroom.api.chat.store import ChatStore, metadata_filters
 from serverroom.api.chat.stream import stream_chat
 from serverroom.api.disconnect import while_connected
+from serverroom.api.lists import OldestFirst
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import Caller, Ctx, request_id_of
 from serverroom.generation import results
@@ -48,15 +48,13 @@ async def create_chat_completion(
 @router.get("/chat/completions", response_model=None)
 async def list_chat_completions(
     request: Request,
+    page: OldestFirst,
     model: str | None = None,
-    after: str | None = None,
-    limit: int = Query(20, ge=1, le=100),
-    order: Literal["asc", "desc"] = "asc",
     store: ChatStore = Depends(get_store),
 ) -> Response:
     filters = metadata_filters(request.query_params)
-    page = await store.page(model=model, metadata=filters, after=after, limit=limit, order=order)
-    return JSONResponse(page)
+    found = await store.page(model=model, metadata=filters, page=page)
+    return JSONResponse(found)
 
 
 @router.get("/chat/completions/{completion_id}", response_model=None)
@@ -84,11 +82,6 @@ async def delete_chat_completion(
 
 @router.get("/chat/completions/{completion_id}/messages", response_model=None)
 async def list_chat_messages(
-    completion_id: str,
-    after: str | None = None,
-    limit: int = Query(20, ge=1, le=100),
-    order: Literal["asc", "desc"] = "asc",
-    store: ChatStore = Depends(get_store),
+    completion_id: str, page: OldestFirst, store: ChatStore = Depends(get_store)
 ) -> Response:
-    page = await store.messages(completion_id, after=after, limit=limit, order=order)
-    return JSONResponse(page)
+    return JSONResponse(await store.messages(completion_id, page))

@@ -32,9 +32,8 @@ from serverroom.api.common import (
     billed_if_abandoned,
     check_context,
     check_count,
-    choice_seed,
+    choice_params,
     logit_bias_ids,
-    sampling_params,
 )
 from serverroom.catalog import ModelEntry
 from serverroom.constraints import (
@@ -127,13 +126,10 @@ async def plan_chat(
                 lambda: [output.new_constraint() for _ in range(n)]
             )
     params = [
-        sampling_params(
+        choice_params(
+            request,
+            i,
             max_tokens=max_tokens,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            seed=choice_seed(request.seed, i) if (request.seed is not None or n > 1) else None,
-            presence_penalty=request.presence_penalty,
-            frequency_penalty=request.frequency_penalty,
             logit_bias=bias,
             top_logprobs=top,
             constraint=constraints[i],

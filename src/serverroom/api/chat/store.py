@@ -15,7 +15,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionDeleted
 
 from serverroom.api.chat.repository import ChatCompletionRepository
 from serverroom.api.chat.schemas import ChatCompletionRequest, ChatMessageIn
-from serverroom.api.lists import list_body, page_of
+from serverroom.api.lists import PageQuery, list_body, page_of
 from serverroom.context import AppContext
 from serverroom.principal import Principal
 from serverroom.storage.tables.chat import ChatCompletionRow
@@ -73,24 +73,21 @@ class ChatStore:
         )
 
     async def page(
-        self,
-        *,
-        model: str | None,
-        metadata: dict[str, str],
-        after: str | None,
-        limit: int,
-        order: str,
+        self, *, model: str | None, metadata: dict[str, str], page: PageQuery
     ) -> dict[str, Any]:
         rows, has_more = await self.repo.page(
-            self.project_id, model=model, metadata=metadata, after=after, limit=limit, order=order
+            self.project_id,
+            model=model,
+            metadata=metadata,
+            after=page.after,
+            limit=page.limit,
+            order=page.order,
         )
         return list_body([_view(row) for row in rows], has_more)
 
-    async def messages(
-        self, completion_id: str, *, after: str | None, limit: int, order: str
-    ) -> dict[str, Any]:
+    async def messages(self, completion_id: str, page: PageQuery) -> dict[str, Any]:
         row = await self.repo.get(self.project_id, completion_id)
-        data, has_more = page_of(list(row.messages), after, limit, order)
+        data, has_more = page_of(list(row.messages), page)
         return list_body(data, has_more)
 
 

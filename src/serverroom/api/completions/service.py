@@ -17,9 +17,8 @@ from serverroom.api.common import (
     billed_if_abandoned,
     check_context,
     check_count,
-    choice_seed,
+    choice_params,
     logit_bias_ids,
-    sampling_params,
 )
 from serverroom.api.completions.schemas import CompletionRequest
 from serverroom.catalog import ModelEntry
@@ -105,15 +104,8 @@ async def plan_completion(
         if request.max_tokens == 0:
             max_tokens = 0
         for i in range(n):
-            params = sampling_params(
-                max_tokens=max_tokens,
-                temperature=request.temperature,
-                top_p=request.top_p,
-                seed=choice_seed(request.seed, i) if (request.seed is not None or n > 1) else None,
-                presence_penalty=request.presence_penalty,
-                frequency_penalty=request.frequency_penalty,
-                logit_bias=bias,
-                top_logprobs=request.logprobs,
+            params = choice_params(
+                request, i, max_tokens=max_tokens, logit_bias=bias, top_logprobs=request.logprobs
             )
             jobs.append(Job(tokens, params))
             texts.append(prompt if isinstance(prompt, str) else "")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from openai.types.conversations import Conversation
 from starlette.responses import JSONResponse, Response
 
@@ -14,7 +14,7 @@ from serverroom.api.conversations.schemas import (
     ItemsCreateRequest,
 )
 from serverroom.api.items import normalize_input
-from serverroom.api.lists import list_body
+from serverroom.api.lists import NewestFirst, list_body
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, Caller, Ctx
 from serverroom.sse import json_response
@@ -90,12 +90,10 @@ async def list_items(
     conversation_id: str,
     ctx: Ctx,
     principal: Caller,
-    after: str | None = None,
-    limit: int = Query(20, ge=1, le=100),
-    order: Literal["asc", "desc"] = "desc",
+    page: NewestFirst,
 ) -> Response:
     data, has_more = await _repo(ctx).list_items(
-        principal.project_id, conversation_id, after=after, limit=limit, order=order
+        principal.project_id, conversation_id, after=page.after, limit=page.limit, order=page.order
     )
     return _items(data, has_more)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from openai.types.responses import Response as SDKResponse
@@ -12,7 +12,7 @@ from openai.types.responses.input_token_count_response import InputTokenCountRes
 from starlette.responses import JSONResponse, Response
 
 from serverroom.api.disconnect import while_connected
-from serverroom.api.lists import list_body, page_of
+from serverroom.api.lists import NewestFirst, list_body, page_of
 from serverroom.api.responses.background import cancel_response, forget, start_background
 from serverroom.api.responses.objects import dump
 from serverroom.api.responses.prompt import gather_state, render_prompt
@@ -130,10 +130,8 @@ async def list_input_items(
     response_id: str,
     ctx: Ctx,
     principal: Caller,
-    after: str | None = None,
-    limit: int = Query(20, ge=1, le=100),
-    order: Literal["asc", "desc"] = "desc",
+    page: NewestFirst,
 ) -> Response:
     row = await ResponseRepository(ctx.db).get(principal.project_id, response_id)
-    data, has_more = page_of(list(row.input_items), after, limit, order)
+    data, has_more = page_of(list(row.input_items), page)
     return JSONResponse(list_body(data, has_more))
