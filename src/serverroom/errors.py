@@ -32,11 +32,34 @@ from typing import Any, ClassVar
 
 
 class APIError(Exception):
-    """Base of every error rendered to clients."""
+    """Base of every error rendered to clients.
+
+    A subclass states what differs from its base in its class line:
+    ``class NotFoundError(APIError, status=404)``. The error ``type`` follows the status as on
+    the platform (``invalid_request_error`` for a 4xx, ``server_error`` for a 5xx) unless
+    ``error_type`` names another; ``code`` is the default ``code`` of the envelope.
+    """
 
     status_code: ClassVar[int] = 500
     error_type: ClassVar[str] = "server_error"
     default_code: ClassVar[str | None] = None
+
+    def __init_subclass__(
+        cls,
+        *,
+        status: int | None = None,
+        error_type: str | None = None,
+        code: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status_code = status
+            cls.error_type = "invalid_request_error" if status < 500 else "server_error"
+        if error_type is not None:
+            cls.error_type = error_type
+        if code is not None:
+            cls.default_code = code
 
     def __init__(
         self,
@@ -64,37 +87,32 @@ class APIError(Exception):
         }
 
 
-class InvalidRequestError(APIError):
-    status_code = 400
-    error_type = "invalid_request_error"
+class InvalidRequestError(APIError, status=400):
+    """A request the server cannot run as it is (a bad or missing parameter)."""
 
 
-class ContextLengthExceededError(InvalidRequestError):
-    default_code = "context_length_exceeded"
+class ContextLengthExceededError(InvalidRequestError, code="context_length_exceeded"):
+    """The prompt, or prompt and output budget, exceed the model's context window."""
 
 
-class UnsupportedParameterError(InvalidRequestError):
-    default_code = "unsupported_parameter"
+class UnsupportedParameterError(InvalidRequestError, code="unsupported_parameter"):
+    """A parameter the platform accepts but this server does not implement."""
 
 
-class AuthenticationError(APIError):
-    status_code = 401
-    error_type = "invalid_request_error"
-    default_code = "invalid_api_key"
+class AuthenticationError(APIError, status=401, code="invalid_api_key"):
+    """No API key, or one the server does not know (or has revoked)."""
 
 
-class PermissionDeniedError(APIError):
-    status_code = 403
-    error_type = "invalid_request_error"
+class PermissionDeniedError(APIError, status=403):
+    """A request the caller may not make (an admin route without an admin key)."""
 
 
-class NotFoundError(APIError):
-    status_code = 404
-    error_type = "invalid_request_error"
+class NotFoundError(APIError, status=404):
+    """No such object (in the caller's project)."""
 
 
-class ModelNotFoundError(NotFoundError):
-    default_code = "model_not_found"
+class ModelNotFoundError(NotFoundError, code="model_not_found"):
+    """A model the catalog does not serve."""
 
     def __init__(self, model: str) -> None:
         super().__init__(
@@ -103,44 +121,33 @@ class ModelNotFoundError(NotFoundError):
         )
 
 
-class ConflictError(APIError):
-    status_code = 409
-    error_type = "invalid_request_error"
+class ConflictError(APIError, status=409):
+    """The object's state forbids the request (a name in use, a batch past cancelling)."""
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
-        # A state conflict the client cannot fix by retrying: tell the SDK not to retry.
+        # Retrying cannot help: tell the SDK not to retry.
         super().__init__(message, param=param, code=code, headers={"x-should-retry": "false"})
 
 
-class RequestTimeoutError(APIError):
-    status_code = 408
-    error_type = "invalid_request_error"
-    default_code = "request_timeout"
+class RequestTimeoutError(APIError, status=408, code="request_timeout"):
+    """A request body that did not arrive in time."""
 
 
-class PayloadTooLargeError(APIError):
-    status_code = 413
-    error_type = "invalid_request_error"
-    default_code = "payload_too_large"
+class PayloadTooLargeError(APIError, status=413, code="payload_too_large"):
+    """A request body (or upload) over the server's size limit."""
 
 
-class RateLimitError(APIError):
-    status_code = 429
-    error_type = "requests"
-    default_code = "rate_limit_exceeded"
+class RateLimitError(APIError, status=429, error_type="requests", code="rate_limit_exceeded"):
+    """Over the project's requests-per-minute limit (the SDK retries after a while)."""
 
 
-class EngineError(APIError):
-    status_code = 500
-    error_type = "server_error"
-    default_code = "engine_error"
+class EngineError(APIError, code="engine_error"):
+    """The engine failed while generating."""
 
 
-class ServiceUnavailableError(APIError):
-    status_code = 503
-    error_type = "server_error"
-    default_code = "service_unavailable"
+class ServiceUnavailableError(APIError, status=503, code="service_unavailable"):
+    """The server cannot serve the request now (a model loading, a shutdown, a feature off)."""
 
 
-class EngineOverloadedError(ServiceUnavailableError):
-    default_code = "engine_overloaded"
+class EngineOverloadedError(ServiceUnavailableError, code="engine_overloaded"):
+    """Every engine slot and queue place is taken (the SDK retries)."""

@@ -1,8 +1,8 @@
 """Admission and billing seam: rate limits before a request runs, usage after it ends.
 
-Services call ``metering.admit(...)`` once they know the prompt size and output budget, attach
-``ticket.headers`` to the reply, and call ``ticket.settle(usage)`` when the real token counts are
-known. ``NullMetering`` admits everything and records nothing.
+Services call ``metering.admit(Admission(...))`` once they know the prompt size and output
+budget, attach ``ticket.headers`` to the reply, and call ``ticket.settle(usage)`` when the real
+token counts are known. ``NullMetering`` admits everything and records nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +22,19 @@ class Usage:
     reasoning_tokens: int = 0
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What a request asks to be admitted for: who calls which model on which endpoint, with
+    how many prompt tokens and at most how many output tokens (``batch``: a Batch API line)."""
+
+    principal: Principal
+    entry: ModelEntry
+    endpoint: str
+    prompt_tokens: int
+    max_output_tokens: int
+    batch: bool = False
+
+
 class Ticket(Protocol):
     @property
     def headers(self) -> dict[str, str]:
@@ -32,16 +45,7 @@ class Ticket(Protocol):
 
 
 class Metering(Protocol):
-    async def admit(
-        self,
-        principal: Principal,
-        entry: ModelEntry,
-        *,
-        endpoint: str,
-        prompt_tokens: int,
-        max_output_tokens: int,
-        batch: bool = False,
-    ) -> Ticket:
+    async def admit(self, admission: Admission) -> Ticket:
         """Reserve capacity or raise ``RateLimitError``."""
 
 
@@ -54,14 +58,5 @@ class NullTicket:
 
 
 class NullMetering:
-    async def admit(
-        self,
-        principal: Principal,
-        entry: ModelEntry,
-        *,
-        endpoint: str,
-        prompt_tokens: int,
-        max_output_tokens: int,
-        batch: bool = False,
-    ) -> Ticket:
+    async def admit(self, admission: Admission) -> Ticket:
         return NullTicket()

@@ -173,7 +173,7 @@ async def test_settle_reads_the_new_spend_back_without_another_query(tmp_path: P
     from serverroom.accounts.metering import AccountsMetering
     from serverroom.accounts.repository import AccountsRepository
     from serverroom.accounts.tiers import Ladder, ModelLimits, Tier
-    from serverroom.metering import Usage
+    from serverroom.metering import Admission, Usage
     from serverroom.principal import Principal
     from serverroom.storage.db import Database
 
@@ -196,7 +196,9 @@ async def test_settle_reads_the_new_spend_back_without_another_query(tmp_path: P
         principal = Principal(project_id=project.id, key_id="key_x")
         entry = Catalog.load().resolve("gpt-4.1")
         ticket = await metering.admit(
-            principal, entry, endpoint="/v1/responses", prompt_tokens=10, max_output_tokens=5
+            Admission(
+                principal, entry, endpoint="/v1/responses", prompt_tokens=10, max_output_tokens=5
+            )
         )
         assert ticket.headers["x-ratelimit-limit-requests"] == "10"
         statements: list[str] = []

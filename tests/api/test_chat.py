@@ -275,10 +275,11 @@ def test_plain_content_chunks_match_the_sdk_model_path(with_usage: bool, index: 
     from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
 
     from serverroom.api.chat.stream import _chunk, _ContentChunk
+    from serverroom.api.common import ChoicesPlan
 
-    plan: Any = SimpleNamespace(
-        completion_id="chatcmpl-x", created=1, entry=SimpleNamespace(id="gpt-4.1")
-    )
+    unused: Any = None  # neither the generation nor the ticket is needed to render a chunk
+    entry: Any = SimpleNamespace(id="gpt-4.1")
+    plan: Any = ChoicesPlan(entry, unused, completion_id="chatcmpl-x", created=1, ticket=unused)
     fast = _ContentChunk(plan, index, with_usage)
     for text in ("Hi", "", ' "quoted" \\ back', "line\nbreak\t", "héllo — 日本 🙂", "\x00\x1f"):
         choice = Choice(index=index, delta=ChoiceDelta(content=text), finish_reason=None)

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 
 from fastapi.testclient import TestClient
 
-from serverroom.catalog import ModelEntry
-from serverroom.metering import Ticket, Usage
-from serverroom.principal import Principal
+from serverroom.metering import Admission, Ticket, Usage
 
 
 @dataclass
@@ -26,17 +24,10 @@ class RecordingMetering:
     admitted: list[tuple[str, int, int]] = field(default_factory=list)
     tickets: list[RecordingTicket] = field(default_factory=list)
 
-    async def admit(
-        self,
-        principal: Principal,
-        entry: ModelEntry,
-        *,
-        endpoint: str,
-        prompt_tokens: int,
-        max_output_tokens: int,
-        batch: bool = False,
-    ) -> Ticket:
-        self.admitted.append((endpoint, prompt_tokens, max_output_tokens))
+    async def admit(self, admission: Admission) -> Ticket:
+        self.admitted.append(
+            (admission.endpoint, admission.prompt_tokens, admission.max_output_tokens)
+        )
         ticket = RecordingTicket()
         self.tickets.append(ticket)
         return ticket

@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select, update
 
 from serverroom.catalog import ModelEntry
 from serverroom.metering import Usage
-from serverroom.storage.db import Database
+from serverroom.storage.repository import Repository
 from serverroom.storage.tables.accounts import ProjectRow, UsageRow
 
 BATCH_DISCOUNT = 0.5
@@ -74,11 +74,8 @@ def _group_value(row: UsageRow, name: str) -> str | None:
     return None if value is None else str(value)
 
 
-class Ledger:
+class Ledger(Repository):
     """Writes and reads usage rows."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
 
     async def record(
         self,

@@ -45,8 +45,8 @@ RETRY_SECONDS = 30.0
 T = TypeVar("T")
 
 
-class TokensRateLimitError(RateLimitError):
-    error_type = "tokens"
+class TokensRateLimitError(RateLimitError, error_type="tokens"):
+    """Over the project's tokens-per-minute limit."""
 
 
 def format_duration(seconds: float) -> str:

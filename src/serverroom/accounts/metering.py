@@ -17,10 +17,8 @@ from serverroom.accounts.ledger import Ledger
 from serverroom.accounts.limiter import Limiter, Reservation
 from serverroom.accounts.repository import AccountsRepository
 from serverroom.accounts.tiers import Ladder, Tier
-from serverroom.catalog import ModelEntry
 from serverroom.errors import NotFoundError
-from serverroom.metering import Ticket, Usage
-from serverroom.principal import Principal
+from serverroom.metering import Admission, Ticket, Usage
 
 logger = logging.getLogger("serverroom.accounts")
 
@@ -30,10 +28,7 @@ TIER_CACHE_SECONDS = 2.0
 @dataclass
 class AccountsTicket:
     metering: AccountsMetering
-    principal: Principal
-    entry: ModelEntry
-    endpoint: str
-    batch: bool
+    admission: Admission
     reservation: Reservation | None
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
@@ -84,16 +79,8 @@ class AccountsMetering:
     def forget(self, project_id: str) -> None:
         self._tiers.pop(project_id, None)
 
-    async def admit(
-        self,
-        principal: Principal,
-        entry: ModelEntry,
-        *,
-        endpoint: str,
-        prompt_tokens: int,
-        max_output_tokens: int,
-        batch: bool = False,
-    ) -> Ticket:
+    async def admit(self, admission: Admission) -> Ticket:
+        principal, entry = admission.principal, admission.entry
         reservation = None
         limited = self.limits_enabled and (principal.key_id is not None or self.limit_open_requests)
         if limited:
@@ -102,13 +89,14 @@ class AccountsMetering:
                 principal.project_id,
                 entry.id,
                 tier.limits_for(entry.id, entry.target),
-                prompt_tokens + max_output_tokens,
+                admission.prompt_tokens + admission.max_output_tokens,
             )
         headers = dict(reservation.headers) if reservation else {}
-        return AccountsTicket(self, principal, entry, endpoint, batch, reservation, headers)
+        return AccountsTicket(self, admission, reservation, headers)
 
     async def settle(self, ticket: AccountsTicket, usage: Usage) -> None:
-        project_id = ticket.principal.project_id
+        admission = ticket.admission
+        project_id = admission.principal.project_id
         try:
             if ticket.reservation is not None:
                 await self.limiter.settle(
@@ -116,11 +104,11 @@ class AccountsMetering:
                 )
             recorded = await self.ledger.record(
                 project_id=project_id,
-                api_key_id=ticket.principal.key_id,
-                entry=ticket.entry,
-                endpoint=ticket.endpoint,
+                api_key_id=admission.principal.key_id,
+                entry=admission.entry,
+                endpoint=admission.endpoint,
                 usage=usage,
-                batch=ticket.batch,
+                batch=admission.batch,
             )
             if recorded.cost > 0:
                 before = self._tiers.get(project_id, (None, 0.0))[0]

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from serverroom.accounts import keys
 from serverroom.errors import ConflictError, NotFoundError
 from serverroom.ids import new_id
-from serverroom.storage.db import Database
+from serverroom.storage.repository import Repository
 from serverroom.storage.tables.accounts import ApiKeyRow, ProjectRow
 
 
@@ -69,11 +69,12 @@ def _key(row: ApiKeyRow) -> KeyInfo:
     )
 
 
-class AccountsRepository:
-    """CRUD for projects and keys."""
+def _no_project(project_id: str) -> NotFoundError:
+    return NotFoundError(f"No project found with id '{project_id}'.")
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+
+class AccountsRepository(Repository):
+    """CRUD for projects and keys."""
 
     # -- projects -----------------------------------------------------------------------------
 
@@ -95,11 +96,7 @@ class AccountsRepository:
             return [_project(r) for r in rows]
 
     async def get_project(self, project_id: str) -> ProjectInfo:
-        async with self.db.session() as s:
-            row = await s.get(ProjectRow, project_id)
-            if row is None:
-                raise NotFoundError(f"No project found with id '{project_id}'.")
-            return _project(row)
+        return _project(await self.found(ProjectRow, project_id, _no_project(project_id)))
 
     async def find_project(self, id_or_name: str) -> ProjectInfo:
         """A project by id or by name."""
@@ -131,7 +128,7 @@ class AccountsRepository:
     ) -> KeyInfo:
         async with self.db.session() as s:
             if project_id is not None and await s.get(ProjectRow, project_id) is None:
-                raise NotFoundError(f"No project found with id '{project_id}'.")
+                raise _no_project(project_id)
             row = ApiKeyRow(
                 id=new_id("key_", 12),
                 project_id=project_id,
@@ -162,11 +159,8 @@ class AccountsRepository:
             return [_key(r) for r in await s.scalars(query)]
 
     async def get_key(self, key_id: str) -> KeyInfo:
-        async with self.db.session() as s:
-            row = await s.get(ApiKeyRow, key_id)
-            if row is None:
-                raise NotFoundError(f"No API key found with id '{key_id}'.")
-            return _key(row)
+        missing = NotFoundError(f"No API key found with id '{key_id}'.")
+        return _key(await self.found(ApiKeyRow, key_id, missing))
 
     async def lookup(self, value: str) -> KeyInfo | None:
         """The key whose hash matches ``value`` (revoked or not), or None."""

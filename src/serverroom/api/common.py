@@ -1,4 +1,5 @@
-"""Helpers the generation services share: prompt checks, sampling parameters, usage."""
+"""Helpers the generation services share: the common part of Chat and legacy Completions
+plans, prompt checks, sampling parameters, priming a generation's results, usage."""
 
 from __future__ import annotations
 
@@ -6,17 +7,42 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from serverroom.api.schemas import SamplingFields
+from serverroom.catalog import ModelEntry
 from serverroom.engine.base import Engine, SamplingParams, TokenConstraint
 from serverroom.engine.slots import overloaded
 from serverroom.errors import ContextLengthExceededError, InvalidRequestError
+from serverroom.generation import Generation, Result, results
 from serverroom.metering import Ticket, Usage
+from serverroom.sse import primed
 
 T = TypeVar("T")
 
 SYSTEM_FINGERPRINT = "fp_serverroom"
+
+
+@dataclass
+class ChoicesPlan:
+    """The part of a Chat or legacy Completions plan that both share: the generation of its
+    choices, its admission ticket, and what identifies its reply (``stamp``)."""
+
+    entry: ModelEntry
+    gen: Generation
+    completion_id: str
+    created: int
+    ticket: Ticket
+
+    def stamp(self) -> dict[str, Any]:
+        """The fields every object and chunk of the reply carries: id, time, model."""
+        return {
+            "id": self.completion_id,
+            "created": self.created,
+            "model": self.entry.id,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        }
 
 
 def check_context(
@@ -173,6 +199,14 @@ async def gather_all(works: Iterable[Awaitable[T]]) -> list[T]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def primed_results(gen: Generation, request_id: str) -> AsyncIterator[Result]:
+    """The generation's results, once the engine has admitted the request: what fails before
+    (admission, the prompt) is raised here, as an HTTP error, while a stream's headers can go
+    out before the prompt is computed, as the platform's do."""
+    started = asyncio.Event()
+    return await primed(results(gen, request_id, started.set), started)
 
 
 @asynccontextmanager

@@ -23,12 +23,8 @@ from serverroom.errors import APIError
 T = TypeVar("T")
 
 
-class ClientDisconnectedError(APIError):
+class ClientDisconnectedError(APIError, status=499, code="client_disconnected"):
     """The client closed the connection before the reply was ready (nobody reads this)."""
-
-    status_code = 499
-    error_type = "invalid_request_error"
-    default_code = "client_disconnected"
 
 
 async def _disconnected(request: Request) -> None:

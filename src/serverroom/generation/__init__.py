@@ -1,29 +1,8 @@
-"""The generation layer: one stream of neutral results that every endpoint renders."""
+"""The generation layer: one stream of neutral results that every endpoint renders.
 
-from serverroom.generation.results import (
-    CallArguments,
-    CallClosed,
-    CallOpened,
-    ChoiceDone,
-    Finish,
-    Result,
-    TextOut,
-    ToolCall,
-)
-from serverroom.generation.run import Generation, Job, call_id, fold, results
+The package's names are those its modules list in ``__all__``: the result types
+(``generation.results``) and what runs a generation (``generation.run``).
+"""
 
-__all__ = [
-    "CallArguments",
-    "CallClosed",
-    "CallOpened",
-    "ChoiceDone",
-    "Finish",
-    "Generation",
-    "Job",
-    "Result",
-    "TextOut",
-    "ToolCall",
-    "call_id",
-    "fold",
-    "results",
-]
+from serverroom.generation.results import *  # noqa: F403
+from serverroom.generation.run import *  # noqa: F403

@@ -13,6 +13,17 @@ from typing import Literal
 
 from serverroom.engine.textgen import TokenInfo
 
+__all__ = [
+    "CallArguments",
+    "CallClosed",
+    "CallOpened",
+    "ChoiceDone",
+    "Finish",
+    "Result",
+    "TextOut",
+    "ToolCall",
+]
+
 Finish = Literal["stop", "length", "tool_calls"]
 
 

@@ -34,6 +34,8 @@ from serverroom.generation.results import (
     ToolCall,
 )
 
+__all__ = ["Generation", "Job", "call_id", "fold", "results"]
+
 
 @dataclass(frozen=True)
 class Job:

@@ -13,8 +13,8 @@ from sqlalchemy import delete, select
 
 from serverroom.errors import NotFoundError
 from serverroom.ids import new_id
-from serverroom.storage.db import Database
 from serverroom.storage.paging import seq_page
+from serverroom.storage.repository import Repository, owned_or
 from serverroom.storage.tables.conversations import ConversationItemRow, ConversationRow
 
 Item = dict[str, Any]
@@ -24,11 +24,8 @@ def conversation_not_found(conversation_id: str, param: str | None = None) -> No
     return NotFoundError(f"Conversation with id '{conversation_id}' not found.", param=param)
 
 
-class ConversationRepository:
+class ConversationRepository(Repository):
     """Conversations of one database."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
 
     async def create(
         self, project_id: str, metadata: dict[str, str], items: list[Item]
@@ -44,19 +41,15 @@ class ConversationRepository:
         return row
 
     async def get(self, project_id: str, conversation_id: str) -> ConversationRow:
-        async with self.db.session() as session:
-            row = await session.get(ConversationRow, conversation_id)
-        if row is None or row.project_id != project_id:
-            raise conversation_not_found(conversation_id)
-        return row
+        missing = conversation_not_found(conversation_id)
+        return await self.found_owned(ConversationRow, conversation_id, project_id, missing)
 
     async def update_metadata(
         self, project_id: str, conversation_id: str, metadata: dict[str, str]
     ) -> ConversationRow:
         async with self.db.session() as session:
-            row = await session.get(ConversationRow, conversation_id)
-            if row is None or row.project_id != project_id:
-                raise conversation_not_found(conversation_id)
+            missing = conversation_not_found(conversation_id)
+            row = await owned_or(session, ConversationRow, conversation_id, project_id, missing)
             row.metadata_ = dict(metadata)
         return row
 

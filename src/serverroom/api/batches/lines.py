@@ -178,12 +178,12 @@ async def _dispatch(
         )
         return result
     if endpoint == "/v1/responses":
-        return await _responses(ctx, principal, body, rid)
+        return await _responses(ctx, principal, body, rid, priority)
     raise InvalidRequestError(f"Unsupported batch endpoint {endpoint}.", param="url")
 
 
 async def _responses(
-    ctx: AppContext, principal: Principal, body: dict[str, Any], rid: str
+    ctx: AppContext, principal: Principal, body: dict[str, Any], rid: str, priority: int
 ) -> dict[str, Any]:
     """Hook for the Responses API (same path as its non-streaming route)."""
     from serverroom.api.responses.objects import dump
@@ -200,7 +200,7 @@ async def _responses(
             code="unsupported_parameter",
         )
     request = ResponseCreateRequest.model_validate(body)
-    plan = await plan_response(ctx, request, principal)
+    plan = await plan_response(ctx, request, principal, batch=True, priority=priority)
     response = await final_response(run_events(plan, await primed(generate(plan, rid))))
     result: dict[str, Any] = dump(response)
     return result

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from serverroom.storage.db import Database
 from serverroom.storage.paging import seq_page
+from serverroom.storage.repository import Repository, changed
 from serverroom.storage.tables.batches import BatchLineRow, BatchRow
 
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
@@ -29,14 +29,8 @@ class LineUsage:
     output_tokens: int = 0
 
 
-class BatchRepository:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def add(self, row: BatchRow) -> BatchRow:
-        async with self.db.session() as session:
-            session.add(row)
-        return row
+class BatchRepository(Repository):
+    """Batches and their lines (a batch's project is checked by the service)."""
 
     async def get(self, batch_id: str, project_id: str | None = None) -> BatchRow | None:
         query = select(BatchRow).where(BatchRow.id == batch_id)
@@ -62,8 +56,7 @@ class BatchRepository:
         if only_from is not None:
             query = query.where(BatchRow.status.in_(only_from))
         async with self.db.session() as session:
-            result = await session.execute(query.values(**values))
-            return bool(getattr(result, "rowcount", 0))
+            return changed(await session.execute(query.values(**values)))
 
     async def next_active(self) -> str | None:
         """The oldest batch that still has work (any project)."""
@@ -121,7 +114,7 @@ class BatchRepository:
         Only a still-pending line is finished, so a line is never counted twice.
         """
         async with self.db.session() as session:
-            changed = await session.execute(
+            finished = await session.execute(
                 update(BatchLineRow)
                 .where(
                     BatchLineRow.batch_id == batch_id,
@@ -130,7 +123,7 @@ class BatchRepository:
                 )
                 .values(status="completed" if ok else "failed", result=result)
             )
-            if not getattr(changed, "rowcount", 0):
+            if not changed(finished):
                 return False
             counter = BatchRow.completed if ok else BatchRow.failed
             await session.execute(

@@ -129,7 +129,7 @@ class BatchService:
             output_tokens=0,
             output_expires_seconds=expiry.seconds if expiry else None,
         )
-        await self.repo.add(row)
+        await self.repo.insert(row)
         _wake(self.ctx)
         return batch_object(row)
 

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from serverroom.api.batches.lines import expired_result, parse_input, run_line
 from serverroom.api.batches.repository import BatchRepository, LineUsage, PendingLine
@@ -178,24 +179,22 @@ class BatchWorker:
         elif time.time() >= row.expires_at:
             for line in await self.repo.pending(row.id):
                 await self.repo.finish(row.id, line.line, False, expired_result(line), LineUsage())
-            await self.repo.update(
-                row.id,
-                only_from=("in_progress",),
-                status="finalizing",
-                finalizing_at=int(time.time()),
-            )
-            await self._finalize(await self._reload(row.id), final="expired")
+            await self._finish_run(row.id, final="expired")
         elif await self.repo.pending(row.id):
             # A line failed to record (e.g. a database error): run it again on the next pass.
             await asyncio.sleep(self.settings.poll_seconds)
         else:
-            await self.repo.update(
-                row.id,
-                only_from=("in_progress",),
-                status="finalizing",
-                finalizing_at=int(time.time()),
-            )
-            await self._finalize(await self._reload(row.id))
+            await self._finish_run(row.id)
+
+    async def _finish_run(self, batch_id: str, final: str | None = None) -> None:
+        """Move a batch whose lines are all done from ``in_progress`` on to its final status."""
+        await self.repo.update(
+            batch_id,
+            only_from=("in_progress",),
+            status="finalizing",
+            finalizing_at=int(time.time()),
+        )
+        await self._finalize(await self._reload(batch_id), final=final)
 
     async def _drain(self, tasks: set[asyncio.Task[None]], stop: asyncio.Event) -> None:
         """Wait for the running lines; on cancel, stop them (they stay pending)."""
@@ -238,28 +237,8 @@ class BatchWorker:
     async def _finalize(self, row: BatchRow, final: str | None = None) -> None:
         """Write the output and error files and set the final status."""
         results = await self.repo.results(row.id)
-        ok = [json.dumps(r) for status, r in results if status == "completed"]
-        bad = [json.dumps(r) for status, r in results if status == "failed"]
-        expires = row.output_expires_seconds
-        output_id = error_id = None
-        if ok:
-            obj = await self.files.store_bytes(
-                row.project_id,
-                ("\n".join(ok) + "\n").encode(),
-                f"{row.id}_output.jsonl",
-                "batch_output",
-                expires,
-            )
-            output_id = obj["id"]
-        if bad:
-            obj = await self.files.store_bytes(
-                row.project_id,
-                ("\n".join(bad) + "\n").encode(),
-                f"{row.id}_error.jsonl",
-                "batch_output",
-                expires,
-            )
-            error_id = obj["id"]
+        output_id = await self._store_results(row, results, "completed", "output")
+        error_id = await self._store_results(row, results, "failed", "error")
         now = int(time.time())
         status = final or ("cancelled" if row.status == "cancelling" else "completed")
         stamp = {"completed": "completed_at", "cancelled": "cancelled_at", "expired": "expired_at"}[
@@ -274,6 +253,23 @@ class BatchWorker:
             **{stamp: now},
         )
         self._cancels.pop(row.id, None)
+
+    async def _store_results(
+        self, row: BatchRow, results: list[tuple[str, dict[str, Any]]], status: str, kind: str
+    ) -> str | None:
+        """Store the results of the lines that ended with ``status`` as the batch's ``kind``
+        file (``output`` or ``error``); its id, or None when there are none."""
+        lines = [json.dumps(result) for ended, result in results if ended == status]
+        if not lines:
+            return None
+        obj = await self.files.store_bytes(
+            row.project_id,
+            ("\n".join(lines) + "\n").encode(),
+            f"{row.id}_{kind}.jsonl",
+            "batch_output",
+            row.output_expires_seconds,
+        )
+        return str(obj["id"])
 
 
 async def _acquire(gate: asyncio.Semaphore, stop: asyncio.Event) -> bool:

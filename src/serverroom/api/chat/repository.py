@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import delete, exists, select
 
 from serverroom.errors import NotFoundError
-from serverroom.storage.db import Database
 from serverroom.storage.paging import seq_page
+from serverroom.storage.repository import Repository, changed, owned_or
 from serverroom.storage.tables.chat import ChatCompletionMetadataRow, ChatCompletionRow
 
 
@@ -28,11 +28,8 @@ def _pairs(completion_id: str, metadata: dict[str, str]) -> list[ChatCompletionM
     ]
 
 
-class ChatCompletionRepository:
+class ChatCompletionRepository(Repository):
     """Stored completions of one database, scoped by project on every call."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
 
     async def add(
         self,
@@ -57,14 +54,8 @@ class ChatCompletionRepository:
 
     async def get(self, project_id: str, completion_id: str) -> ChatCompletionRow:
         """The stored completion, or ``NotFoundError``."""
-        query = select(ChatCompletionRow).where(
-            ChatCompletionRow.id == completion_id, ChatCompletionRow.project_id == project_id
-        )
-        async with self.db.session() as session:
-            row = (await session.execute(query)).scalar_one_or_none()
-        if row is None:
-            raise not_found(completion_id)
-        return row
+        missing = not_found(completion_id)
+        return await self.found_owned(ChatCompletionRow, completion_id, project_id, missing)
 
     async def page(
         self,
@@ -99,16 +90,8 @@ class ChatCompletionRepository:
     ) -> ChatCompletionRow:
         """Replace the completion's metadata; the updated row."""
         async with self.db.session() as session:
-            row = (
-                await session.execute(
-                    select(ChatCompletionRow).where(
-                        ChatCompletionRow.id == completion_id,
-                        ChatCompletionRow.project_id == project_id,
-                    )
-                )
-            ).scalar_one_or_none()
-            if row is None:
-                raise not_found(completion_id)
+            missing = not_found(completion_id)
+            row = await owned_or(session, ChatCompletionRow, completion_id, project_id, missing)
             row.metadata_ = metadata
             await session.execute(
                 delete(ChatCompletionMetadataRow).where(
@@ -126,7 +109,7 @@ class ChatCompletionRepository:
                     ChatCompletionRow.project_id == project_id,
                 )
             )
-            if not getattr(result, "rowcount", 0):
+            if not changed(result):
                 raise not_found(completion_id)
             await session.execute(
                 delete(ChatCompletionMetadataRow).where(

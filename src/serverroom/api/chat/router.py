@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
@@ -11,12 +11,12 @@ from serverroom.api.chat.schemas import ChatCompletionRequest, ChatCompletionUpd
 from serverroom.api.chat.service import complete_chat, plan_chat
 from serverroom.api.chat.store import ChatStore, metadata_filters
 from serverroom.api.chat.stream import stream_chat
+from serverroom.api.common import primed_results
 from serverroom.api.disconnect import while_connected
 from serverroom.api.lists import OldestFirst
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import Caller, Ctx, request_id_of
-from serverroom.generation import results
-from serverroom.sse import guard_stream, json_response, primed, sse_response
+from serverroom.sse import guard_stream, json_response, sse_response
 
 router = APIRouter(tags=["chat"], route_class=CheckedRoute)
 
@@ -25,19 +25,21 @@ def get_store(ctx: Ctx, principal: Caller) -> ChatStore:
     return ChatStore(ctx, principal)
 
 
+Store = Annotated[ChatStore, Depends(get_store)]  # the caller's stored completions
+
+
 @router.post("/chat/completions", response_model=None)
 async def create_chat_completion(
     body: ChatCompletionRequest,
     request: Request,
     ctx: Ctx,
     principal: Caller,
-    store: ChatStore = Depends(get_store),
+    store: Store,
 ) -> Response:
     plan = await plan_chat(ctx, body, principal)
     rid = request_id_of(request)
     if body.stream:
-        started = asyncio.Event()  # headers go out once the engine has admitted the request
-        events = await primed(results(plan.gen, rid, started.set), started)
+        events = await primed_results(plan.gen, rid)
         chunks = stream_chat(plan, events, lambda done: store.keep(body, done))
         return sse_response(guard_stream(chunks), headers=plan.ticket.headers)
     completion = await while_connected(request, complete_chat(plan, rid))
@@ -47,10 +49,7 @@ async def create_chat_completion(
 
 @router.get("/chat/completions", response_model=None)
 async def list_chat_completions(
-    request: Request,
-    page: OldestFirst,
-    model: str | None = None,
-    store: ChatStore = Depends(get_store),
+    request: Request, page: OldestFirst, store: Store, model: str | None = None
 ) -> Response:
     filters = metadata_filters(request.query_params)
     found = await store.page(model=model, metadata=filters, page=page)
@@ -58,9 +57,7 @@ async def list_chat_completions(
 
 
 @router.get("/chat/completions/{completion_id}", response_model=None)
-async def get_chat_completion(
-    completion_id: str, store: ChatStore = Depends(get_store)
-) -> Response:
+async def get_chat_completion(completion_id: str, store: Store) -> Response:
     return JSONResponse(await store.retrieve(completion_id))
 
 
@@ -68,20 +65,16 @@ async def get_chat_completion(
 async def update_chat_completion(
     completion_id: str,
     body: ChatCompletionUpdateRequest,
-    store: ChatStore = Depends(get_store),
+    store: Store,
 ) -> Response:
     return JSONResponse(await store.update(completion_id, dict(body.metadata or {})))
 
 
 @router.delete("/chat/completions/{completion_id}", response_model=None)
-async def delete_chat_completion(
-    completion_id: str, store: ChatStore = Depends(get_store)
-) -> Response:
+async def delete_chat_completion(completion_id: str, store: Store) -> Response:
     return json_response(await store.delete(completion_id))
 
 
 @router.get("/chat/completions/{completion_id}/messages", response_model=None)
-async def list_chat_messages(
-    completion_id: str, page: OldestFirst, store: ChatStore = Depends(get_store)
-) -> Response:
+async def list_chat_messages(completion_id: str, page: OldestFirst, store: Store) -> Response:
     return JSONResponse(await store.messages(completion_id, page))

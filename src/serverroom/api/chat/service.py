@@ -27,7 +27,7 @@ from serverroom.api.chat.structured import (
     chat_tools,
 )
 from serverroom.api.common import (
-    SYSTEM_FINGERPRINT,
+    ChoicesPlan,
     admit_all,
     billed_if_abandoned,
     check_context,
@@ -35,7 +35,6 @@ from serverroom.api.common import (
     choice_params,
     logit_bias_ids,
 )
-from serverroom.catalog import ModelEntry
 from serverroom.constraints import (
     constrains,
     plan_output,
@@ -47,21 +46,17 @@ from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import ChoiceDone, Generation, Job, fold, results
 from serverroom.ids import new_id
-from serverroom.metering import Ticket, Usage
+from serverroom.metering import Admission, Usage
 from serverroom.principal import Principal
 
 
 @dataclass
-class ChatPlan:
-    """Everything needed to run one chat request."""
+class ChatPlan(ChoicesPlan):
+    """Everything needed to run one chat request: ``gen`` has a job per choice, all on the
+    same ``prompt``."""
 
     request: ChatCompletionRequest
-    entry: ModelEntry
     prompt: list[int]
-    gen: Generation  # one job per choice, all on the same prompt
-    completion_id: str
-    created: int
-    ticket: Ticket
 
 
 def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
@@ -137,12 +132,14 @@ async def plan_chat(
         for i in range(n)
     ]
     ticket = await ctx.metering.admit(
-        principal,
-        entry,
-        endpoint="/v1/chat/completions",
-        prompt_tokens=len(prompt),
-        max_output_tokens=max_tokens * n,
-        batch=batch,
+        Admission(
+            principal,
+            entry,
+            endpoint="/v1/chat/completions",
+            prompt_tokens=len(prompt),
+            max_output_tokens=max_tokens * n,
+            batch=batch,
+        )
     )
     completion_id = new_id("chatcmpl-", 12)
     gen = Generation(
@@ -238,12 +235,9 @@ def build_completion(plan: ChatPlan, ended: list[ChoiceDone]) -> ChatCompletion:
     cached = max((done.cached_tokens for done in ended), default=0)
     completion = sum(done.completion_tokens for done in ended)
     return ChatCompletion(
-        id=plan.completion_id,
+        **plan.stamp(),
         object="chat.completion",
-        created=plan.created,
-        model=plan.entry.id,
         choices=choices,
         usage=usage(len(plan.prompt), cached, completion),
-        system_fingerprint=SYSTEM_FINGERPRINT,
         service_tier="default",
     )

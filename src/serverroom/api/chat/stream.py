@@ -21,7 +21,6 @@ from openai.types.chat.chat_completion_chunk import (
 from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
 
 from serverroom.api.chat.service import ChatPlan, build_completion, chat_logprobs
-from serverroom.api.common import SYSTEM_FINGERPRINT
 from serverroom.generation import (
     CallArguments,
     CallOpened,
@@ -51,12 +50,9 @@ class _ContentChunk:
 
 def _chunk(plan: ChatPlan, choices: list[ChunkChoice], with_usage: bool) -> bytes:
     chunk = ChatCompletionChunk(
-        id=plan.completion_id,
+        **plan.stamp(),
         object="chat.completion.chunk",
-        created=plan.created,
-        model=plan.entry.id,
         choices=choices,
-        system_fingerprint=SYSTEM_FINGERPRINT,
         service_tier="default",
     )
     if with_usage:
@@ -151,12 +147,9 @@ async def stream_chat(
     completion = build_completion(plan, ended)
     if renderer.with_usage:
         usage_chunk = ChatCompletionChunk(
-            id=plan.completion_id,
+            **plan.stamp(),
             object="chat.completion.chunk",
-            created=plan.created,
-            model=plan.entry.id,
             choices=[],
-            system_fingerprint=SYSTEM_FINGERPRINT,
             usage=completion.usage,
         )
         yield sse_event(usage_chunk.model_dump(mode="json", exclude_unset=True))

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from serverroom.api.common import primed_results
 from serverroom.api.completions.schemas import CompletionRequest
 from serverroom.api.completions.service import complete, plan_completion, stream_completion
 from serverroom.api.disconnect import while_connected
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import Caller, Ctx, request_id_of
-from serverroom.generation import results
-from serverroom.sse import guard_stream, json_response, primed, sse_response
+from serverroom.sse import guard_stream, json_response, sse_response
 
 router = APIRouter(tags=["completions"], route_class=CheckedRoute)
 
@@ -28,8 +26,7 @@ async def create_completion(
     plan = await plan_completion(ctx, body, principal)
     rid = request_id_of(request)
     if body.stream:
-        started = asyncio.Event()  # headers go out once the engine has admitted the request
-        events = await primed(results(plan.gen, rid, started.set), started)
+        events = await primed_results(plan.gen, rid)
         return sse_response(
             guard_stream(stream_completion(plan, events)), headers=plan.ticket.headers
         )

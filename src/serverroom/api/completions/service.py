@@ -12,7 +12,7 @@ from openai.types.completion_choice import Logprobs
 from openai.types.completion_usage import CompletionUsage
 
 from serverroom.api.common import (
-    SYSTEM_FINGERPRINT,
+    ChoicesPlan,
     admit_all,
     billed_if_abandoned,
     check_context,
@@ -21,31 +21,25 @@ from serverroom.api.common import (
     logit_bias_ids,
 )
 from serverroom.api.completions.schemas import CompletionRequest
-from serverroom.catalog import ModelEntry
 from serverroom.context import AppContext
 from serverroom.engine.base import Engine
 from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import ChoiceDone, Generation, Job, Result, TextOut, fold, results
 from serverroom.ids import new_id
-from serverroom.metering import Ticket, Usage
+from serverroom.metering import Admission, Usage
 from serverroom.principal import Principal
 from serverroom.sse import DONE, sse_event
 
 
 @dataclass
-class CompletionPlan:
+class CompletionPlan(ChoicesPlan):
     """One legacy Completions request: a job per prompt and choice (choice ``index`` is
     ``prompt_index * n + i``), each job's prompt text for ``echo``."""
 
     request: CompletionRequest
-    entry: ModelEntry
-    gen: Generation
     prompt_texts: list[str]
     prompt_tokens: int  # each distinct prompt once
-    completion_id: str
-    created: int
-    ticket: Ticket
 
 
 def _prompt_tokens(engine: Engine, prompt: str | list[int]) -> list[int]:
@@ -112,12 +106,14 @@ async def plan_completion(
     admit_all(engine, len(jobs), param="prompt", what=f"{len(prompts)} prompts x n={n}")
     prompt_tokens = sum(len(job.prompt) for job in jobs[::n])
     ticket = await ctx.metering.admit(
-        principal,
-        entry,
-        endpoint="/v1/completions",
-        prompt_tokens=prompt_tokens,
-        max_output_tokens=sum(job.params.max_tokens for job in jobs),
-        batch=batch,
+        Admission(
+            principal,
+            entry,
+            endpoint="/v1/completions",
+            prompt_tokens=prompt_tokens,
+            max_output_tokens=sum(job.params.max_tokens for job in jobs),
+            batch=batch,
+        )
     )
     return CompletionPlan(
         request=request,
@@ -174,13 +170,10 @@ async def complete(plan: CompletionPlan, request_id: str) -> Completion:
             )
         )
     return Completion(
-        id=plan.completion_id,
+        **plan.stamp(),
         object="text_completion",
-        created=plan.created,
-        model=plan.entry.id,
         choices=choices,
         usage=used,
-        system_fingerprint=SYSTEM_FINGERPRINT,
     )
 
 
@@ -199,12 +192,9 @@ def _choice(
 
 def _chunk(plan: CompletionPlan, choice: CompletionChoice) -> bytes:
     chunk = Completion(
-        id=plan.completion_id,
+        **plan.stamp(),
         object="text_completion",
-        created=plan.created,
-        model=plan.entry.id,
         choices=[choice],
-        system_fingerprint=SYSTEM_FINGERPRINT,
     )
     return sse_event(chunk.model_dump(mode="json", exclude_unset=True))
 
@@ -225,13 +215,10 @@ async def stream_completion(
         await plan.ticket.settle(Usage(plan.prompt_tokens, cached, sum(plan.gen.tokens)))
     if opts and opts.include_usage:
         usage_chunk = Completion(
-            id=plan.completion_id,
+            **plan.stamp(),
             object="text_completion",
-            created=plan.created,
-            model=plan.entry.id,
             choices=[],
             usage=_usage(plan, sum(plan.gen.tokens)),
-            system_fingerprint=SYSTEM_FINGERPRINT,
         )
         yield sse_event(usage_chunk.model_dump(mode="json", exclude_unset=True))
     yield DONE

@@ -19,7 +19,7 @@ from serverroom.api.embeddings.schemas import EmbeddingRequest
 from serverroom.context import AppContext
 from serverroom.engine.embeddings import EmbeddingEngine, EmbeddingInput, EmbeddingRegistry
 from serverroom.errors import InvalidRequestError
-from serverroom.metering import Ticket, Usage
+from serverroom.metering import Admission, Ticket, Usage
 from serverroom.principal import Principal
 
 THREAD_ABOVE = 16_384  # characters and token ids: fewer tokenize faster than a thread hand-off
@@ -79,12 +79,14 @@ async def create_embeddings(
         )
     ids, tokens = await _tokenize(engine, items)
     ticket = await ctx.metering.admit(
-        principal,
-        entry,
-        endpoint="/v1/embeddings",
-        prompt_tokens=tokens,
-        max_output_tokens=0,
-        batch=batch,
+        Admission(
+            principal,
+            entry,
+            endpoint="/v1/embeddings",
+            prompt_tokens=tokens,
+            max_output_tokens=0,
+            batch=batch,
+        )
     )
     try:
         vectors = await registry.embed(engine, ids, priority=1 if batch else 0)

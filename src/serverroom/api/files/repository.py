@@ -11,8 +11,8 @@ from typing import BinaryIO
 
 from sqlalchemy import ColumnElement, delete, or_, select
 
-from serverroom.storage.db import Database
 from serverroom.storage.paging import seq_page
+from serverroom.storage.repository import Repository, changed, owned
 from serverroom.storage.tables.files import FileRow
 
 
@@ -69,24 +69,12 @@ def _live(now: int) -> ColumnElement[bool]:
     return or_(FileRow.expires_at.is_(None), FileRow.expires_at > now)
 
 
-class FileRepository:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def add(self, row: FileRow) -> FileRow:
-        async with self.db.session() as session:
-            session.add(row)
-        return row
+class FileRepository(Repository):
+    """File rows, scoped by project (expired files are not found)."""
 
     async def get(self, project_id: str, file_id: str) -> FileRow | None:
-        now = int(time.time())
         async with self.db.session() as session:
-            result = await session.execute(
-                select(FileRow).where(
-                    FileRow.id == file_id, FileRow.project_id == project_id, _live(now)
-                )
-            )
-            return result.scalar_one_or_none()
+            return await owned(session, FileRow, file_id, project_id, _live(int(time.time())))
 
     async def page(
         self, project_id: str, *, purpose: str | None, after: str | None, limit: int, order: str
@@ -105,7 +93,7 @@ class FileRepository:
             result = await session.execute(
                 delete(FileRow).where(FileRow.id == file_id, FileRow.project_id == project_id)
             )
-            return bool(getattr(result, "rowcount", 0))
+            return changed(result)
 
     async def expired(self, now: int) -> list[str]:
         async with self.db.session() as session:

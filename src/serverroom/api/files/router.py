@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -17,6 +17,7 @@ from serverroom.errors import InvalidRequestError, NotFoundError
 
 router = APIRouter(tags=["files"], route_class=CheckedRoute)
 MULTIPART_SLACK = 64 * 1024  # boundaries and the other form fields
+FieldT = TypeVar("FieldT", UploadFile, str)
 
 
 @router.post("/files", response_model=None)
@@ -30,20 +31,8 @@ async def upload_file(request: Request, ctx: Ctx, principal: Caller) -> JSONResp
             "The request must be multipart/form-data with 'file' and 'purpose'.", param="file"
         )
     async with request.form(max_files=1, max_fields=16) as form:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidRequestError(
-                "Missing required parameter: 'file'.",
-                param="file",
-                code="missing_required_parameter",
-            )
-        purpose = form.get("purpose")
-        if not isinstance(purpose, str):
-            raise InvalidRequestError(
-                "Missing required parameter: 'purpose'.",
-                param="purpose",
-                code="missing_required_parameter",
-            )
+        upload = _required(form, "file", UploadFile)
+        purpose = _required(form, "purpose", str)
         anchor, seconds = _expires_after(form)
         expires = check_expiry(anchor, seconds)
         obj = await service.upload(
@@ -88,6 +77,16 @@ async def file_content(file_id: str, ctx: Ctx, principal: Caller) -> FileRespons
         filename=row.filename,
         content_disposition_type="attachment",
     )
+
+
+def _required(form: FormData, name: str, kind: type[FieldT]) -> FieldT:
+    """The form field ``name``, which must be a ``kind`` (a file, or a plain string)."""
+    value = form.get(name)
+    if not isinstance(value, kind):
+        raise InvalidRequestError(
+            f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+        )
+    return value
 
 
 def _expires_after(form: FormData) -> tuple[str | None, str | None]:

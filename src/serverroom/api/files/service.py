@@ -141,7 +141,7 @@ class FileService:
             status_details=None,
         )
         try:
-            await self.repo.add(row)
+            await self.repo.insert(row)
         except BaseException:
             await self.blobs.remove(file_id)
             raise

@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 
 from serverroom.api.items import Item
 from serverroom.errors import InvalidRequestError, NotFoundError
-from serverroom.storage.db import Database
+from serverroom.storage.repository import Repository, changed
 from serverroom.storage.tables.responses import ResponseRow
 
 ACTIVE = ("queued", "in_progress")
@@ -27,11 +27,8 @@ def not_found(response_id: str, param: str | None = None) -> NotFoundError:
     return NotFoundError(f"Response with id '{response_id}' not found.", param=param)
 
 
-class ResponseRepository:
+class ResponseRepository(Repository):
     """Responses of one database, scoped by project on every call."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
 
     async def save(self, project_id: str, body: dict[str, Any], input_items: list[Item]) -> None:
         """Insert or replace a response (its body is the SDK ``Response`` as JSON)."""
@@ -51,11 +48,7 @@ class ResponseRepository:
 
     async def get(self, project_id: str, response_id: str) -> ResponseRow:
         """The stored response, or ``NotFoundError``."""
-        async with self.db.session() as session:
-            row = await session.get(ResponseRow, response_id)
-        if row is None or row.project_id != project_id:
-            raise not_found(response_id)
-        return row
+        return await self.found_owned(ResponseRow, response_id, project_id, not_found(response_id))
 
     async def delete(self, project_id: str, response_id: str) -> None:
         async with self.db.session() as session:
@@ -64,7 +57,7 @@ class ResponseRepository:
                     ResponseRow.id == response_id, ResponseRow.project_id == project_id
                 )
             )
-        if getattr(result, "rowcount", 0) == 0:
+        if not changed(result):
             raise not_found(response_id)
 
     async def update_status(
@@ -81,7 +74,7 @@ class ResponseRepository:
                 )
                 .values(status=body["status"], body=body)
             )
-        return bool(getattr(result, "rowcount", 0))
+        return changed(result)
 
     async def chain_items(self, project_id: str, previous_id: str) -> list[Item]:
         """Inputs and outputs of ``previous_id`` and every response before it, oldest first.

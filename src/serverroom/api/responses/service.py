@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 from openai.types.responses import Response
 
-from serverroom.api.common import sampling_params
+from serverroom.api.common import primed_results, sampling_params
 from serverroom.api.responses.objects import (
     ResponsePlan,
     dump,
@@ -31,18 +31,23 @@ from serverroom.constraints import constrains, plan_output
 from serverroom.context import AppContext
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import Generation, Job, Result, results
-from serverroom.metering import NullTicket, Usage
+from serverroom.metering import Admission, NullTicket, Usage
 from serverroom.principal import Principal
-from serverroom.sse import primed
 from serverroom.storage.conversations import ConversationRepository
 
 ENDPOINT = "/v1/responses"
 
 
 async def plan_response(
-    ctx: AppContext, request: ResponseCreateRequest, principal: Principal
+    ctx: AppContext,
+    request: ResponseCreateRequest,
+    principal: Principal,
+    *,
+    batch: bool = False,
+    priority: int = 0,
 ) -> ResponsePlan:
-    """Validate, build the prompt, and admit the request; raises 4xx before any work."""
+    """Validate, build the prompt, and admit the request; raises 4xx before any work.
+    ``batch``: a Batch API line, billed at the batch rate and run at ``priority``."""
     if request.background and request.store is False:
         raise InvalidRequestError(
             "Background responses require 'store' to be true.", param="background"
@@ -84,12 +89,23 @@ async def plan_response(
     )
     plan.tools = tools if tools is not None and tools.active else None
     plan.gen = Generation(
-        engine, [Job(prompt, params)], tools=plan.tools, call_ids=plan.response_id
+        engine,
+        [Job(prompt, params)],
+        tools=plan.tools,
+        call_ids=plan.response_id,
+        priority=priority,
     )
     response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
     # Admission last: a request rejected above must not hold a rate-limit reservation.
     plan.ticket = await ctx.metering.admit(
-        principal, entry, endpoint=ENDPOINT, prompt_tokens=len(prompt), max_output_tokens=budget
+        Admission(
+            principal,
+            entry,
+            endpoint=ENDPOINT,
+            prompt_tokens=len(prompt),
+            max_output_tokens=budget,
+            batch=batch,
+        )
     )
     return plan
 
@@ -129,9 +145,8 @@ def generate(
 async def start_generation(plan: ResponsePlan, request_id: str) -> AsyncIterator[Result]:
     """Generation, primed: errors before the engine admits the request are raised here (and
     settled); the stream can start while the prompt is computed."""
-    started = asyncio.Event()
     try:
-        return await primed(generate(plan, request_id, started.set), started)
+        return await primed_results(plan.gen, request_id)
     except BaseException:
         await settle(plan, 0, 0)
         raise
