@@ -1,11 +1,12 @@
-"""Batch API lines of every generating endpoint run at the batch priority and are admitted at
-the batch rate, like their Chat and Completions siblings (fake engine, in-process)."""
+"""Batch API lines of every endpoint run at the batch priority and are admitted at the batch
+rate (fake engine and the bundled embedding model, in-process)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -54,16 +55,26 @@ def test_every_endpoint_runs_its_lines_at_batch_priority_and_rate(tmp_path: Path
     with TestClient(app) as client:
         metering = RecordingMetering()
         app.state.context.metering = metering
+        registry = app.state.context.embeddings
+        embedded: list[int] = []
+        plain_embed = registry.embed
+
+        async def embed(*args: Any, priority: int = 0, **kwargs: Any) -> Any:
+            embedded.append(priority)
+            return await plain_embed(*args, priority=priority, **kwargs)
+
+        registry.embed = embed
         sdk = sdk_for(client)
         messages = [{"role": "user", "content": "hi"}]
         lines = {
             "/v1/chat/completions": {"model": MODEL, "messages": messages, "max_tokens": 4},
             "/v1/completions": {"model": MODEL, "prompt": "hi", "max_tokens": 4},
             "/v1/responses": {"model": MODEL, "input": "hi", "max_output_tokens": 16},
+            "/v1/embeddings": {"model": "text-embedding-3-small", "input": "hi"},
         }
         for url, body in lines.items():
             batch = wait(sdk, submit(sdk, [_line("a", url, body)], endpoint=url).id)
             assert batch.status == "completed", batch
             assert read_jsonl(sdk, batch.output_file_id)[0]["response"]["status_code"] == 200
-        assert engine.priorities == [2, 2, 2]
+        assert engine.priorities == [2, 2, 2] and embedded == [2]
         assert [(a.endpoint, a.batch) for a in metering.admitted] == [(url, True) for url in lines]

@@ -174,7 +174,7 @@ async def _dispatch(
         from serverroom.api.embeddings.service import create_embeddings
 
         result, _ = await create_embeddings(
-            ctx, EmbeddingRequest.model_validate(body), principal, batch=True
+            ctx, EmbeddingRequest.model_validate(body), principal, batch=True, priority=priority
         )
         return result
     if endpoint == "/v1/responses":

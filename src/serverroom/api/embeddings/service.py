@@ -60,9 +60,15 @@ def encode(vector: np.ndarray[Any, Any], encoding: str | None) -> list[float] | 
 
 
 async def create_embeddings(
-    ctx: AppContext, request: EmbeddingRequest, principal: Principal, *, batch: bool = False
+    ctx: AppContext,
+    request: EmbeddingRequest,
+    principal: Principal,
+    *,
+    batch: bool = False,
+    priority: int = 0,
 ) -> tuple[dict[str, Any], Ticket]:
-    """Embed the request's inputs; returns the response body and the metering ticket."""
+    """Embed the request's inputs; returns the response body and the metering ticket.
+    ``batch``: a Batch API line, billed at the batch rate and queued at ``priority``."""
     entry = ctx.catalog.resolve(request.model)
     if entry.kind != "embedding":
         raise InvalidRequestError(
@@ -89,7 +95,7 @@ async def create_embeddings(
         )
     )
     try:
-        vectors = await registry.embed(engine, ids, priority=1 if batch else 0)
+        vectors = await registry.embed(engine, ids, priority=priority)
     except BaseException:
         await ticket.settle(Usage(0, 0, 0))
         raise
