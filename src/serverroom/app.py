@@ -60,7 +60,7 @@ RESOURCES = (
     Resource(responses.router, responses.lifespan),  # start-up recovery, shutdown
     Resource(conversations.router),
     Resource(organization.router),
-    Resource(embeddings.router),
+    Resource(embeddings.router, embeddings.lifespan),  # closes the embedding engines
     Resource(files.router),
     Resource(batches.router, batches.lifespan),  # the Batch API worker
 )

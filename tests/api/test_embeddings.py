@@ -143,3 +143,13 @@ def test_the_app_factory_builds_the_embedding_registry(tmp_path: Path) -> None:
         reply = client.post("/v1/embeddings", json={"model": "all-minilm-l6-v2", "input": "hi"})
     assert reply.status_code == 503
     assert "no weights for all-minilm-l6-v2" in reply.json()["error"]["message"]
+
+
+def test_the_lifespan_closes_the_embedding_engines(tmp_path: Path) -> None:
+    app = create_app(fake_settings(tmp_path))
+    with TestClient(app) as client:
+        reply = client.post("/v1/embeddings", json={"model": "all-minilm-l6-v2", "input": "hi"})
+        assert reply.status_code == 200
+        registry = app.state.context.embeddings
+        assert registry._engines  # loaded by the request
+    assert not registry._engines and not registry._loading

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from serverroom.api.embeddings.router import router
+from serverroom.api.embeddings.service import lifespan
 
-__all__ = ["router"]
+__all__ = ["lifespan", "router"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,15 @@ THREAD_ABOVE = 16_384  # characters and token ids: fewer tokenize faster than a 
 def embedding_registry(ctx: AppContext) -> EmbeddingRegistry:
     """The app's embedding registry (built by the app factory)."""
     return ctx.embeddings
+
+
+@contextlib.asynccontextmanager
+async def lifespan(ctx: AppContext) -> AsyncIterator[None]:
+    """Close the embedding engines with the app."""
+    try:
+        yield
+    finally:
+        await ctx.embeddings.close()
 
 
 async def _tokenize(

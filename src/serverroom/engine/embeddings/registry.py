@@ -96,6 +96,14 @@ class EmbeddingRegistry:
         self._engines[entry.target] = engine
         return engine
 
+    async def close(self) -> None:
+        """Forget every engine; a load still running is awaited (its thread cannot be
+        interrupted) so that nothing outlives the app."""
+        loading = list(self._loading.values())
+        self._loading.clear()
+        await asyncio.gather(*loading, return_exceptions=True)
+        self._engines.clear()
+
     async def embed(
         self, engine: EmbeddingEngine, items: Sequence[EmbeddingInput], *, priority: int = 0
     ) -> npt.NDArray[np.float32]:
