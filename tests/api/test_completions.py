@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
@@ -76,3 +77,33 @@ def test_errors(sdk: openai.OpenAI) -> None:
     assert info.value.param == "prompt"
     with pytest.raises(openai.NotFoundError):
         sdk.completions.create(model="nope", prompt="x")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "ok"),
+    [
+        ([1, 2, 3], True),
+        ([[1, 2], [3]], True),
+        (["a", "b"], True),
+        ([1, "a"], False),
+        ([[1], "a"], False),
+        ([True, 1], False),
+        ({"a": 1}, False),
+    ],
+)
+def test_prompt_shapes(client: TestClient, prompt: object, ok: bool) -> None:
+    reply = client.post(
+        "/v1/completions", json={"model": "gpt-4.1", "prompt": prompt, "max_tokens": 1}
+    )
+    assert reply.status_code == (200 if ok else 400), reply.text
+    if not ok:
+        assert reply.json()["error"]["param"] == "prompt"
+
+
+def test_a_huge_mixed_prompt_array_is_refused_at_once(client: TestClient) -> None:
+    # Pydantic's union built one error per element (a 385 MB message for 1,000,000 ids).
+    prompt: list[object] = [*range(1_000_000), "x"]
+    started = time.perf_counter()
+    reply = client.post("/v1/completions", json={"model": "gpt-4.1", "prompt": prompt})
+    assert reply.status_code == 400 and len(reply.content) < 1000
+    assert time.perf_counter() - started < 10
