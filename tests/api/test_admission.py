@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from serverroom.api.common import gather_all
 from serverroom.app import create_app
+from serverroom.engine.base import GenerationEvent, GenerationRequest, SamplingParams
 from serverroom.engine.fake import FakeEngine
+from serverroom.generation import Generation, Job, fold, results
 from serverroom.settings import EngineSettings
 from tests.conftest import fake_settings
 
@@ -78,28 +80,31 @@ def test_a_request_that_does_not_fit_now_starts_nothing(tmp_path: Path) -> None:
 
 
 async def test_the_first_error_cancels_the_siblings() -> None:
-    finished: list[str] = []
-    cancelled: list[str] = []
+    finished: list[int] = []
+    cancelled: list[int] = []
 
-    async def sibling(name: str) -> str:
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            cancelled.append(name)
-            raise
-        finished.append(name)
-        return name
+    class OneFails(FakeEngine):
+        async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+            choice = request.params.seed
+            if choice == 1:
+                await asyncio.sleep(0.01)
+                raise RuntimeError("refused")
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                cancelled.append(choice or 0)
+                raise
+            finished.append(choice or 0)
+            async for event in super().generate(request):
+                yield event
 
-    async def failing() -> str:
-        await asyncio.sleep(0.01)
-        raise RuntimeError("refused")
-
+    engine = OneFails()
+    jobs = [Job([1], SamplingParams(max_tokens=4, seed=i)) for i in range(3)]
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="refused"):
-        await gather_all([sibling("a"), failing(), sibling("b")])
+        await fold(results(Generation(engine, jobs), "req"))
     assert time.monotonic() - started < 1
-    assert sorted(cancelled) == ["a", "b"] and finished == []
-    assert await gather_all([asyncio.sleep(0, result=1), asyncio.sleep(0, result=2)]) == [1, 2]
+    assert sorted(cancelled) == [0, 2] and finished == []
 
 
 async def test_abandoned_work_is_billed_for_what_it_generated() -> None:

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import ResponseCreateRequest
-from serverroom.api.responses.service import generate, plan_response
+from serverroom.api.responses.service import plan_response
 from serverroom.api.responses.stream import final_response, run_events
 from serverroom.app import create_app
 from serverroom.context import AppContext, get_principal
 from serverroom.errors import NotFoundError
-from serverroom.generation import Result
+from serverroom.generation import Result, results
 from serverroom.principal import Principal
 from tests.conftest import fake_settings
 
@@ -154,7 +154,7 @@ async def test_service_scopes_by_project(ctx: AppContext) -> None:
     alice, bob = Principal(project_id="proj_alice"), Principal(project_id="proj_bob")
     request = ResponseCreateRequest(model="gpt-4.1", input="hi")
     plan = await plan_response(ctx, request, alice)
-    response = await final_response(run_events(plan, generate(plan, "req_1")))
+    response = await final_response(run_events(plan, results(plan.gen, "req_1")))
     repo = ResponseRepository(ctx.db)
     assert (await repo.get(alice.project_id, response.id)).body["id"] == response.id
     with pytest.raises(NotFoundError):
@@ -172,7 +172,7 @@ async def test_closing_the_run_stops_generation(ctx: AppContext) -> None:
     closed: list[bool] = []
 
     async def tracked() -> AsyncIterator[Result]:
-        source = generate(plan, "req")
+        source = results(plan.gen, "req")
         try:
             async for event in source:
                 yield event

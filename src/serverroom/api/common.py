@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -187,18 +187,6 @@ def admit_all(engine: Engine, count: int, *, param: str, what: str) -> None:
         )
     if count > 1 and count > engine.room():
         raise overloaded()
-
-
-async def gather_all(works: Iterable[Awaitable[T]]) -> list[T]:
-    """Every result in order; on the first error, the other works are cancelled (their
-    generations freed) before the error is raised, so no sibling runs on for nobody."""
-    tasks = [asyncio.ensure_future(work) for work in works]
-    try:
-        return list(await asyncio.gather(*tasks))
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def primed_results(gen: Generation, request_id: str) -> AsyncIterator[Result]:

@@ -188,9 +188,8 @@ async def _responses(
     """Hook for the Responses API (same path as its non-streaming route)."""
     from serverroom.api.responses.objects import dump
     from serverroom.api.responses.schemas import ResponseCreateRequest
-    from serverroom.api.responses.service import generate, plan_response
+    from serverroom.api.responses.service import plan_response, start_generation
     from serverroom.api.responses.stream import final_response, run_events
-    from serverroom.sse import primed
 
     _no_stream(body)
     if body.get("background"):
@@ -201,7 +200,7 @@ async def _responses(
         )
     request = ResponseCreateRequest.model_validate(body)
     plan = await plan_response(ctx, request, principal, batch=True, priority=priority)
-    response = await final_response(run_events(plan, await primed(generate(plan, rid))))
+    response = await final_response(run_events(plan, await start_generation(plan, rid)))
     result: dict[str, Any] = dump(response)
     return result
 

@@ -56,7 +56,10 @@ class ChatPlan(ChoicesPlan):
     same ``prompt``."""
 
     request: ChatCompletionRequest
-    prompt: list[int]
+
+    @property
+    def prompt(self) -> list[int]:
+        return self.gen.jobs[0].prompt
 
 
 def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
@@ -153,7 +156,6 @@ async def plan_chat(
     return ChatPlan(
         request=request,
         entry=entry,
-        prompt=prompt,
         gen=gen,
         completion_id=completion_id,
         created=int(time.time()),

@@ -27,7 +27,7 @@ from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import ChoiceDone, Generation, Job, Result, TextOut, fold, results
 from serverroom.ids import new_id
-from serverroom.metering import Admission, Usage
+from serverroom.metering import Admission, NullTicket, Usage
 from serverroom.principal import Principal
 from serverroom.sse import DONE, sse_event
 
@@ -39,7 +39,11 @@ class CompletionPlan(ChoicesPlan):
 
     request: CompletionRequest
     prompt_texts: list[str]
-    prompt_tokens: int  # each distinct prompt once
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Prompt tokens billed: each distinct prompt once (not once per choice)."""
+        return sum(len(job.prompt) for job in self.gen.jobs[:: self.request.n or 1])
 
 
 def _prompt_tokens(engine: Engine, prompt: str | list[int]) -> list[int]:
@@ -104,27 +108,26 @@ async def plan_completion(
             jobs.append(Job(tokens, params))
             texts.append(prompt if isinstance(prompt, str) else "")
     admit_all(engine, len(jobs), param="prompt", what=f"{len(prompts)} prompts x n={n}")
-    prompt_tokens = sum(len(job.prompt) for job in jobs[::n])
-    ticket = await ctx.metering.admit(
-        Admission(
-            principal,
-            entry,
-            endpoint="/v1/completions",
-            prompt_tokens=prompt_tokens,
-            max_output_tokens=sum(job.params.max_tokens for job in jobs),
-            batch=batch,
-        )
-    )
-    return CompletionPlan(
+    plan = CompletionPlan(
         request=request,
         entry=entry,
         gen=Generation(engine, jobs, stop=request.stop_list(), priority=priority),
         prompt_texts=texts,
-        prompt_tokens=prompt_tokens,
         completion_id=new_id("cmpl-", 12),
         created=int(time.time()),
-        ticket=ticket,
+        ticket=NullTicket(),
     )
+    plan.ticket = await ctx.metering.admit(
+        Admission(
+            principal,
+            entry,
+            endpoint="/v1/completions",
+            prompt_tokens=plan.prompt_tokens,
+            max_output_tokens=sum(job.params.max_tokens for job in jobs),
+            batch=batch,
+        )
+    )
+    return plan
 
 
 def legacy_logprobs(infos: list[TokenInfo], offset: int) -> Logprobs:

@@ -18,11 +18,10 @@ from serverroom.catalog import ModelEntry
 from serverroom.constraints import ToolSetup
 from serverroom.constraints.schema import strict_by_default
 from serverroom.context import AppContext
-from serverroom.engine.base import Engine, SamplingParams
+from serverroom.engine.base import SamplingParams
 from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import Generation
-from serverroom.ids import new_id
 from serverroom.metering import Ticket
 from serverroom.principal import Principal
 
@@ -37,16 +36,24 @@ class ResponsePlan:
     request: ResponseCreateRequest
     principal: Principal
     entry: ModelEntry
-    engine: Engine
     input_items: list[Item]
-    prompt: list[int]
-    params: SamplingParams
+    gen: Generation  # one job; its tools are set when the output may be function calls
     ticket: Ticket
-    response_id: str = field(default_factory=lambda: new_id("resp_"))
+    response_id: str
     created_at: int = field(default_factory=lambda: int(time.time()))
     settled: bool = False
-    tools: ToolSetup | None = None  # set when the output may be function calls
-    gen: Generation = field(init=False)  # the one job: set once the plan is complete
+
+    @property
+    def prompt(self) -> list[int]:
+        return self.gen.jobs[0].prompt
+
+    @property
+    def params(self) -> SamplingParams:
+        return self.gen.jobs[0].params
+
+    @property
+    def tools(self) -> ToolSetup | None:
+        return self.gen.tools
 
     @property
     def store(self) -> bool:

@@ -8,7 +8,7 @@ built by ``run.ResponseRun``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from openai.types.responses import Response
 
@@ -30,7 +30,8 @@ from serverroom.api.responses.structured import (
 from serverroom.constraints import constrains, plan_output
 from serverroom.context import AppContext
 from serverroom.errors import InvalidRequestError
-from serverroom.generation import Generation, Job, Result, results
+from serverroom.generation import Generation, Job, Result
+from serverroom.ids import new_id
 from serverroom.metering import Admission, NullTicket, Usage
 from serverroom.principal import Principal
 from serverroom.storage.conversations import ConversationRepository
@@ -84,17 +85,15 @@ async def plan_response(
         top_logprobs=(request.top_logprobs or 0) if wants_logprobs(request) else None,
         constraint=constraint,
     )
-    plan = ResponsePlan(
-        ctx, request, principal, entry, engine, state.new, prompt, params, NullTicket()
-    )
-    plan.tools = tools if tools is not None and tools.active else None
-    plan.gen = Generation(
+    response_id = new_id("resp_")
+    gen = Generation(
         engine,
         [Job(prompt, params)],
-        tools=plan.tools,
-        call_ids=plan.response_id,
+        tools=tools if tools is not None and tools.active else None,
+        call_ids=response_id,
         priority=priority,
     )
+    plan = ResponsePlan(ctx, request, principal, entry, state.new, gen, NullTicket(), response_id)
     response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
     # Admission last: a request rejected above must not hold a rate-limit reservation.
     plan.ticket = await ctx.metering.admit(
@@ -133,13 +132,6 @@ async def finish(plan: ResponsePlan, response: Response) -> None:
     if conversation and response.status in ("completed", "incomplete"):
         items = plan.input_items + body["output"]
         await ConversationRepository(plan.ctx.db).add_items(project, conversation, items)
-
-
-def generate(
-    plan: ResponsePlan, request_id: str, on_start: Callable[[], None] | None = None
-) -> AsyncIterator[Result]:
-    """The generation's results for a plan."""
-    return results(plan.gen, request_id, on_start)
 
 
 async def start_generation(plan: ResponsePlan, request_id: str) -> AsyncIterator[Result]:
