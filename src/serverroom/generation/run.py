@@ -57,7 +57,7 @@ class Generation:
     tools: ToolSetup | None = None
     call_ids: str = ""
     priority: int = 0
-    tokens: list[int] = field(default_factory=list)
+    tokens: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens = [0] * len(self.jobs)
