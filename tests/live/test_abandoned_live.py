@@ -83,11 +83,17 @@ def test_cancelled_background_responses_free_the_engine(server: LiveServer) -> N
         for i in range(4)
     ]
     time.sleep(1)
+    cancelled = []
     for response_id in ids:
-        assert client.responses.cancel(response_id).status == "cancelled"
+        try:
+            assert client.responses.cancel(response_id).status == "cancelled"
+            cancelled.append(response_id)
+        except openai.BadRequestError as exc:  # the sampled story ended (EOS) before the cancel
+            assert "status 'completed'" in exc.message, exc.message
+    assert len(cancelled) >= 2, "most of the long stories should still be running after 1 s"
     took = _fresh_reply_seconds(server)
     assert took < 30, f"the fresh request waited {took:.1f} s behind cancelled responses"
-    assert {client.responses.retrieve(i).status for i in ids} == {"cancelled"}
+    assert {client.responses.retrieve(i).status for i in cancelled} == {"cancelled"}
 
 
 def test_a_cancelled_batch_frees_the_engine(server: LiveServer) -> None:
