@@ -2,7 +2,8 @@
 
 There are no module globals: ``create_app`` builds one ``AppContext`` and stores it on
 ``app.state``; routes reach it through the ``get_context`` dependency, written ``ctx: Ctx``, and
-the caller through ``get_principal``, written ``principal: Caller``. Each long-lived service a
+the caller through ``get_principal``, written ``principal: Caller``; a generation or embedding
+route takes both at once as a ``Call``, written ``call: CallDep``. Each long-lived service a
 resource adds (accounts, the embedding registry, the batch worker, the background responses'
 tasks and event logs) is a typed field, set by whoever owns it.
 """
@@ -18,10 +19,10 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from serverroom.catalog import Catalog
+from serverroom.catalog import Catalog, ModelEntry
 from serverroom.engine.embeddings import EmbeddingRegistry
 from serverroom.engine.registry import EngineRegistry
-from serverroom.metering import Metering, NullMetering
+from serverroom.metering import Admission, Metering, NullMetering, Ticket
 from serverroom.principal import DEFAULT_PROJECT, Principal
 from serverroom.settings import Settings
 from serverroom.storage.db import Database
@@ -69,3 +70,33 @@ async def get_principal(request: Request) -> Principal:
 
 Ctx = Annotated[AppContext, Depends(get_context)]
 Caller = Annotated[Principal, Depends(get_principal)]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request for model work: the app it runs in, who makes it, and how it runs.
+
+    ``batch``: a Batch API line, billed at the batch rate and queued at ``priority`` behind
+    interactive requests (priority 0); the route and the batch worker share the services.
+    """
+
+    ctx: AppContext
+    principal: Principal
+    batch: bool = False
+    priority: int = 0
+
+    async def admit(
+        self, entry: ModelEntry, endpoint: str, *, prompt_tokens: int, max_output_tokens: int
+    ) -> Ticket:
+        """Reserve rate-limit capacity for the work (raises ``RateLimitError``)."""
+        admission = Admission(
+            self.principal, entry, endpoint, prompt_tokens, max_output_tokens, self.batch
+        )
+        return await self.ctx.metering.admit(admission)
+
+
+def get_call(ctx: Ctx, principal: Caller) -> Call:
+    return Call(ctx, principal)
+
+
+CallDep = Annotated[Call, Depends(get_call)]

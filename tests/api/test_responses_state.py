@@ -14,7 +14,7 @@ from serverroom.api.responses.schemas import ResponseCreateRequest
 from serverroom.api.responses.service import plan_response
 from serverroom.api.responses.stream import final_response, run_events
 from serverroom.app import create_app
-from serverroom.context import AppContext, get_principal
+from serverroom.context import AppContext, Call, get_principal
 from serverroom.errors import NotFoundError
 from serverroom.generation import Result, results
 from serverroom.principal import Principal
@@ -153,7 +153,7 @@ async def ctx(tmp_path: Path) -> AsyncIterator[AppContext]:
 async def test_service_scopes_by_project(ctx: AppContext) -> None:
     alice, bob = Principal(project_id="proj_alice"), Principal(project_id="proj_bob")
     request = ResponseCreateRequest(model="gpt-4.1", input="hi")
-    plan = await plan_response(ctx, request, alice)
+    plan = await plan_response(Call(ctx, alice), request)
     response = await final_response(run_events(plan, results(plan.gen, "req_1")))
     repo = ResponseRepository(ctx.db)
     assert (await repo.get(alice.project_id, response.id)).body["id"] == response.id
@@ -161,14 +161,16 @@ async def test_service_scopes_by_project(ctx: AppContext) -> None:
         await repo.get(bob.project_id, response.id)
     follow = ResponseCreateRequest(model="gpt-4.1", input="x", previous_response_id=response.id)
     with pytest.raises(NotFoundError):
-        await plan_response(ctx, follow, bob)
+        await plan_response(Call(ctx, bob), follow)
     with pytest.raises(NotFoundError):
         await repo.delete(bob.project_id, response.id)
 
 
 async def test_closing_the_run_stops_generation(ctx: AppContext) -> None:
     principal = Principal(project_id="proj_x")
-    plan = await plan_response(ctx, ResponseCreateRequest(model="gpt-4.1", input="hi"), principal)
+    plan = await plan_response(
+        Call(ctx, principal), ResponseCreateRequest(model="gpt-4.1", input="hi")
+    )
     closed: list[bool] = []
 
     async def tracked() -> AsyncIterator[Result]:

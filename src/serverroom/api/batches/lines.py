@@ -16,10 +16,9 @@ from pydantic import ValidationError
 
 from serverroom.api.batches.repository import LineUsage, PendingLine
 from serverroom.api.errors import validation_error
-from serverroom.context import AppContext
+from serverroom.context import Call
 from serverroom.errors import APIError, InvalidRequestError
 from serverroom.ids import new_id, request_id
-from serverroom.principal import Principal
 
 logger = logging.getLogger("serverroom.batches")
 
@@ -142,14 +141,7 @@ def _no_stream(body: dict[str, Any]) -> None:
         )
 
 
-async def _dispatch(
-    ctx: AppContext,
-    principal: Principal,
-    endpoint: str,
-    body: dict[str, Any],
-    rid: str,
-    priority: int,
-) -> dict[str, Any]:
+async def _dispatch(call: Call, endpoint: str, body: dict[str, Any], rid: str) -> dict[str, Any]:
     if endpoint == "/v1/chat/completions":
         from serverroom.api.chat.schemas import ChatCompletionRequest
         from serverroom.api.chat.service import complete_chat, plan_chat
@@ -157,9 +149,9 @@ async def _dispatch(
 
         _no_stream(body)
         chat = ChatCompletionRequest.model_validate(body)
-        plan = await plan_chat(ctx, chat, principal, batch=True, priority=priority)
+        plan = await plan_chat(call, chat)
         completion = await complete_chat(plan, rid)
-        await ChatStore(ctx, principal).keep(chat, completion)
+        await ChatStore(call.ctx, call.principal).keep(chat, completion)
         return completion.model_dump(mode="json", exclude_unset=True)
     if endpoint == "/v1/completions":
         from serverroom.api.completions.schemas import CompletionRequest
@@ -167,24 +159,20 @@ async def _dispatch(
 
         _no_stream(body)
         legacy = CompletionRequest.model_validate(body)
-        cplan = await plan_completion(ctx, legacy, principal, batch=True, priority=priority)
+        cplan = await plan_completion(call, legacy)
         return (await complete(cplan, rid)).model_dump(mode="json", exclude_unset=True)
     if endpoint == "/v1/embeddings":
         from serverroom.api.embeddings.schemas import EmbeddingRequest
         from serverroom.api.embeddings.service import create_embeddings
 
-        result, _ = await create_embeddings(
-            ctx, EmbeddingRequest.model_validate(body), principal, batch=True, priority=priority
-        )
+        result, _ = await create_embeddings(call, EmbeddingRequest.model_validate(body))
         return result
     if endpoint == "/v1/responses":
-        return await _responses(ctx, principal, body, rid, priority)
+        return await _responses(call, body, rid)
     raise InvalidRequestError(f"Unsupported batch endpoint {endpoint}.", param="url")
 
 
-async def _responses(
-    ctx: AppContext, principal: Principal, body: dict[str, Any], rid: str, priority: int
-) -> dict[str, Any]:
+async def _responses(call: Call, body: dict[str, Any], rid: str) -> dict[str, Any]:
     """Hook for the Responses API (same path as its non-streaming route)."""
     from serverroom.api.responses.objects import dump
     from serverroom.api.responses.schemas import ResponseCreateRequest
@@ -199,20 +187,20 @@ async def _responses(
             code="unsupported_parameter",
         )
     request = ResponseCreateRequest.model_validate(body)
-    plan = await plan_response(ctx, request, principal, batch=True, priority=priority)
+    plan = await plan_response(call, request)
     response = await final_response(run_events(plan, await start_generation(plan, rid)))
     result: dict[str, Any] = dump(response)
     return result
 
 
 async def run_line(
-    ctx: AppContext, principal: Principal, endpoint: str, line: PendingLine, priority: int
+    call: Call, endpoint: str, line: PendingLine
 ) -> tuple[bool, dict[str, Any], LineUsage]:
-    """Run one line; (ok, the output/error-file line, its token usage)."""
+    """Run one line as ``call`` (a batch call); (ok, the output/error-file line, its usage)."""
     rid = request_id()
     error: APIError
     try:
-        body = await _dispatch(ctx, principal, endpoint, line.body, rid, priority)
+        body = await _dispatch(call, endpoint, line.body, rid)
     except ValidationError as exc:
         error = validation_error(RequestValidationError(exc.errors()))
     except APIError as exc:

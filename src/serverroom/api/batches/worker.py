@@ -20,7 +20,7 @@ from typing import Any
 from serverroom.api.batches.lines import expired_result, parse_input, run_line
 from serverroom.api.batches.repository import BatchRepository, LineUsage, PendingLine
 from serverroom.api.files.service import FileService
-from serverroom.context import AppContext
+from serverroom.context import AppContext, Call
 from serverroom.errors import APIError
 from serverroom.principal import Principal
 from serverroom.storage.tables.batches import BatchRow
@@ -138,7 +138,12 @@ class BatchWorker:
         await self.repo.start(row.id, lines, model, now)
 
     async def _run(self, row: BatchRow) -> None:
-        principal = Principal(project_id=row.project_id)
+        call = Call(
+            self.ctx,
+            Principal(project_id=row.project_id),
+            batch=True,
+            priority=self.settings.priority,
+        )
         stop = self._cancels.setdefault(row.id, asyncio.Event())
         pending = await self.repo.pending(row.id)
         gate = asyncio.Semaphore(self.settings.concurrency)
@@ -147,9 +152,7 @@ class BatchWorker:
         async def one(line: PendingLine) -> None:
             try:
                 for attempt in range(RETRIES + 1):
-                    ok, result, usage = await run_line(
-                        self.ctx, principal, row.endpoint, line, self.settings.priority
-                    )
+                    ok, result, usage = await run_line(call, row.endpoint, line)
                     if result["response"]["status_code"] not in (429, 503) or attempt == RETRIES:
                         break
                     await asyncio.sleep(min(30.0, 0.5 * 2**attempt))  # busy: back off, retry

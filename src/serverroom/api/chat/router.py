@@ -15,7 +15,7 @@ from serverroom.api.common import primed_results
 from serverroom.api.disconnect import while_connected
 from serverroom.api.lists import OldestFirst
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import Caller, Ctx, request_id_of
+from serverroom.context import CallDep, Caller, Ctx, request_id_of
 from serverroom.sse import guard_stream, json_response, sse_response
 
 router = APIRouter(tags=["chat"], route_class=CheckedRoute)
@@ -30,13 +30,9 @@ Store = Annotated[ChatStore, Depends(get_store)]  # the caller's stored completi
 
 @router.post("/chat/completions", response_model=None)
 async def create_chat_completion(
-    body: ChatCompletionRequest,
-    request: Request,
-    ctx: Ctx,
-    principal: Caller,
-    store: Store,
+    body: ChatCompletionRequest, request: Request, call: CallDep, store: Store
 ) -> Response:
-    plan = await plan_chat(ctx, body, principal)
+    plan = await plan_chat(call, body)
     rid = request_id_of(request)
     if body.stream:
         events = await primed_results(plan.gen, rid)

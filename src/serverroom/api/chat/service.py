@@ -40,14 +40,13 @@ from serverroom.constraints import (
     plan_output,
     render_tool_messages,
 )
-from serverroom.context import AppContext
+from serverroom.context import Call
 from serverroom.engine.base import ChatMessage, TokenConstraint
 from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import ChoiceDone, Generation, Job, fold, results
 from serverroom.ids import new_id
-from serverroom.metering import Admission, Usage
-from serverroom.principal import Principal
+from serverroom.metering import Usage
 
 
 @dataclass
@@ -84,14 +83,8 @@ def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
     return out
 
 
-async def plan_chat(
-    ctx: AppContext,
-    request: ChatCompletionRequest,
-    principal: Principal,
-    *,
-    batch: bool = False,
-    priority: int = 0,
-) -> ChatPlan:
+async def plan_chat(call: Call, request: ChatCompletionRequest) -> ChatPlan:
+    ctx = call.ctx
     limits = ctx.settings.requests
     check_count(len(request.messages), limits.max_items, param="messages", what="messages")
     check_count(len(request.tools or []), limits.max_tools, param="tools", what="tools")
@@ -134,15 +127,8 @@ async def plan_chat(
         )
         for i in range(n)
     ]
-    ticket = await ctx.metering.admit(
-        Admission(
-            principal,
-            entry,
-            endpoint="/v1/chat/completions",
-            prompt_tokens=len(prompt),
-            max_output_tokens=max_tokens * n,
-            batch=batch,
-        )
+    ticket = await call.admit(
+        entry, "/v1/chat/completions", prompt_tokens=len(prompt), max_output_tokens=max_tokens * n
     )
     completion_id = new_id("chatcmpl-", 12)
     gen = Generation(
@@ -151,7 +137,7 @@ async def plan_chat(
         stop=request.stop_list(),
         tools=tools if tools is not None and tools.active else None,
         call_ids=completion_id,
-        priority=priority,
+        priority=call.priority,
     )
     return ChatPlan(
         request=request,

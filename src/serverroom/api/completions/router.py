@@ -10,20 +10,15 @@ from serverroom.api.completions.schemas import CompletionRequest
 from serverroom.api.completions.service import complete, plan_completion, stream_completion
 from serverroom.api.disconnect import while_connected
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import Caller, Ctx, request_id_of
+from serverroom.context import CallDep, request_id_of
 from serverroom.sse import guard_stream, json_response, sse_response
 
 router = APIRouter(tags=["completions"], route_class=CheckedRoute)
 
 
 @router.post("/completions", response_model=None)
-async def create_completion(
-    body: CompletionRequest,
-    request: Request,
-    ctx: Ctx,
-    principal: Caller,
-) -> Response:
-    plan = await plan_completion(ctx, body, principal)
+async def create_completion(body: CompletionRequest, request: Request, call: CallDep) -> Response:
+    plan = await plan_completion(call, body)
     rid = request_id_of(request)
     if body.stream:
         events = await primed_results(plan.gen, rid)

@@ -21,14 +21,13 @@ from serverroom.api.common import (
     logit_bias_ids,
 )
 from serverroom.api.completions.schemas import CompletionRequest
-from serverroom.context import AppContext
+from serverroom.context import Call
 from serverroom.engine.base import Engine
 from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import ChoiceDone, Generation, Job, Result, TextOut, fold, results
 from serverroom.ids import new_id
-from serverroom.metering import Admission, NullTicket, Usage
-from serverroom.principal import Principal
+from serverroom.metering import NullTicket, Usage
 from serverroom.sse import DONE, sse_event
 
 
@@ -57,14 +56,7 @@ def _prompt_tokens(engine: Engine, prompt: str | list[int]) -> list[int]:
     return list(prompt)
 
 
-async def plan_completion(
-    ctx: AppContext,
-    request: CompletionRequest,
-    principal: Principal,
-    *,
-    batch: bool = False,
-    priority: int = 0,
-) -> CompletionPlan:
+async def plan_completion(call: Call, request: CompletionRequest) -> CompletionPlan:
     if request.best_of is not None and request.best_of != (request.n or 1):
         raise InvalidRequestError(
             "best_of other than n is not supported.",
@@ -77,6 +69,7 @@ async def plan_completion(
             param="suffix",
             code="unsupported_parameter",
         )
+    ctx = call.ctx
     entry = ctx.catalog.resolve(request.model)
     engine = await ctx.engines.get(entry)
     prompts = request.prompts()
@@ -111,21 +104,17 @@ async def plan_completion(
     plan = CompletionPlan(
         request=request,
         entry=entry,
-        gen=Generation(engine, jobs, stop=request.stop_list(), priority=priority),
+        gen=Generation(engine, jobs, stop=request.stop_list(), priority=call.priority),
         prompt_texts=texts,
         completion_id=new_id("cmpl-", 12),
         created=int(time.time()),
         ticket=NullTicket(),
     )
-    plan.ticket = await ctx.metering.admit(
-        Admission(
-            principal,
-            entry,
-            endpoint="/v1/completions",
-            prompt_tokens=plan.prompt_tokens,
-            max_output_tokens=sum(job.params.max_tokens for job in jobs),
-            batch=batch,
-        )
+    plan.ticket = await call.admit(
+        entry,
+        "/v1/completions",
+        prompt_tokens=plan.prompt_tokens,
+        max_output_tokens=sum(job.params.max_tokens for job in jobs),
     )
     return plan
 

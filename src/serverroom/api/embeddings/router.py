@@ -8,12 +8,12 @@ from fastapi.responses import JSONResponse
 from serverroom.api.embeddings.schemas import EmbeddingRequest
 from serverroom.api.embeddings.service import create_embeddings
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import Caller, Ctx
+from serverroom.context import CallDep
 
 router = APIRouter(tags=["embeddings"], route_class=CheckedRoute)
 
 
 @router.post("/embeddings", response_model=None)
-async def create_embedding(body: EmbeddingRequest, ctx: Ctx, principal: Caller) -> JSONResponse:
-    result, ticket = await create_embeddings(ctx, body, principal)
+async def create_embedding(body: EmbeddingRequest, call: CallDep) -> JSONResponse:
+    result, ticket = await create_embeddings(call, body)
     return JSONResponse(result, headers=ticket.headers)

@@ -1,7 +1,7 @@
 """Embeddings service: inputs → token ids (``inputs.py``: within the platform's limits) →
 vectors (optionally shortened) → the platform's list object.
 
-``create_embeddings`` is used by the route and by the Batch API worker (``batch=True``: billed
+``create_embeddings`` is used by the route and by the Batch API worker (a batch ``Call``: billed
 at the batch rate and queued behind interactive requests).
 """
 
@@ -17,11 +17,10 @@ import numpy as np
 
 from serverroom.api.embeddings.inputs import input_size, split_inputs, tokenize_inputs
 from serverroom.api.embeddings.schemas import EmbeddingRequest
-from serverroom.context import AppContext
+from serverroom.context import AppContext, Call
 from serverroom.engine.embeddings import EmbeddingEngine, EmbeddingInput, EmbeddingRegistry
 from serverroom.errors import InvalidRequestError
-from serverroom.metering import Admission, Ticket, Usage
-from serverroom.principal import Principal
+from serverroom.metering import Ticket, Usage
 
 THREAD_ABOVE = 16_384  # characters and token ids: fewer tokenize faster than a thread hand-off
 
@@ -69,16 +68,9 @@ def encode(vector: np.ndarray[Any, Any], encoding: str | None) -> list[float] | 
     return [float(x) for x in vector.tolist()]
 
 
-async def create_embeddings(
-    ctx: AppContext,
-    request: EmbeddingRequest,
-    principal: Principal,
-    *,
-    batch: bool = False,
-    priority: int = 0,
-) -> tuple[dict[str, Any], Ticket]:
-    """Embed the request's inputs; returns the response body and the metering ticket.
-    ``batch``: a Batch API line, billed at the batch rate and queued at ``priority``."""
+async def create_embeddings(call: Call, request: EmbeddingRequest) -> tuple[dict[str, Any], Ticket]:
+    """Embed the request's inputs; returns the response body and the metering ticket."""
+    ctx = call.ctx
     entry = ctx.catalog.resolve(request.model)
     if entry.kind != "embedding":
         raise InvalidRequestError(
@@ -94,18 +86,9 @@ async def create_embeddings(
             np.zeros((0, engine.dimensions), np.float32), request.dimensions, engine.dimensions
         )
     ids, tokens = await _tokenize(engine, items)
-    ticket = await ctx.metering.admit(
-        Admission(
-            principal,
-            entry,
-            endpoint="/v1/embeddings",
-            prompt_tokens=tokens,
-            max_output_tokens=0,
-            batch=batch,
-        )
-    )
+    ticket = await call.admit(entry, "/v1/embeddings", prompt_tokens=tokens, max_output_tokens=0)
     try:
-        vectors = await registry.embed(engine, ids, priority=priority)
+        vectors = await registry.embed(engine, ids, priority=call.priority)
     except BaseException:
         await ticket.settle(Usage(0, 0, 0))
         raise

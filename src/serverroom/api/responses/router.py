@@ -23,7 +23,7 @@ from serverroom.api.responses.service import plan_response, start_generation
 from serverroom.api.responses.stream import final_response, run_events, sse_body
 from serverroom.api.responses.structured import response_tools
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import AppContext, Caller, Ctx, request_id_of
+from serverroom.context import AppContext, CallDep, Caller, Ctx, request_id_of
 from serverroom.errors import EngineError
 from serverroom.sse import json_response, sse_event, sse_response
 
@@ -31,13 +31,8 @@ router = APIRouter(tags=["responses"], route_class=CheckedRoute)
 
 
 @router.post("/responses", response_model=None)
-async def create_response(
-    body: ResponseCreateRequest,
-    request: Request,
-    ctx: Ctx,
-    principal: Caller,
-) -> Response:
-    plan = await plan_response(ctx, body, principal)
+async def create_response(body: ResponseCreateRequest, request: Request, call: CallDep) -> Response:
+    plan = await plan_response(call, body)
     rid = request_id_of(request)
     headers = plan.ticket.headers
     if plan.background:
@@ -45,7 +40,7 @@ async def create_response(
         if not body.stream:
             return JSONResponse(dump(queued), headers=headers)
         # Streamed background: follow the run's log; a disconnect leaves the run going.
-        log = find_log(ctx, plan.response_id)
+        log = find_log(call.ctx, plan.response_id)
         assert log is not None  # opened by start_background
         return sse_response(follow_body(log, -1), headers=headers)
     events = run_events(plan, await start_generation(plan, rid))

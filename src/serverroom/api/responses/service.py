@@ -28,31 +28,23 @@ from serverroom.api.responses.structured import (
     response_tools,
 )
 from serverroom.constraints import constrains, plan_output
-from serverroom.context import AppContext
+from serverroom.context import Call
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import Generation, Job, Result
 from serverroom.ids import new_id
-from serverroom.metering import Admission, NullTicket, Usage
-from serverroom.principal import Principal
+from serverroom.metering import NullTicket, Usage
 from serverroom.storage.conversations import ConversationRepository
 
 ENDPOINT = "/v1/responses"
 
 
-async def plan_response(
-    ctx: AppContext,
-    request: ResponseCreateRequest,
-    principal: Principal,
-    *,
-    batch: bool = False,
-    priority: int = 0,
-) -> ResponsePlan:
-    """Validate, build the prompt, and admit the request; raises 4xx before any work.
-    ``batch``: a Batch API line, billed at the batch rate and run at ``priority``."""
+async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponsePlan:
+    """Validate, build the prompt, and admit the request; raises 4xx before any work."""
     if request.background and request.store is False:
         raise InvalidRequestError(
             "Background responses require 'store' to be true.", param="background"
         )
+    ctx, principal = call.ctx, call.principal
     entry = ctx.catalog.resolve(request.model)
     engine = await ctx.engines.get(entry)
     state = await gather_state(ctx, request, principal)
@@ -91,20 +83,13 @@ async def plan_response(
         [Job(prompt, params)],
         tools=tools if tools is not None and tools.active else None,
         call_ids=response_id,
-        priority=priority,
+        priority=call.priority,
     )
     plan = ResponsePlan(ctx, request, principal, entry, state.new, gen, NullTicket(), response_id)
     response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
     # Admission last: a request rejected above must not hold a rate-limit reservation.
-    plan.ticket = await ctx.metering.admit(
-        Admission(
-            principal,
-            entry,
-            endpoint=ENDPOINT,
-            prompt_tokens=len(prompt),
-            max_output_tokens=budget,
-            batch=batch,
-        )
+    plan.ticket = await call.admit(
+        entry, ENDPOINT, prompt_tokens=len(prompt), max_output_tokens=budget
     )
     return plan
 
