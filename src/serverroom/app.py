@@ -39,6 +39,7 @@ from serverroom.engine.registry import EngineFactory, EngineRegistry, default_fa
 from serverroom.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from serverroom.settings import Settings
 from serverroom.storage.db import Database
+from serverroom.upstream import Upstreams
 from serverroom.warmup import warm_up
 
 logger = logging.getLogger("serverroom")
@@ -79,8 +80,14 @@ def create_app(
     registry = EngineRegistry(catalog, engine_factory or default_factory(settings))
     db = Database(settings.resolved_database_url())
     embeddings_registry = EmbeddingRegistry(embedding_factory)
+    upstreams = Upstreams(catalog)
     context = AppContext(
-        settings=settings, catalog=catalog, engines=registry, db=db, embeddings=embeddings_registry
+        settings=settings,
+        catalog=catalog,
+        engines=registry,
+        db=db,
+        embeddings=embeddings_registry,
+        upstreams=upstreams,
     )
     accounts_service.install(context)  # metering + authentication
 
@@ -94,6 +101,7 @@ def create_app(
             async with AsyncExitStack() as stack:
                 # Accounts first: the bootstrap admin key must exist before requests are served.
                 await stack.enter_async_context(accounts_service.lifespan(context))
+                await stack.enter_async_context(upstreams.running())
                 for resource in RESOURCES:
                     if resource.lifespan is not None:
                         await stack.enter_async_context(resource.lifespan(context))

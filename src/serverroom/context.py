@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from serverroom.accounts.service import Accounts
     from serverroom.api.batches.worker import BatchWorker
     from serverroom.api.responses.replay import EventLog
+    from serverroom.upstream import Upstreams
 
 
 @dataclass
@@ -41,6 +42,7 @@ class AppContext:
     db: Database
     metering: Metering = field(default_factory=NullMetering)
     embeddings: EmbeddingRegistry = field(default_factory=EmbeddingRegistry)
+    upstreams: Upstreams | None = None  # the catalog's upstream models (``create_app``)
     accounts: Accounts | None = None  # ``accounts.service.install``: None without accounts
     batch_worker: BatchWorker | None = None  # set while the Batch API worker runs
     response_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # background

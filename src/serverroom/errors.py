@@ -17,8 +17,11 @@ right exception class::
     ├── PayloadTooLargeError (413)
     ├── RateLimitError (429, code rate_limit_exceeded)
     ├── EngineError (500, code engine_error)
-    └── ServiceUnavailableError (503)
-        └── EngineOverloadedError (code engine_overloaded)
+    ├── ServiceUnavailableError (503)
+    │   └── EngineOverloadedError (code engine_overloaded)
+    ├── UpstreamError (502, code upstream_error: an upstream server failed)
+    ├── UpstreamTimeoutError (504, code upstream_timeout)
+    └── RelayedError (an upstream server's own 4xx, with its status and envelope)
 
 ``body()`` is the envelope and ``status_code`` / ``headers`` the rest of the reply; the API
 layer renders them (``serverroom.api.errors``), so engines and constraints raise these without
@@ -27,6 +30,7 @@ importing FastAPI.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -151,3 +155,39 @@ class ServiceUnavailableError(APIError, status=503, code="service_unavailable"):
 
 class EngineOverloadedError(ServiceUnavailableError, code="engine_overloaded"):
     """Every engine slot and queue place is taken (the SDK retries)."""
+
+
+class UpstreamError(APIError, status=502, code="upstream_error"):
+    """An upstream server failed, could not be reached, or answered with something that is
+    not the OpenAI API (invalid JSON, a broken event stream)."""
+
+
+class UpstreamTimeoutError(APIError, status=504, code="upstream_timeout"):
+    """An upstream server did not answer in time."""
+
+
+class RelayedError(APIError):
+    """An upstream server's own error (a 4xx such as a context-length 400), relayed to the
+    client with its status and envelope. Build one with ``relayed``."""
+
+    error_type_of_upstream: str = "invalid_request_error"
+
+    def body(self) -> dict[str, Any]:
+        envelope = super().body()
+        envelope["error"]["type"] = self.error_type_of_upstream
+        return envelope
+
+
+@functools.cache
+def _relayed_class(status: int) -> type[RelayedError]:
+    return type(f"Relayed{status}", (RelayedError,), {}, status=status)
+
+
+def relayed(
+    status: int, message: str, *, error_type: str | None, param: str | None, code: str | None
+) -> RelayedError:
+    """The ``RelayedError`` for an upstream's error of ``status`` (one subclass per status)."""
+    cls = _relayed_class(status)
+    error = cls(message, param=param, code=code)
+    error.error_type_of_upstream = error_type or cls.error_type
+    return error

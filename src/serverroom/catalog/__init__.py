@@ -37,6 +37,22 @@ class Pricing:
 
 
 @dataclass(frozen=True)
+class UpstreamSpec:
+    """Where an ``upstream`` model runs: OpenAI-compatible servers (``base_urls`` end in
+    ``/v1``) that know it as ``model``. Timeouts are seconds; ``read_timeout`` bounds the wait
+    for the first byte and every later one. ``health_interval`` is how often each member is
+    probed; ``max_failures`` failures in a row take a member out until a probe passes."""
+
+    base_urls: tuple[str, ...]
+    model: str
+    api_key_env: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 300.0
+    health_interval: float = 5.0
+    max_failures: int = 2
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One name clients can use; ``target`` is the real model that runs it."""
 
@@ -52,6 +68,7 @@ class ModelEntry:
     options: dict[str, Any] = field(default_factory=dict)
     max_output_tokens: int | None = None
     default_max_output_tokens: int | None = None
+    upstream: UpstreamSpec | None = None  # set for ``backend = "upstream"``
 
     @property
     def is_alias(self) -> bool:
@@ -116,6 +133,27 @@ def _build(raw: dict[str, Any], real: dict[str, dict[str, Any]]) -> ModelEntry:
         options=dict(base.get("options", {})),
         max_output_tokens=_optional_int(base.get("max_output_tokens")),
         default_max_output_tokens=_optional_int(base.get("default_max_output_tokens")),
+        upstream=_upstream(target_id, base),
+    )
+
+
+def _upstream(model_id: str, raw: dict[str, Any]) -> UpstreamSpec | None:
+    if raw.get("backend") != "upstream":
+        return None
+    urls = raw.get("base_urls") or ([raw["base_url"]] if raw.get("base_url") else [])
+    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+        raise CatalogError(f"upstream model {model_id!r} needs base_urls, a list of URLs")
+    numbers = {
+        key: float(raw[key])
+        for key in ("connect_timeout", "read_timeout", "health_interval")
+        if key in raw
+    }
+    return UpstreamSpec(
+        base_urls=tuple(u.rstrip("/") for u in urls),
+        model=str(raw.get("upstream_model", model_id)),
+        api_key_env=raw.get("api_key_env"),
+        max_failures=int(raw.get("max_failures", 2)),
+        **numbers,
     )
 
 

@@ -68,9 +68,12 @@ class EngineRegistry:
         return engine
 
     async def start(self, model: str) -> None:
-        """Load a model now (used for the default model at start-up)."""
-        engine = self._engine_for(self._catalog.resolve(model))
-        await engine.start()
+        """Load a model now (used for the default model at start-up); an upstream model has
+        nothing to load here."""
+        entry = self._catalog.resolve(model)
+        if entry.backend == "upstream":
+            return
+        await self._engine_for(entry).start()
 
     def start_in_background(self, model: str) -> asyncio.Task[None]:
         task = asyncio.create_task(self._start_logged(model))
@@ -110,7 +113,10 @@ class EngineRegistry:
         return self._engines.get(self._catalog.resolve(model).target)
 
     def ready(self, model: str) -> bool:
-        engine = self._engines.get(self._catalog.resolve(model).target)
+        entry = self._catalog.resolve(model)
+        if entry.backend == "upstream":
+            return True  # its servers' health is the pool's (``serverroom.upstream``)
+        engine = self._engines.get(entry.target)
         return engine is not None and engine.ready
 
     async def close(self) -> None:

@@ -8,6 +8,7 @@ whole text or calls, and its token counts. A non-streaming answer is the fold of
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +23,7 @@ __all__ = [
     "Result",
     "TextOut",
     "ToolCall",
+    "call_id",
 ]
 
 Finish = Literal["stop", "length", "tool_calls"]
@@ -89,3 +91,10 @@ class ChoiceDone:
 
 
 Result = TextOut | CallOpened | CallArguments | CallClosed | ChoiceDone
+
+
+def call_id(seed: str, choice: int, call: int) -> str:
+    """A tool call's id, derived from its place so that a stream and the stored answer name
+    each call the same (seeds are random ids, so these are unique)."""
+    digest = hashlib.blake2b(f"{seed}/{choice}/{call}".encode(), digest_size=12)
+    return "call_" + digest.hexdigest()

@@ -9,7 +9,6 @@ rule is applied, and where the tokens generated so far are counted for billing.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -32,9 +31,11 @@ from serverroom.generation.results import (
     Result,
     TextOut,
     ToolCall,
+    call_id,
 )
+from serverroom.generation.upstream import UpstreamChat, upstream_results
 
-__all__ = ["Generation", "Job", "call_id", "fold", "results"]
+__all__ = ["Generation", "Job", "UpstreamChat", "call_id", "fold", "results"]
 
 
 @dataclass(frozen=True)
@@ -47,27 +48,30 @@ class Job:
 
 @dataclass
 class Generation:
-    """One request's generation. ``tools`` (active ones only) makes its output read as tool
-    calls; ``call_ids`` seeds the calls' ids; ``tokens`` counts each choice's generated tokens
-    as they come (what a generation abandoned halfway is billed for)."""
+    """One request's generation, on a local ``engine`` or, with ``upstream`` set, on another
+    server (``jobs`` then hold each choice's parameters, with no prompt tokens). ``tools``
+    (active ones only) makes a local output read as tool calls; ``call_ids`` seeds the calls'
+    ids; ``tokens`` counts each choice's generated tokens as they come (what a generation
+    abandoned halfway is billed for)."""
 
-    engine: Engine
+    engine: Engine | None
     jobs: list[Job]
     stop: list[str] = field(default_factory=list)
     tools: ToolSetup | None = None
     call_ids: str = ""
     priority: int = 0
+    upstream: UpstreamChat | None = None
     tokens: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens = [0] * len(self.jobs)
 
-
-def call_id(seed: str, choice: int, call: int) -> str:
-    """A tool call's id, derived from its place so that a stream and the stored answer name
-    each call the same (seeds are random ids, so these are unique)."""
-    digest = hashlib.blake2b(f"{seed}/{choice}/{call}".encode(), digest_size=12)
-    return "call_" + digest.hexdigest()
+    @property
+    def prompt_tokens(self) -> int:
+        """The first choice's prompt size (the upstream's count once it has answered)."""
+        if self.upstream is not None:
+            return self.upstream.prompt_tokens
+        return len(self.jobs[0].prompt)
 
 
 class _Reader:
@@ -141,6 +145,7 @@ async def _choice(
         yield ChoiceDone(choice, "length", "", [], [], len(job.prompt), 0, 0)
         return
     reader = _Reader(gen, choice)
+    assert gen.engine is not None  # a local generation
     events = generate_text(
         gen.engine,
         job.prompt,
@@ -165,6 +170,10 @@ async def results(
 ) -> AsyncIterator[Result]:
     """Every choice's results, interleaved as they come. ``on_start`` is called when the engine
     admits the first choice. Closing the stream (or one choice failing) stops every choice."""
+    if gen.upstream is not None:
+        async for result in upstream_results(gen, request_id, on_start):
+            yield result
+        return
     if len(gen.jobs) == 1:
         async for result in _choice(gen, 0, request_id, on_start):
             yield result

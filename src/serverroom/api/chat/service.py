@@ -35,13 +35,15 @@ from serverroom.api.common import (
     choice_params,
     logit_bias_ids,
 )
+from serverroom.api.upstream import output_reserve, upstream_chat
+from serverroom.catalog import ModelEntry
 from serverroom.constraints import (
     constrains,
     plan_output,
     render_tool_messages,
 )
 from serverroom.context import Call
-from serverroom.engine.base import ChatMessage, TokenConstraint
+from serverroom.engine.base import ChatMessage, SamplingParams, TokenConstraint
 from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import ChoiceDone, Generation, Job, fold, results
@@ -52,13 +54,38 @@ from serverroom.metering import Usage
 @dataclass
 class ChatPlan(ChoicesPlan):
     """Everything needed to run one chat request: ``gen`` has a job per choice, all on the
-    same ``prompt``."""
+    same prompt."""
 
     request: ChatCompletionRequest
 
-    @property
-    def prompt(self) -> list[int]:
-        return self.gen.jobs[0].prompt
+
+async def _plan_upstream(call: Call, request: ChatCompletionRequest, entry: ModelEntry) -> ChatPlan:
+    """An upstream model's plan: the request passed on (the upstream applies its template,
+    tools and ``response_format``), admitted on an estimate of its size."""
+    fields = request.model_dump(mode="json", exclude_unset=True)
+    limit = request.output_limit() or entry.default_max_output_tokens
+    fields.pop("max_completion_tokens", None)
+    if limit is not None:
+        fields["max_tokens"] = limit  # the name every OpenAI-compatible server reads
+    chat = upstream_chat(call.ctx, entry, fields)
+    n = request.n or 1
+    ticket = await call.admit(
+        entry,
+        "/v1/chat/completions",
+        prompt_tokens=chat.prompt_tokens,
+        max_output_tokens=output_reserve(entry, limit) * n,
+    )
+    completion_id = new_id("chatcmpl-", 12)
+    jobs = [Job([], SamplingParams(max_tokens=limit or 0))] * n
+    gen = Generation(None, jobs, call_ids=completion_id, priority=call.priority, upstream=chat)
+    return ChatPlan(
+        request=request,
+        entry=entry,
+        gen=gen,
+        completion_id=completion_id,
+        created=int(time.time()),
+        ticket=ticket,
+    )
 
 
 def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
@@ -89,6 +116,8 @@ async def plan_chat(call: Call, request: ChatCompletionRequest) -> ChatPlan:
     check_count(len(request.messages), limits.max_items, param="messages", what="messages")
     check_count(len(request.tools or []), limits.max_tools, param="tools", what="tools")
     entry = ctx.catalog.resolve(request.model)
+    if entry.upstream is not None:
+        return await _plan_upstream(call, request, entry)
     engine = await ctx.engines.get(entry)
     fmt = chat_format(request)
     tools = chat_tools(request)
@@ -178,7 +207,7 @@ def chat_logprobs(infos: list[TokenInfo]) -> list[ChatCompletionTokenLogprob]:
 
 async def complete_chat(plan: ChatPlan, request_id: str) -> ChatCompletion:
     """The non-streaming answer: the fold of the generation's results."""
-    async with billed_if_abandoned(plan.ticket, len(plan.prompt), plan.gen.tokens):
+    async with billed_if_abandoned(plan.ticket, plan.gen.prompt_tokens, plan.gen.tokens):
         ended = await fold(results(plan.gen, request_id))
     completion = build_completion(plan, ended)
     await plan.ticket.settle(completion_usage(completion))
@@ -226,6 +255,6 @@ def build_completion(plan: ChatPlan, ended: list[ChoiceDone]) -> ChatCompletion:
         **plan.stamp(),
         object="chat.completion",
         choices=choices,
-        usage=usage(len(plan.prompt), cached, completion),
+        usage=usage(plan.gen.prompt_tokens, cached, completion),
         service_tier="default",
     )

@@ -142,7 +142,7 @@ async def stream_chat(
                 yield chunk
     finally:
         cached = max((done.cached_tokens for done in ended), default=0)
-        await plan.ticket.settle(Usage(len(plan.prompt), cached, sum(plan.gen.tokens)))
+        await plan.ticket.settle(Usage(plan.gen.prompt_tokens, cached, sum(plan.gen.tokens)))
     ended.sort(key=lambda done: done.choice)
     completion = build_completion(plan, ended)
     if renderer.with_usage:

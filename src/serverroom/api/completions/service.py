@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,11 +22,22 @@ from serverroom.api.common import (
     logit_bias_ids,
 )
 from serverroom.api.completions.schemas import CompletionRequest
+from serverroom.api.upstream import chat_body, output_reserve, upstream_of
+from serverroom.catalog import ModelEntry
 from serverroom.context import Call
-from serverroom.engine.base import Engine
+from serverroom.engine.base import Engine, SamplingParams
 from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import InvalidRequestError
-from serverroom.generation import ChoiceDone, Generation, Job, Result, TextOut, fold, results
+from serverroom.generation import (
+    ChoiceDone,
+    Generation,
+    Job,
+    Result,
+    TextOut,
+    UpstreamChat,
+    fold,
+    results,
+)
 from serverroom.ids import new_id
 from serverroom.metering import NullTicket, Usage
 from serverroom.sse import DONE, sse_event
@@ -42,6 +54,8 @@ class CompletionPlan(ChoicesPlan):
     @property
     def prompt_tokens(self) -> int:
         """Prompt tokens billed: each distinct prompt once (not once per choice)."""
+        if self.gen.upstream is not None:
+            return self.gen.prompt_tokens
         return sum(len(job.prompt) for job in self.gen.jobs[:: self.request.n or 1])
 
 
@@ -71,12 +85,14 @@ async def plan_completion(call: Call, request: CompletionRequest) -> CompletionP
         )
     ctx = call.ctx
     entry = ctx.catalog.resolve(request.model)
-    engine = await ctx.engines.get(entry)
     prompts = request.prompts()
     limit = ctx.settings.requests.max_items
     check_count(len(prompts), limit, param="prompt", what="prompts")
     if not prompts:
         raise InvalidRequestError("The prompt must not be empty.", param="prompt")
+    if entry.upstream is not None:
+        return await _plan_upstream(call, request, entry, len(prompts))
+    engine = await ctx.engines.get(entry)
     bias = logit_bias_ids(engine, request.logit_bias)
     n = request.n or 1
     jobs: list[Job] = []
@@ -115,6 +131,41 @@ async def plan_completion(call: Call, request: CompletionRequest) -> CompletionP
         "/v1/completions",
         prompt_tokens=plan.prompt_tokens,
         max_output_tokens=sum(job.params.max_tokens for job in jobs),
+    )
+    return plan
+
+
+async def _plan_upstream(
+    call: Call, request: CompletionRequest, entry: ModelEntry, prompts: int
+) -> CompletionPlan:
+    """An upstream model's plan: the request passed on to its legacy Completions (which
+    echoes, when asked, itself), admitted on an estimate of its size."""
+    assert entry.upstream is not None
+    fields = request.model_dump(mode="json", exclude_unset=True)
+    limit = request.max_tokens or entry.default_max_output_tokens
+    if limit is not None:
+        fields["max_tokens"] = limit
+    body = chat_body(fields, entry.upstream.model)
+    text = json.dumps(fields.get("prompt"), ensure_ascii=False)
+    chat = UpstreamChat(
+        upstream_of(call.ctx, entry), body, None, len(text) // 4 + 1, path="/completions"
+    )
+    n = request.n or 1
+    jobs = [Job([], SamplingParams(max_tokens=limit or 0))] * (prompts * n)
+    plan = CompletionPlan(
+        request=request,
+        entry=entry,
+        gen=Generation(None, jobs, priority=call.priority, upstream=chat),
+        prompt_texts=[""] * len(jobs),
+        completion_id=new_id("cmpl-", 12),
+        created=int(time.time()),
+        ticket=NullTicket(),
+    )
+    plan.ticket = await call.admit(
+        entry,
+        "/v1/completions",
+        prompt_tokens=chat.prompt_tokens,
+        max_output_tokens=output_reserve(entry, limit) * len(jobs),
     )
     return plan
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from serverroom.api.embeddings.inputs import input_size, split_inputs, tokenize_inputs
 from serverroom.api.embeddings.schemas import EmbeddingRequest
+from serverroom.api.upstream import upstream_of
+from serverroom.catalog import ModelEntry
 from serverroom.context import AppContext, Call
 from serverroom.engine.embeddings import EmbeddingEngine, EmbeddingInput, EmbeddingRegistry
 from serverroom.errors import InvalidRequestError
@@ -62,6 +64,30 @@ def _shorten(vectors: np.ndarray[Any, Any], dimensions: int | None, native: int)
     return (short / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+async def _upstream_embeddings(
+    call: Call, request: EmbeddingRequest, entry: ModelEntry, items: list[EmbeddingInput]
+) -> tuple[dict[str, Any], Ticket]:
+    """Embeddings from the upstream, billed on its count (an estimate until it answers)."""
+    assert entry.upstream is not None
+    estimate = sum(len(i) // 4 + 1 if isinstance(i, str) else len(i) for i in items)
+    ticket = await call.admit(entry, "/v1/embeddings", prompt_tokens=estimate, max_output_tokens=0)
+    body = {**request.model_dump(mode="json", exclude_unset=True), "model": entry.upstream.model}
+    try:
+        answer = await upstream_of(call.ctx, entry).post(
+            "/embeddings", body, affinity=None, request_id=""
+        )
+    except BaseException:
+        await ticket.settle(Usage(0, 0, 0))
+        raise
+    usage = answer.get("usage")
+    counted = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    tokens = int(counted or estimate)
+    await ticket.settle(Usage(tokens, 0, 0))
+    answer["model"] = entry.id
+    answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return answer, ticket
+
+
 def encode(vector: np.ndarray[Any, Any], encoding: str | None) -> list[float] | str:
     if encoding == "base64":
         return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
@@ -79,6 +105,8 @@ async def create_embeddings(call: Call, request: EmbeddingRequest) -> tuple[dict
             code="model_not_supported",
         )
     items = split_inputs(request.input)
+    if entry.upstream is not None:
+        return await _upstream_embeddings(call, request, entry, items)
     registry = embedding_registry(ctx)
     engine = await registry.get(entry)
     if request.dimensions is not None and request.dimensions > engine.dimensions:

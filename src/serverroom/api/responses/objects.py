@@ -56,6 +56,14 @@ class ResponsePlan:
         return self.gen.tools
 
     @property
+    def may_call(self) -> bool:
+        """Whether the output may be function calls (else its message opens up front)."""
+        upstream = self.gen.upstream
+        if upstream is not None:
+            return bool(upstream.body.get("tools")) and upstream.body.get("tool_choice") != "none"
+        return self.gen.tools is not None
+
+    @property
     def store(self) -> bool:
         return self.request.store is not False
 
@@ -122,7 +130,7 @@ def response_object(
         "completed_at": None,
         **_echo(plan.request),
         # With no limit asked for, the model's default limit applies, and is shown.
-        "max_output_tokens": plan.request.max_output_tokens or plan.params.max_tokens,
+        "max_output_tokens": plan.request.max_output_tokens or plan.params.max_tokens or None,
         **extra,
     }
     try:

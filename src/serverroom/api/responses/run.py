@@ -50,7 +50,7 @@ class ResponseRun:
 
     def start(self) -> Events:
         """Events after ``response.in_progress``: a run without tools opens its message."""
-        return self.open_message() if self.plan.tools is None else []
+        return [] if self.plan.may_call else self.open_message()
 
     def render(self, result: Result) -> Events:
         if isinstance(result, TextOut):

@@ -19,7 +19,7 @@ from serverroom.api.responses.objects import (
     response_object,
     wants_logprobs,
 )
-from serverroom.api.responses.prompt import fit_prompt, gather_state
+from serverroom.api.responses.prompt import PromptState, fit_prompt, gather_state
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import ResponseCreateRequest
 from serverroom.api.responses.structured import (
@@ -27,8 +27,12 @@ from serverroom.api.responses.structured import (
     response_format,
     response_tools,
 )
+from serverroom.api.responses.upstream import chat_fields
+from serverroom.api.upstream import output_reserve, upstream_chat
+from serverroom.catalog import ModelEntry
 from serverroom.constraints import constrains, plan_output
 from serverroom.context import Call
+from serverroom.engine.base import SamplingParams
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import Generation, Job, Result
 from serverroom.ids import new_id
@@ -46,10 +50,12 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         )
     ctx, principal = call.ctx, call.principal
     entry = ctx.catalog.resolve(request.model)
-    engine = await ctx.engines.get(entry)
     state = await gather_state(ctx, request, principal)
     fmt, tools = response_format(request), response_tools(request)
     check_json_word(fmt, request.instructions, state.history + state.new)
+    if entry.upstream is not None:
+        return await _plan_upstream(call, request, entry, state)
+    engine = await ctx.engines.get(entry)
     prompt, budget = await asyncio.to_thread(  # templating a long input takes seconds
         fit_prompt,
         engine,
@@ -94,10 +100,39 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     return plan
 
 
+async def _plan_upstream(
+    call: Call, request: ResponseCreateRequest, entry: ModelEntry, state: PromptState
+) -> ResponsePlan:
+    """An upstream model's plan: the state sent as messages to the upstream's Chat
+    Completions, admitted on an estimate of its size."""
+    limit = request.max_output_tokens or entry.default_max_output_tokens
+    conversation = request.conversation_id()
+    chat = upstream_chat(call.ctx, entry, chat_fields(request, state, limit), conversation)
+    response_id = new_id("resp_")
+    gen = Generation(
+        None,
+        [Job([], SamplingParams(max_tokens=limit or 0))],
+        call_ids=response_id,
+        priority=call.priority,
+        upstream=chat,
+    )
+    plan = ResponsePlan(
+        call.ctx, request, call.principal, entry, state.new, gen, NullTicket(), response_id
+    )
+    response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
+    plan.ticket = await call.admit(
+        entry,
+        ENDPOINT,
+        prompt_tokens=chat.prompt_tokens,
+        max_output_tokens=output_reserve(entry, limit),
+    )
+    return plan
+
+
 async def settle(plan: ResponsePlan, cached: int, output_tokens: int) -> None:
     if not plan.settled:
         plan.settled = True
-        await plan.ticket.settle(Usage(len(plan.prompt), cached, output_tokens))
+        await plan.ticket.settle(Usage(plan.gen.prompt_tokens, cached, output_tokens))
 
 
 async def finish(plan: ResponsePlan, response: Response) -> None:

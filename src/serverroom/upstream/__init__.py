@@ -1,0 +1,55 @@
+"""Upstream engines: models served by other OpenAI-compatible servers (vLLM, SGLang,
+llama.cpp's ``llama-server``, Ollama, another serverroom), each through a pool of members.
+
+``Upstreams`` owns one ``Upstream`` per upstream model of the catalog and the HTTP client they
+share; its lifespan runs the health checks and closes the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+
+from serverroom.catalog import Catalog, ModelEntry
+from serverroom.upstream.client import Stream, Upstream
+from serverroom.upstream.pool import Member, Pool
+
+__all__ = ["Member", "Pool", "Stream", "Upstream", "Upstreams"]
+
+
+class Upstreams:
+    """The upstream models of a catalog, by target model id."""
+
+    def __init__(self, catalog: Catalog, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        limits = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
+        self.client = httpx.AsyncClient(limits=limits, transport=transport)
+        self._by_target: dict[str, Upstream] = {}
+        for entry in catalog.real_models():
+            if entry.upstream is not None:
+                self._by_target[entry.target] = Upstream(entry.upstream, self.client)
+
+    def for_entry(self, entry: ModelEntry) -> Upstream:
+        return self._by_target[entry.target]
+
+    def all(self) -> dict[str, Upstream]:
+        return dict(self._by_target)
+
+    async def _watch(self, upstream: Upstream) -> None:
+        while True:
+            await upstream.probe()
+            await asyncio.sleep(upstream.spec.health_interval)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Health checks while the app runs; the client closed after."""
+        tasks = [asyncio.create_task(self._watch(u)) for u in self._by_target.values()]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.client.aclose()
