@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 from serverroom.catalog import Catalog, ModelEntry
 from serverroom.engine.embeddings import EmbeddingRegistry
 from serverroom.engine.registry import EngineRegistry
+from serverroom.ids import new_id
 from serverroom.metering import Admission, Metering, NullMetering, Ticket
 from serverroom.principal import DEFAULT_PROJECT, Principal
 from serverroom.settings import Settings
@@ -47,6 +48,7 @@ class AppContext:
     batch_worker: BatchWorker | None = None  # set while the Batch API worker runs
     response_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # background
     response_logs: OrderedDict[str, EventLog] = field(default_factory=OrderedDict)
+    replica_id: str = field(default_factory=lambda: new_id("replica_"))  # owns leases
 
 
 # What a resource package exports as ``lifespan``: entered with the app, after migrations.

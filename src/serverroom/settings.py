@@ -87,6 +87,17 @@ class BatchSettings(BaseModel):
     poll_seconds: float = Field(2.0, gt=0, description="How often the worker looks for work.")
 
 
+class ReplicaSettings(BaseModel):
+    """Work shared by replicas on one database (see docs/deployment.md)."""
+
+    lease_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="How long a background response stays owned by its replica without a"
+        " heartbeat (renewed every third of it); after that any replica fails it.",
+    )
+
+
 class RequestLimits(BaseModel):
     """Bounds on one API request, checked before any work on it starts (400 or 413 above)."""
 
@@ -142,10 +153,16 @@ class Settings(BaseSettings):
     files_dir: Path | None = Field(
         None, description="Where uploaded file bytes live; default: <data_dir>/files."
     )
+    files_store: Literal["directory", "database"] = Field(
+        "directory",
+        description="Where file bytes live: files_dir, or the database (replicas that share no"
+        " filesystem).",
+    )
     max_file_bytes: int = Field(
         512 * 1024 * 1024, ge=1, description="Largest file upload in bytes (413 above)."
     )
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    replicas: ReplicaSettings = Field(default_factory=ReplicaSettings)
     requests: RequestLimits = Field(default_factory=RequestLimits)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)

@@ -18,6 +18,8 @@ from serverroom.storage.conversations import ConversationRepository
 from serverroom.storage.db import Database
 from tests.conftest import fresh_postgres_database
 
+NOW = 1_800_000_000_000  # epoch ms
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -120,13 +122,29 @@ async def test_status_updates_and_restart(db: Database) -> None:
     assert await repo.update_status(
         "p1", "resp_q", body("resp_q", "in_progress"), only_if=("queued",)
     )
-    assert await repo.fail_interrupted() == 2
+    assert await repo.fail_interrupted(NOW) == 2  # no lease: nobody runs them
     for response_id in ("resp_q", "resp_r"):
         row = await repo.get("p1", response_id)
         assert row.status == "failed" and row.body["status"] == "failed"
         assert row.body["error"] == RESTART_ERROR
     assert (await repo.get("p1", "resp_done")).status == "completed"
-    assert await repo.fail_interrupted() == 0
+    assert await repo.fail_interrupted(NOW) == 0
+
+
+async def test_leases_keep_a_live_replicas_responses(db: Database) -> None:
+    repo = ResponseRepository(db)
+    await repo.save("p1", body("resp_a", "in_progress"), [], lease=("replica_a", NOW + 1000))
+    await repo.save("p1", body("resp_b", "queued"), [], lease=("replica_b", NOW + 1000))
+    await repo.save("p1", body("resp_dead", "in_progress"), [], lease=("replica_c", NOW - 1))
+    assert await repo.fail_interrupted(NOW) == 1  # only the dead replica's
+    assert (await repo.get("p1", "resp_dead")).status == "failed"
+    assert await repo.renew("replica_a", NOW + 5000) == 1
+    assert await repo.fail_interrupted(NOW + 2000) == 1  # b did not renew: its lease ran out
+    assert (await repo.get("p1", "resp_a")).status == "in_progress"
+    assert (await repo.get("p1", "resp_b")).status == "failed"
+    assert await repo.fail_interrupted(NOW, owner="replica_a") == 1  # a shuts down
+    assert (await repo.get("p1", "resp_a")).status == "failed"
+    assert await repo.renew("replica_a", NOW + 9000) == 0
 
 
 async def test_conversation_repository(db: Database) -> None:

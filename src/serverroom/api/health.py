@@ -19,6 +19,8 @@ async def health(ctx: Ctx) -> JSONResponse:
         accounts = ctx.accounts
         if accounts is not None and accounts.limiter.degraded:
             body["degraded"] = ["redis: unreachable, rate limits count per replica"]
+        if ctx.upstreams is not None and ctx.upstreams.all():
+            body["upstreams"] = {k: u.pool.status() for k, u in ctx.upstreams.all().items()}
         return JSONResponse(body)
     failure = ctx.engines.failure(model)
     if failure is not None:

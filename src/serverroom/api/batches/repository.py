@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from serverroom.storage.paging import seq_page
 from serverroom.storage.repository import Repository, changed
@@ -72,12 +72,16 @@ class BatchRepository(Repository):
     async def start(
         self, batch_id: str, lines: list[PendingLine], model: str | None, now: int
     ) -> bool:
-        """Store the validated lines and move ``validating`` → ``in_progress`` atomically."""
+        """Store the validated lines and move ``validating`` → ``in_progress`` atomically; the
+        conditional update comes first, so of two replicas validating one batch only the one
+        that moves it stores lines (the other's update finds it moved and stores nothing)."""
         async with self.db.session() as session:
-            status = (
-                await session.execute(select(BatchRow.status).where(BatchRow.id == batch_id))
-            ).scalar_one()
-            if status != "validating":
+            moved = await session.execute(
+                update(BatchRow)
+                .where(BatchRow.id == batch_id, BatchRow.status == "validating")
+                .values(status="in_progress", in_progress_at=now, total=len(lines), model=model)
+            )
+            if not changed(moved):
                 return False
             session.add_all(
                 BatchLineRow(
@@ -90,11 +94,6 @@ class BatchRepository(Repository):
                 )
                 for item in lines
             )
-            await session.execute(
-                update(BatchRow)
-                .where(BatchRow.id == batch_id)
-                .values(status="in_progress", in_progress_at=now, total=len(lines), model=model)
-            )
         return True
 
     async def pending(self, batch_id: str) -> list[PendingLine]:
@@ -105,6 +104,53 @@ class BatchRepository(Repository):
                 .order_by(BatchLineRow.line)
             )
             return [PendingLine(line, custom_id, body) for line, custom_id, body in result]
+
+    async def claim(
+        self, batch_id: str, owner: str, count: int, *, now: int, until: int
+    ) -> list[PendingLine]:
+        """Up to ``count`` pending lines that nobody holds (or whose holder's claim ran out
+        before ``now``), now held by ``owner`` until ``until`` (epoch ms). Concurrent claims
+        on PostgreSQL skip each other's rows (``FOR UPDATE SKIP LOCKED``); the update is
+        conditional too, so two claims never take one line on any database."""
+        free = or_(BatchLineRow.claim_until.is_(None), BatchLineRow.claim_until < now)
+        pending = (BatchLineRow.batch_id == batch_id, BatchLineRow.status == "pending")
+        async with self.db.session() as session:
+            candidates = (
+                await session.scalars(
+                    select(BatchLineRow.seq)
+                    .where(*pending, free)
+                    .order_by(BatchLineRow.line)
+                    .limit(count)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not candidates:
+                return []
+            await session.execute(
+                update(BatchLineRow)
+                .where(BatchLineRow.seq.in_(candidates), free)
+                .values(claimed_by=owner, claim_until=until)
+            )
+            result = await session.execute(
+                select(BatchLineRow.line, BatchLineRow.custom_id, BatchLineRow.body)
+                .where(
+                    BatchLineRow.seq.in_(candidates),
+                    BatchLineRow.claimed_by == owner,
+                    BatchLineRow.claim_until == until,
+                )
+                .order_by(BatchLineRow.line)
+            )
+            return [PendingLine(line, custom_id, body) for line, custom_id, body in result]
+
+    async def renew_claims(self, owner: str, until: int | None) -> None:
+        """Move the end of every claim ``owner`` holds on a pending line (``None``: give
+        them up, at shutdown, so another worker takes them at once)."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(BatchLineRow)
+                .where(BatchLineRow.claimed_by == owner, BatchLineRow.status == "pending")
+                .values(claim_until=until)
+            )
 
     async def finish(
         self, batch_id: str, line: int, ok: bool, result: dict[str, Any], usage: LineUsage

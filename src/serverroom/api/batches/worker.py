@@ -3,8 +3,10 @@
 It takes the oldest batch with work (``validating``, ``in_progress``, ``finalizing``,
 ``cancelling``), validates its input file, runs its pending lines a few at a time at a lower
 engine priority than interactive requests, stores each line's result as soon as it finishes,
-and writes the output and error files at the end. State lives in the database only, so a
-restarted server resumes where it stopped: finished lines are never run again and never lost.
+and writes the output and error files at the end. Workers of several replicas share a batch:
+each runs only the lines it has claimed (see ``BatchRepository.claim``). State lives in the
+database only, so a restarted server resumes where it stopped: finished lines are never run
+again and never lost.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class BatchWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            await self.repo.renew_claims(self.ctx.replica_id, None)  # others take them now
 
     def wake(self) -> None:
         self._wake.set()
@@ -145,7 +148,6 @@ class BatchWorker:
             priority=self.settings.priority,
         )
         stop = self._cancels.setdefault(row.id, asyncio.Event())
-        pending = await self.repo.pending(row.id)
         gate = asyncio.Semaphore(self.settings.concurrency)
         tasks: set[asyncio.Task[None]] = set()
 
@@ -161,13 +163,12 @@ class BatchWorker:
                 gate.release()
 
         async with self._watch(row.id, stop):
-            for line in pending:
-                if not await _acquire(gate, stop):
-                    break
-                if time.time() >= row.expires_at:
+            while await _acquire(gate, stop):
+                claimed = [] if time.time() >= row.expires_at else await self._claim(row.id)
+                if not claimed:  # none left that another worker does not hold
                     gate.release()
                     break
-                task = asyncio.create_task(one(line))
+                task = asyncio.create_task(one(claimed[0]))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             try:
@@ -190,14 +191,24 @@ class BatchWorker:
             await self._finish_run(row.id)
 
     async def _finish_run(self, batch_id: str, final: str | None = None) -> None:
-        """Move a batch whose lines are all done from ``in_progress`` on to its final status."""
-        await self.repo.update(
+        """Move a batch whose lines are all done from ``in_progress`` on to its final status
+        (the replica that makes the move writes the files; another one leaves it)."""
+        moved = await self.repo.update(
             batch_id,
             only_from=("in_progress",),
             status="finalizing",
             finalizing_at=int(time.time()),
         )
-        await self._finalize(await self._reload(batch_id), final=final)
+        if moved:
+            await self._finalize(await self._reload(batch_id), final=final)
+
+    def _lease_ms(self) -> int:
+        return int(self.ctx.settings.replicas.lease_seconds * 1000)
+
+    async def _claim(self, batch_id: str) -> list[PendingLine]:
+        now = int(time.time() * 1000)
+        owner = self.ctx.replica_id
+        return await self.repo.claim(batch_id, owner, 1, now=now, until=now + self._lease_ms())
 
     async def _drain(self, tasks: set[asyncio.Task[None]], stop: asyncio.Event) -> None:
         """Wait for the running lines; on cancel, stop them (they stay pending)."""
@@ -213,7 +224,10 @@ class BatchWorker:
         """Poll the database for a cancel made elsewhere (another replica, a restart)."""
 
         async def poll() -> None:
+            beat = min(self.settings.poll_seconds, self.ctx.settings.replicas.lease_seconds / 3)
             while not stop.is_set():
+                until = int(time.time() * 1000) + self._lease_ms()
+                await self.repo.renew_claims(self.ctx.replica_id, until)  # lines in flight
                 current = await self.repo.get(batch_id)
                 if (
                     current is None
@@ -222,7 +236,7 @@ class BatchWorker:
                 ):
                     stop.set()
                     return
-                await asyncio.sleep(self.settings.poll_seconds)
+                await asyncio.sleep(beat)
 
         task = asyncio.create_task(poll())
         try:

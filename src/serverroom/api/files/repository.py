@@ -1,68 +1,14 @@
-"""Storage of files: metadata rows in the database, bytes in the blob directory."""
+"""Storage of files' metadata rows (their bytes: ``blobs.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
 import time
-from pathlib import Path
-from typing import BinaryIO
 
 from sqlalchemy import ColumnElement, delete, or_, select
 
 from serverroom.storage.paging import seq_page
 from serverroom.storage.repository import Repository, changed, owned
 from serverroom.storage.tables.files import FileRow
-
-
-class BlobStore:
-    """File bytes on disk, one file per id; writes go through a temp file and a rename."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, file_id: str) -> Path:
-        return self.root / file_id
-
-    def _copy(self, source: BinaryIO, file_id: str, limit: int) -> int | None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".tmp-{file_id}"
-        size = 0
-        with tmp.open("wb") as out:
-            while chunk := source.read(1024 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    out.close()
-                    tmp.unlink(missing_ok=True)
-                    return None
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.path(file_id))
-        return size
-
-    async def write_stream(self, source: BinaryIO, file_id: str, limit: int) -> int | None:
-        """Copy ``source`` in; the size, or ``None`` (nothing kept) when it exceeds ``limit``."""
-        return await asyncio.to_thread(self._copy, source, file_id, limit)
-
-    def _write(self, file_id: str, data: bytes) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".tmp-{file_id}"
-        tmp.write_bytes(data)
-        tmp.replace(self.path(file_id))
-
-    async def write_bytes(self, file_id: str, data: bytes) -> None:
-        await asyncio.to_thread(self._write, file_id, data)
-
-    async def read_bytes(self, file_id: str) -> bytes:
-        return await asyncio.to_thread(self.path(file_id).read_bytes)
-
-    async def remove(self, file_id: str) -> None:
-        await asyncio.to_thread(self.path(file_id).unlink, True)
-
-    def copy_to(self, file_id: str, target: Path) -> None:
-        shutil.copyfile(self.path(file_id), target)
 
 
 def _live(now: int) -> ColumnElement[bool]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from serverroom.api.files.service import FileService, check_expiry
 from serverroom.api.routing import CheckedRoute
@@ -66,17 +68,31 @@ async def delete_file(file_id: str, ctx: Ctx, principal: Caller) -> dict[str, An
 
 
 @router.get("/files/{file_id}/content", response_model=None)
-async def file_content(file_id: str, ctx: Ctx, principal: Caller) -> FileResponse:
+async def file_content(file_id: str, ctx: Ctx, principal: Caller) -> Response:
     service = FileService(ctx)
     row = await service.get_row(principal.project_id, file_id)
-    if not service.blobs.path(row.id).exists():
-        raise NotFoundError(f"No such File object: {file_id}", param="id", code="file_not_found")
-    return FileResponse(
-        service.blobs.path(row.id),
-        media_type="application/octet-stream",
-        filename=row.filename,
-        content_disposition_type="attachment",
-    )
+    missing = NotFoundError(f"No such File object: {file_id}", param="id", code="file_not_found")
+    disposition = {"content-disposition": f'attachment; filename="{quote(row.filename)}"'}
+    path = service.blobs.local_path(row.id)
+    if path is not None:
+        return FileResponse(
+            path,
+            media_type="application/octet-stream",
+            filename=row.filename,
+            content_disposition_type="attachment",
+        )
+    chunks = service.blobs.chunks(row.id)
+    try:
+        first = await anext(chunks)
+    except (FileNotFoundError, StopAsyncIteration):
+        raise missing from None
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for piece in chunks:
+            yield piece
+
+    return StreamingResponse(body(), media_type="application/octet-stream", headers=disposition)
 
 
 def _required(form: FormData, name: str, kind: type[FieldT]) -> FieldT:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any, BinaryIO
 
-from serverroom.api.files.repository import BlobStore, FileRepository
+from serverroom.api.files.blobs import BlobStore, DatabaseBlobs, DirectoryBlobs
+from serverroom.api.files.repository import FileRepository
 from serverroom.api.lists import list_body
 from serverroom.context import AppContext
 from serverroom.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
@@ -69,7 +70,11 @@ class FileService:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.repo = FileRepository(ctx.db)
-        self.blobs = BlobStore(ctx.settings.resolved_files_dir())
+        self.blobs: BlobStore = (
+            DatabaseBlobs(ctx.db)
+            if ctx.settings.files_store == "database"
+            else DirectoryBlobs(ctx.settings.resolved_files_dir())
+        )
 
     @property
     def max_bytes(self) -> int:

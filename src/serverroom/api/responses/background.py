@@ -2,14 +2,19 @@
 
 A background response is stored ``queued`` at once and run by a task kept in
 ``ctx.response_tasks``; its events go to an ``EventLog`` that a streaming client follows.
-``lifespan`` marks responses a previous process left unfinished as failed, and cancels the
-running tasks on shutdown.
+
+Replicas share the database, so a running response is owned through a lease: its row names
+the replica (``ctx.replica_id``) and a time the replica's heartbeat keeps moving. Every replica
+sweeps: a response whose lease ran out (its replica died) is marked failed, within
+``replicas.lease_seconds`` plus a heartbeat; a live replica's responses are never touched. On
+shutdown a replica cancels its runs and marks them failed at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -35,8 +40,10 @@ async def start_background(plan: ResponsePlan, request_id: str) -> Response:
     and the run still ends (completed, failed or cancelled) and is stored.
     """
     queued = response_object(plan, "queued")
-    repo = ResponseRepository(plan.ctx.db)
-    await repo.save(plan.principal.project_id, dump(queued), plan.input_items)
+    ctx = plan.ctx
+    lease = (ctx.replica_id, now_ms() + int(ctx.settings.replicas.lease_seconds * 1000))
+    repo = ResponseRepository(ctx.db)
+    await repo.save(plan.principal.project_id, dump(queued), plan.input_items, lease=lease)
     log = open_log(plan.ctx, plan.response_id)  # before the task runs: a stream follows it now
     tasks = plan.ctx.response_tasks
     task = asyncio.create_task(_run(plan, request_id, log), name=f"response {plan.response_id}")
@@ -109,16 +116,40 @@ def forget(ctx: AppContext, response_id: str) -> None:
         task.cancel()
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _heartbeat(ctx: AppContext) -> None:
+    """Renew this replica's leases and fail the responses of replicas that died."""
+    repo = ResponseRepository(ctx.db)
+    lease = ctx.settings.replicas.lease_seconds
+    while True:
+        await asyncio.sleep(lease / 3)
+        try:
+            await repo.renew(ctx.replica_id, now_ms() + int(lease * 1000))
+            failed = await repo.fail_interrupted(now_ms())
+            if failed:
+                logger.warning("failed %d background responses whose replica stopped", failed)
+        except Exception:  # the database away for a moment: try again next beat
+            logger.exception("background response heartbeat failed")
+
+
 @asynccontextmanager
 async def lifespan(ctx: AppContext) -> AsyncIterator[None]:
-    """Start-up recovery of interrupted responses; cancellation of running ones at shutdown."""
-    failed = await ResponseRepository(ctx.db).fail_interrupted()
+    """Start-up recovery of interrupted responses, the lease heartbeat, and the cancellation
+    of running responses at shutdown."""
+    repo = ResponseRepository(ctx.db)
+    failed = await repo.fail_interrupted(now_ms())
     if failed:
         logger.warning("marked %d interrupted background responses failed", failed)
+    heartbeat = asyncio.create_task(_heartbeat(ctx), name="response leases")
     try:
         yield
     finally:
-        tasks = list(ctx.response_tasks.values())
+        heartbeat.cancel()
+        tasks = [heartbeat, *ctx.response_tasks.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await repo.fail_interrupted(now_ms(), owner=ctx.replica_id)

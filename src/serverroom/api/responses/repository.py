@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, literal_column, select, update
+from sqlalchemy import delete, literal_column, or_, select, update
 from sqlalchemy.orm import aliased
 
 from serverroom.api.items import Item
@@ -30,8 +30,16 @@ def not_found(response_id: str, param: str | None = None) -> NotFoundError:
 class ResponseRepository(Repository):
     """Responses of one database, scoped by project on every call."""
 
-    async def save(self, project_id: str, body: dict[str, Any], input_items: list[Item]) -> None:
-        """Insert or replace a response (its body is the SDK ``Response`` as JSON)."""
+    async def save(
+        self,
+        project_id: str,
+        body: dict[str, Any],
+        input_items: list[Item],
+        *,
+        lease: tuple[str, int] | None = None,
+    ) -> None:
+        """Insert or replace a response (its body is the SDK ``Response`` as JSON); ``lease``
+        (owner, until in epoch ms) for a background response this replica runs."""
         conversation = body.get("conversation") or {}
         async with self.db.session() as session:
             row = await session.get(ResponseRow, body["id"])
@@ -45,6 +53,8 @@ class ResponseRepository(Repository):
             row.conversation_id = conversation.get("id")
             row.background = bool(body.get("background"))
             row.body = body
+            if lease is not None:
+                row.owner, row.lease_until = lease
 
     async def get(self, project_id: str, response_id: str) -> ResponseRow:
         """The stored response, or ``NotFoundError``."""
@@ -118,11 +128,31 @@ class ResponseRepository(Repository):
             item for row, _ in rows for item in [*row.input_items, *(row.body.get("output") or [])]
         ]
 
-    async def fail_interrupted(self) -> int:
-        """Mark every queued / in-progress response failed (run once at start-up)."""
+    async def renew(self, owner: str, until: int) -> int:
+        """Extend the lease of every response ``owner`` still runs; how many there are."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(ResponseRow)
+                .where(ResponseRow.owner == owner, ResponseRow.status.in_(ACTIVE))
+                .values(lease_until=until)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def fail_interrupted(self, now: int, *, owner: str | None = None) -> int:
+        """Mark failed the queued / in-progress responses whose lease ended before ``now``
+        (epoch ms; rows with no lease count as ended), or, with ``owner``, all of that owner's
+        (its replica is shutting down). A response whose owner is alive keeps running."""
+        if owner is not None:
+            which = ResponseRow.owner == owner
+        else:
+            which = or_(ResponseRow.lease_until.is_(None), ResponseRow.lease_until < now)
         async with self.db.session() as session:
             rows = (
-                await session.scalars(select(ResponseRow).where(ResponseRow.status.in_(ACTIVE)))
+                await session.scalars(
+                    select(ResponseRow)
+                    .where(ResponseRow.status.in_(ACTIVE), which)
+                    .with_for_update(skip_locked=True)
+                )
             ).all()
             for row in rows:
                 body = dict(row.body)

@@ -3,6 +3,8 @@
 Line rows are the durable record of progress: a line is ``pending`` until its result (the
 output- or error-file line) is stored with status ``completed`` or ``failed``, in the same
 transaction that advances the batch's counters. A restarted worker runs only pending lines.
+A worker runs a line it has claimed (``claimed_by``, until ``claim_until``, which its heartbeat
+renews), so replicas on one database share a batch's lines and never run one twice.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class BatchLineRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # a replica
+    claim_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # epoch ms
 
     __table_args__ = (
         UniqueConstraint("batch_id", "line", name="uq_batch_lines_batch_line"),

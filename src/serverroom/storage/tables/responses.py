@@ -2,6 +2,8 @@
 
 A row keeps the full ``Response`` object as JSON (``body``), the input items of that turn with
 their ids (``input_items``), and the columns lookups need (project, status, chain link).
+A background response still running is owned by the replica running it (``owner``) until
+``lease_until`` (epoch milliseconds), which that replica's heartbeat keeps moving.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class ResponseRow(Base):
     background: Mapped[bool] = mapped_column(nullable=False, default=False)
     body: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     input_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (
         Index("ix_responses_project_id", "project_id"),

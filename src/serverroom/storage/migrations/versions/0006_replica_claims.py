@@ -1,0 +1,34 @@
+"""Work owned by a replica until a time its heartbeat renews: a background response's lease
+(``responses.owner`` / ``lease_until``) and a batch line's claim (``batch_lines.claimed_by`` /
+``claim_until``), both in epoch milliseconds.
+
+Revision ID: 0006_replica_claims
+Revises: 0002_responses, 0004_files_batches
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006_replica_claims"
+down_revision = ("0002_responses", "0004_files_batches")
+branch_labels = None
+depends_on = None
+
+COLUMNS = {"responses": ("owner", "lease_until"), "batch_lines": ("claimed_by", "claim_until")}
+
+
+def upgrade() -> None:
+    for table_name, (who, until) in COLUMNS.items():
+        with op.batch_alter_table(table_name) as table:
+            table.add_column(sa.Column(who, sa.String(64), nullable=True))
+            table.add_column(sa.Column(until, sa.BigInteger(), nullable=True))
+
+
+def downgrade() -> None:
+    for table_name, columns in COLUMNS.items():
+        with op.batch_alter_table(table_name) as table:
+            for column in reversed(columns):
+                table.drop_column(column)

@@ -1,0 +1,29 @@
+"""File bytes in the database (``files_store = "database"``), in chunks.
+
+Revision ID: 0007_file_chunks
+Revises: 0006_replica_claims
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007_file_chunks"
+down_revision = "0006_replica_claims"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "file_chunks",
+        sa.Column("file_id", sa.String(64), primary_key=True),
+        sa.Column("index", sa.Integer(), primary_key=True),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("file_chunks")
