@@ -55,9 +55,15 @@ class AppContext:
 Lifespan = Callable[[AppContext], AbstractAsyncContextManager[None]]
 
 
-def get_context(request: Request) -> AppContext:
+def context_of(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.context
     return ctx
+
+
+# Dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread,
+# a hand-off that costs more than the dependency itself.
+async def get_context(request: Request) -> AppContext:
+    return context_of(request)
 
 
 def request_id_of(request: Request) -> str:
@@ -66,7 +72,7 @@ def request_id_of(request: Request) -> str:
 
 async def get_principal(request: Request) -> Principal:
     """The caller, from its API key (``serverroom.accounts.auth``); 401 when it is not valid."""
-    accounts = get_context(request).accounts
+    accounts = context_of(request).accounts
     if accounts is None:
         return Principal(project_id=DEFAULT_PROJECT)
     return await accounts.auth.principal(request)
@@ -99,7 +105,7 @@ class Call:
         return await self.ctx.metering.admit(admission)
 
 
-def get_call(ctx: Ctx, principal: Caller) -> Call:
+async def get_call(ctx: Ctx, principal: Caller) -> Call:
     return Call(ctx, principal)
 
 

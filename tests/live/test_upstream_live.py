@@ -178,6 +178,7 @@ def test_tools_and_schemas_through_the_pool(
         messages=[{"role": "user", "content": "Weather in Paris?"}],
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": params}}],
         tool_choice="required",
+        max_tokens=300,
     )
     call = chat.choices[0].message.tool_calls
     assert chat.choices[0].finish_reason == "tool_calls" and call
@@ -188,8 +189,10 @@ def test_tools_and_schemas_through_the_pool(
     asked = client.responses.create(
         model="gpt-4.1",
         input="Weather in Paris?",
-        tools=[tool],
-        tool_choice="required",  # type: ignore[list-item]
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice="required",
+        parallel_tool_calls=False,
+        max_output_tokens=300,
     )
     assert [item.type for item in asked.output] == ["function_call"]
     call_id = asked.output[0].call_id  # type: ignore[union-attr]

@@ -3,7 +3,7 @@ in-memory lists of objects."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -23,8 +23,8 @@ class PageQuery:
     order: Order
 
 
-def _page_query(default: Order) -> Callable[..., PageQuery]:
-    def read(
+def _page_query(default: Order) -> Callable[..., Awaitable[PageQuery]]:
+    async def read(
         after: str | None = None,
         limit: int = Query(20, ge=1, le=100),
         order: Order = default,

@@ -10,6 +10,8 @@ Closing a stream closes the connection, so the upstream stops generating and fre
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -25,6 +27,7 @@ from serverroom.upstream.pool import Member, Pool
 logger = logging.getLogger("serverroom.upstream")
 
 JSON = dict[str, Any]
+DRAIN_SECONDS = 0.5  # how long the end of an answer may take after its [DONE]
 
 
 def _error_of(status: int, raw: bytes) -> APIError:
@@ -57,12 +60,14 @@ class Stream:
 
     async def chunks(self) -> AsyncIterator[JSON]:
         """Each ``data:`` event as JSON, until ``[DONE]`` or the end of the answer."""
+        lines = self.response.aiter_lines()
         try:
-            async for line in self.response.aiter_lines():
+            async for line in lines:
                 if not line.startswith("data:"):
                     continue  # event names, comments, blank separators
                 data = line[5:].strip()
                 if data == "[DONE]":
+                    await _drain(lines)
                     return
                 yield _chunk(data)
         except httpx.TimeoutException as exc:
@@ -78,6 +83,15 @@ class Stream:
             self._closed = True
             self.member.inflight -= 1
             await self.response.aclose()
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read what follows ``[DONE]`` (normally nothing but the end of the body), so that the
+    connection goes back to the pool; an upstream that holds the answer open is left."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in lines:
+                pass
 
 
 def _chunk(data: str) -> JSON:

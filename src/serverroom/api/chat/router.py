@@ -21,7 +21,7 @@ from serverroom.sse import guard_stream, json_response, sse_response
 router = APIRouter(tags=["chat"], route_class=CheckedRoute)
 
 
-def get_store(ctx: Ctx, principal: Caller) -> ChatStore:
+async def get_store(ctx: Ctx, principal: Caller) -> ChatStore:
     return ChatStore(ctx, principal)
 
 

@@ -22,7 +22,7 @@ from serverroom.errors import NotFoundError, ServiceUnavailableError
 from serverroom.principal import Principal
 
 
-def accounts_of(ctx: Ctx) -> Accounts:
+async def accounts_of(ctx: Ctx) -> Accounts:
     if ctx.accounts is None:
         raise ServiceUnavailableError("Accounts are not enabled on this server.")
     return ctx.accounts
