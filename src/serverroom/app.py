@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 from fastapi import APIRouter, Depends, FastAPI
 
 from serverroom import __version__
@@ -26,6 +27,7 @@ from serverroom.api import (
     files,
     models,
     organization,
+    passthrough,
     responses,
 )
 from serverroom.api.errors import install_error_handlers
@@ -64,6 +66,7 @@ RESOURCES = (
     Resource(embeddings.router, embeddings.lifespan),  # closes the embedding engines
     Resource(files.router),
     Resource(batches.router, batches.lifespan),  # the Batch API worker
+    Resource(passthrough.router),  # images and audio, on upstream models
 )
 
 
@@ -73,14 +76,16 @@ def create_app(
     engine_factory: EngineFactory | None = None,
     embedding_factory: EmbeddingFactory | None = None,
     catalog: Catalog | None = None,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build the ASGI app. Tests pass a fake engine factory; ``serve`` passes nothing."""
+    """Build the ASGI app. Tests pass a fake engine factory (and may route upstream requests
+    through ``upstream_transport``); ``serve`` passes nothing."""
     settings = settings or Settings()
     catalog = catalog or Catalog.load(settings.catalog_file)
     registry = EngineRegistry(catalog, engine_factory or default_factory(settings))
     db = Database(settings.resolved_database_url())
     embeddings_registry = EmbeddingRegistry(embedding_factory)
-    upstreams = Upstreams(catalog)
+    upstreams = Upstreams(catalog, upstream_transport)
     context = AppContext(
         settings=settings,
         catalog=catalog,

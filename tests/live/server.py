@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,25 @@ import time
 from pathlib import Path
 
 import httpx
+
+
+def chat_batch_lines(model: str, count: int, max_tokens: int) -> list[str]:
+    """A Batch API input file's lines: ``count`` short chat requests, custom ids r0, r1 ..."""
+    return [
+        json.dumps(
+            {
+                "custom_id": f"r{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {
+                    "model": model,
+                    "max_tokens": max_tokens,
+                    "messages": [{"role": "user", "content": f"Say a color ({i})."}],
+                },
+            }
+        )
+        for i in range(count)
+    ]
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from tests.conftest import fresh_postgres_database
-from tests.live.server import LiveServer
+from tests.live.server import LiveServer, chat_batch_lines
 
 pytestmark = [pytest.mark.live, pytest.mark.postgres]
 MODEL = "gpt-4.1-mini"
@@ -94,21 +94,7 @@ def test_both_replicas_run_one_batch_with_every_line_exactly_once(
     replicas: tuple[LiveServer, LiveServer, str],
 ) -> None:
     a, b, url = replicas
-    lines = [
-        json.dumps(
-            {
-                "custom_id": f"r{i}",
-                "method": "POST",
-                "url": "/v1/chat/completions",
-                "body": {
-                    "model": MODEL,
-                    "max_tokens": 1,
-                    "messages": [{"role": "user", "content": f"Say a number ({i})."}],
-                },
-            }
-        )
-        for i in range(200)
-    ]
+    lines = chat_batch_lines(MODEL, 200, max_tokens=1)
     client = _sdk(a)
     upload = client.files.create(file=("in.jsonl", "\n".join(lines).encode()), purpose="batch")
     batch = client.batches.create(

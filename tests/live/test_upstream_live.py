@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.live.broken_upstream import BrokenUpstream
-from tests.live.server import LiveServer
+from tests.live.server import LiveServer, chat_batch_lines
 
 pytestmark = pytest.mark.live
 LOCAL = "smollm2-135m-instruct"
@@ -226,21 +226,7 @@ def test_embeddings_and_a_batch_through_the_pool(
     vectors = client.embeddings.create(model="remote-embed", input=["a cat", "a dog"])
     assert vectors.model == "remote-embed" and len(vectors.data[0].embedding) == 384
     assert vectors.usage.prompt_tokens > 0
-    lines = [
-        json.dumps(
-            {
-                "custom_id": f"r{i}",
-                "method": "POST",
-                "url": "/v1/chat/completions",
-                "body": {
-                    "model": "gpt-4.1",
-                    "max_tokens": 8,
-                    "messages": [{"role": "user", "content": f"Say a color ({i})."}],
-                },
-            }
-        )
-        for i in range(4)
-    ]
+    lines = chat_batch_lines("gpt-4.1", 4, max_tokens=8)
     upload = client.files.create(file=("in.jsonl", "\n".join(lines).encode()), purpose="batch")
     batch = client.batches.create(
         input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
@@ -317,3 +303,32 @@ def test_a_stream_cut_by_the_upstream_ends_with_an_error_event(
     with pytest.raises(openai.APIError, match="ended before it finished"):
         for _ in stream:
             pass
+
+
+def test_background_and_a_client_that_leaves(
+    pool: tuple[LiveServer, list[LiveServer], BrokenUpstream],
+) -> None:
+    front, _, _ = pool
+    client = _client(front)
+    job = client.responses.create(
+        model="gpt-4.1", input="Tell me a story.", background=True, max_output_tokens=32
+    )
+    deadline = time.monotonic() + 60
+    while (status := client.responses.retrieve(job.id).status) in ("queued", "in_progress"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert status in ("completed", "incomplete")
+    stream = client.chat.completions.create(
+        model="gpt-4.1",
+        messages=[{"role": "user", "content": "Write a very long story."}],
+        max_tokens=2000,
+        stream=True,
+    )
+    for index, _ in enumerate(stream):
+        if index == 3:
+            break
+    stream.close()  # the client leaves: the upstream request is closed too
+    deadline = time.monotonic() + 10
+    while any(m["inflight"] for m in _members(front)):
+        assert time.monotonic() < deadline, _members(front)
+        time.sleep(0.1)

@@ -121,16 +121,33 @@ class Upstream:
         spec = self.spec
         return httpx.Timeout(spec.read_timeout, connect=spec.connect_timeout)
 
+    def _request(
+        self, url: str, body: JSON | bytes, content_type: str | None, request_id: str
+    ) -> httpx.Request:
+        headers = {**self.headers, "X-Request-ID": request_id} if request_id else self.headers
+        if isinstance(body, bytes):
+            headers = {**headers, "Content-Type": content_type or "application/octet-stream"}
+            return self.client.build_request(
+                "POST", url, content=body, headers=headers, timeout=self._timeout()
+            )
+        return self.client.build_request(
+            "POST", url, json=body, headers=headers, timeout=self._timeout()
+        )
+
     async def _send(
-        self, path: str, body: JSON, *, affinity: str | None, request_id: str, stream: bool
+        self,
+        path: str,
+        body: JSON | bytes,
+        *,
+        affinity: str | None,
+        request_id: str,
+        stream: bool,
+        content_type: str | None = None,
     ) -> tuple[Member, httpx.Response]:
         """The first member's answer that is not a failure before its first byte."""
-        headers = {**self.headers, "X-Request-ID": request_id} if request_id else self.headers
         last: APIError = UpstreamError("No upstream server is configured.")
         for member in self.pool.candidates(affinity):
-            request = self.client.build_request(
-                "POST", f"{member.url}{path}", json=body, headers=headers, timeout=self._timeout()
-            )
+            request = self._request(f"{member.url}{path}", body, content_type, request_id)
             member.inflight += 1
             try:
                 response = await self.client.send(request, stream=stream)
@@ -188,6 +205,21 @@ class Upstream:
         if not isinstance(answer, dict):
             raise UpstreamError("The upstream server answered with unexpected JSON.")
         return answer
+
+    async def forward(
+        self, path: str, body: bytes, content_type: str, *, request_id: str
+    ) -> httpx.Response:
+        """A request passed on as it came (any content type); the upstream's whole answer."""
+        member, response = await self._send(
+            path,
+            body,
+            affinity=None,
+            request_id=request_id,
+            stream=False,
+            content_type=content_type,
+        )
+        member.inflight -= 1
+        return response
 
     async def probe(self) -> None:
         await self.pool.probe(self.client, self.headers)
