@@ -87,12 +87,7 @@ def create_app(
     embeddings_registry = EmbeddingRegistry(embedding_factory)
     upstreams = Upstreams(catalog, upstream_transport)
     context = AppContext(
-        settings=settings,
-        catalog=catalog,
-        engines=registry,
-        db=db,
-        embeddings=embeddings_registry,
-        upstreams=upstreams,
+        settings, catalog, registry, db, embeddings=embeddings_registry, upstreams=upstreams
     )
     accounts_service.install(context)  # metering + authentication
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from serverroom.api.schemas import SamplingFields
@@ -32,8 +33,8 @@ class ChoicesPlan:
     entry: ModelEntry
     gen: Generation
     completion_id: str
-    created: int
     ticket: Ticket
+    created: int = field(default_factory=lambda: int(time.time()))
 
     def stamp(self) -> dict[str, Any]:
         """The fields every object and chunk of the reply carries: id, time, model."""

@@ -41,7 +41,8 @@ class UpstreamSpec:
     """Where an ``upstream`` model runs: OpenAI-compatible servers (``base_urls`` end in
     ``/v1``) that know it as ``model``. Timeouts are seconds; ``read_timeout`` bounds the wait
     for the first byte and every later one. ``health_interval`` is how often each member is
-    probed; ``max_failures`` failures in a row take a member out until a probe passes."""
+    probed; ``max_failures`` failures in a row take a member out until a probe passes;
+    ``affinity`` sends the turns of a conversation to one member (off: the least loaded)."""
 
     base_urls: tuple[str, ...]
     model: str
@@ -50,6 +51,7 @@ class UpstreamSpec:
     read_timeout: float = 300.0
     health_interval: float = 5.0
     max_failures: int = 2
+    affinity: bool = True
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def _upstream(model_id: str, raw: dict[str, Any]) -> UpstreamSpec | None:
         model=str(raw.get("upstream_model", model_id)),
         api_key_env=raw.get("api_key_env"),
         max_failures=int(raw.get("max_failures", 2)),
+        affinity=bool(raw.get("affinity", True)),
         **numbers,
     )
 

@@ -60,7 +60,7 @@ class Pool:
             healthy,
             key=lambda m: (m.inflight, (self.members.index(m) - turn) % len(self.members)),
         )
-        if affinity and order:
+        if affinity and order and self.spec.affinity:
             preferred = max(order, key=lambda m: m.weight(affinity))
             if preferred.inflight <= order[0].inflight + AFFINITY_SLACK:
                 order.remove(preferred)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +50,7 @@ from serverroom.ids import new_id
 from serverroom.metering import Usage
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ChatPlan(ChoicesPlan):
     """Everything needed to run one chat request: ``gen`` has a job per choice, all on the
     same prompt."""
@@ -78,14 +77,7 @@ async def _plan_upstream(call: Call, request: ChatCompletionRequest, entry: Mode
     completion_id = new_id("chatcmpl-", 12)
     jobs = [Job([], SamplingParams(max_tokens=limit or 0))] * n
     gen = Generation(None, jobs, call_ids=completion_id, priority=call.priority, upstream=chat)
-    return ChatPlan(
-        request=request,
-        entry=entry,
-        gen=gen,
-        completion_id=completion_id,
-        created=int(time.time()),
-        ticket=ticket,
-    )
+    return ChatPlan(entry, gen, completion_id, ticket, request=request)
 
 
 def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
@@ -168,14 +160,7 @@ async def plan_chat(call: Call, request: ChatCompletionRequest) -> ChatPlan:
         call_ids=completion_id,
         priority=call.priority,
     )
-    return ChatPlan(
-        request=request,
-        entry=entry,
-        gen=gen,
-        completion_id=completion_id,
-        created=int(time.time()),
-        ticket=ticket,
-    )
+    return ChatPlan(entry, gen, completion_id, ticket, request=request)
 
 
 def usage(prompt: int, cached: int, completion: int) -> CompletionUsage:

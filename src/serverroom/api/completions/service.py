@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +42,7 @@ from serverroom.metering import NullTicket, Usage
 from serverroom.sse import DONE, sse_event
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CompletionPlan(ChoicesPlan):
     """One legacy Completions request: a job per prompt and choice (choice ``index`` is
     ``prompt_index * n + i``), each job's prompt text for ``echo``."""
@@ -117,14 +116,9 @@ async def plan_completion(call: Call, request: CompletionRequest) -> CompletionP
             jobs.append(Job(tokens, params))
             texts.append(prompt if isinstance(prompt, str) else "")
     admit_all(engine, len(jobs), param="prompt", what=f"{len(prompts)} prompts x n={n}")
+    gen = Generation(engine, jobs, stop=request.stop_list(), priority=call.priority)
     plan = CompletionPlan(
-        request=request,
-        entry=entry,
-        gen=Generation(engine, jobs, stop=request.stop_list(), priority=call.priority),
-        prompt_texts=texts,
-        completion_id=new_id("cmpl-", 12),
-        created=int(time.time()),
-        ticket=NullTicket(),
+        entry, gen, new_id("cmpl-", 12), NullTicket(), request=request, prompt_texts=texts
     )
     plan.ticket = await call.admit(
         entry,
@@ -152,14 +146,10 @@ async def _plan_upstream(
     )
     n = request.n or 1
     jobs = [Job([], SamplingParams(max_tokens=limit or 0))] * (prompts * n)
+    gen = Generation(None, jobs, priority=call.priority, upstream=chat)
+    echoed = [""] * len(jobs)  # the upstream echoes the prompts itself
     plan = CompletionPlan(
-        request=request,
-        entry=entry,
-        gen=Generation(None, jobs, priority=call.priority, upstream=chat),
-        prompt_texts=[""] * len(jobs),
-        completion_id=new_id("cmpl-", 12),
-        created=int(time.time()),
-        ticket=NullTicket(),
+        entry, gen, new_id("cmpl-", 12), NullTicket(), request=request, prompt_texts=echoed
     )
     plan.ticket = await call.admit(
         entry,
