@@ -4,8 +4,8 @@ when their turns go to the member that holds their prefix, against spreading the
 Two llama-servers (the bundled model, 4 slots of 4096 tokens, one thread each) sit behind one
 serverroom with two upstream entries over the same members: ``affine`` (the default pool) and
 ``spread`` (``affinity = false``: the least-loaded member, in turn). Conversations with long
-distinct system prompts take turns, interleaved, through one entry; the llama-servers restart
-between the two runs so neither starts with the other's cache.
+distinct system prompts (``--words``) take turns, interleaved, through one entry; the
+llama-servers restart between the two runs so neither starts with the other's cache.
 
     python bench/affinity.py --conversations 8 --turns 4      # needs bench/_build/llama-server
 """
@@ -77,6 +77,8 @@ def ttft(
     first: float | None = None
     text = ""
     with client.stream("POST", f"{url}/chat/completions", json=body) as reply:
+        if reply.status_code != 200:
+            raise RuntimeError(f"{model}: {reply.status_code} {reply.read()[:300]!r}")
         for line in reply.iter_lines():
             if line.startswith("data: {") and '"content":"' in line.replace(" ", ""):
                 first = first or time.perf_counter() - started
@@ -107,7 +109,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--llama-server", type=Path, default=HERE / "_build" / "llama-server")
-    parser.add_argument("--conversations", type=int, default=8)
+    # Odd, so that spreading by turn does not send each conversation to one member by chance.
+    parser.add_argument("--conversations", type=int, default=7)
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--words", type=int, default=900, help="system prompt length in words")
     args = parser.parse_args()
