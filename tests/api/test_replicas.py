@@ -22,6 +22,7 @@ from serverroom.engine.fake import FakeEngine
 from serverroom.principal import DEFAULT_PROJECT
 from serverroom.settings import BatchSettings, EngineSettings, ReplicaSettings, Settings
 from serverroom.storage.tables.batches import BatchLineRow
+from serverroom.storage.tables.files import FileRow
 from tests.api.test_batches import chat_line, read_jsonl, sdk_for, submit, wait
 
 pytestmark = pytest.mark.postgres
@@ -151,9 +152,12 @@ def test_both_replicas_share_a_batch_and_run_every_line_once(
     assert a.engine.runs + b.engine.runs == 200  # no line ran twice
     assert a.engine.runs > 0 and b.engine.runs > 0  # both replicas worked on it
 
-    async def owners() -> int:
+    async def owners_and_outputs() -> tuple[int, int]:
         async with a.app.state.context.db.session() as session:
-            query = select(func.count(func.distinct(BatchLineRow.claimed_by)))
-            return int(await session.scalar(query) or 0)
+            owners = select(func.count(func.distinct(BatchLineRow.claimed_by)))
+            outputs = select(func.count()).where(FileRow.filename == f"{batch.id}_output.jsonl")
+            return int(await session.scalar(owners) or 0), int(await session.scalar(outputs) or 0)
 
-    assert a.client.portal.call(owners) == 2  # type: ignore[union-attr]
+    owners, outputs = a.client.portal.call(owners_and_outputs)  # type: ignore[union-attr]
+    assert owners == 2  # both replicas ran lines
+    assert outputs == 1  # and one of them wrote the output file

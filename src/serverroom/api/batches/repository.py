@@ -142,6 +142,20 @@ class BatchRepository(Repository):
             )
             return [PendingLine(line, custom_id, body) for line, custom_id, body in result]
 
+    async def claim_batch(self, batch_id: str, owner: str, *, now: int, until: int) -> bool:
+        """Hold a batch while ``owner`` writes its files (a claim that ran out is taken over);
+        whether ``owner`` holds it now."""
+        free = or_(
+            BatchRow.claim_until.is_(None), BatchRow.claim_until < now, BatchRow.claimed_by == owner
+        )
+        async with self.db.session() as session:
+            taken = await session.execute(
+                update(BatchRow)
+                .where(BatchRow.id == batch_id, free)
+                .values(claimed_by=owner, claim_until=until)
+            )
+        return changed(taken)
+
     async def renew_claims(self, owner: str, until: int | None) -> None:
         """Move the end of every claim ``owner`` holds on a pending line (``None``: give
         them up, at shutdown, so another worker takes them at once)."""

@@ -29,6 +29,7 @@ from serverroom.storage.tables.batches import BatchRow
 
 logger = logging.getLogger("serverroom.batches")
 PURGE_EVERY = 300.0  # seconds between sweeps for expired files
+FINALIZE_LEASES = 4  # a batch's files are written within this many lease lengths
 RETRIES = 6  # a line refused with 429/503 (engine busy, rate limit) is retried this often
 
 
@@ -252,7 +253,13 @@ class BatchWorker:
         return row
 
     async def _finalize(self, row: BatchRow, final: str | None = None) -> None:
-        """Write the output and error files and set the final status."""
+        """Write the output and error files and set the final status (one replica does: the
+        one holding the batch's claim; another waits for the claim to run out)."""
+        now_ms = int(time.time() * 1000)
+        until = now_ms + FINALIZE_LEASES * self._lease_ms()
+        if not await self.repo.claim_batch(row.id, self.ctx.replica_id, now=now_ms, until=until):
+            await asyncio.sleep(self.settings.poll_seconds)
+            return
         results = await self.repo.results(row.id)
         output_id = await self._store_results(row, results, "completed", "output")
         error_id = await self._store_results(row, results, "failed", "error")

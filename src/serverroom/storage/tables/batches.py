@@ -48,6 +48,8 @@ class BatchRow(Base):
     cached_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     output_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     output_expires_seconds: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # finalizing it
+    claim_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # epoch ms
 
     __table_args__ = (
         Index("ix_batches_project", "project_id"),

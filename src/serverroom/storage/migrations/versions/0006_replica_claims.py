@@ -1,6 +1,6 @@
 """Work owned by a replica until a time its heartbeat renews: a background response's lease
-(``responses.owner`` / ``lease_until``) and a batch line's claim (``batch_lines.claimed_by`` /
-``claim_until``), both in epoch milliseconds.
+(``responses.owner`` / ``lease_until``), a batch line's claim and a batch's, while one replica
+writes its files (``claimed_by`` / ``claim_until``), all in epoch milliseconds.
 
 Revision ID: 0006_replica_claims
 Revises: 0002_responses, 0004_files_batches
@@ -17,7 +17,11 @@ down_revision = ("0002_responses", "0004_files_batches")
 branch_labels = None
 depends_on = None
 
-COLUMNS = {"responses": ("owner", "lease_until"), "batch_lines": ("claimed_by", "claim_until")}
+COLUMNS = {
+    "responses": ("owner", "lease_until"),
+    "batch_lines": ("claimed_by", "claim_until"),
+    "batches": ("claimed_by", "claim_until"),
+}
 
 
 def upgrade() -> None:
