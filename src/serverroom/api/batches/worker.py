@@ -56,7 +56,10 @@ class BatchWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-            await self.repo.renew_claims(self.ctx.replica_id, None)  # others take them now
+            try:
+                await self.repo.renew_claims(self.ctx.replica_id, None)  # others take them now
+            except Exception:  # the database gone first: the claims run out instead
+                logger.exception("could not give up this replica's batch line claims")
 
     def wake(self) -> None:
         self._wake.set()

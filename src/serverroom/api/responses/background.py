@@ -152,4 +152,7 @@ async def lifespan(ctx: AppContext) -> AsyncIterator[None]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await repo.fail_interrupted(now_ms(), owner=ctx.replica_id)
+        try:
+            await repo.fail_interrupted(now_ms(), owner=ctx.replica_id)
+        except Exception:  # the database gone first: the leases run out instead
+            logger.exception("could not mark this replica's running responses failed")
