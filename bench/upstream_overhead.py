@@ -25,29 +25,10 @@ import time
 from pathlib import Path
 
 import httpx
+from _net import free_port, wait_ready
 
 HERE = Path(__file__).resolve().parent
 BODY = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def start(

@@ -37,30 +37,30 @@ def _missing_model() -> InvalidRequestError:
     )
 
 
-async def _model_of(request: Request) -> str:
-    """The model a JSON or multipart request names."""
+async def _read(request: Request) -> tuple[str, dict[str, Any] | None]:
+    """The model a JSON or multipart request names, and the JSON body (None for multipart)."""
     kind = request.headers.get("content-type", "")
     if kind.startswith("multipart/form-data"):
         model = (await request.form()).get("model")
         if not isinstance(model, str):
             raise _missing_model()
-        return model
+        return model, None
     try:
         body = json.loads(await request.body() or b"null")
     except ValueError:
         raise InvalidRequestError("The request body is not valid JSON.") from None
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         raise _missing_model()
-    return str(body["model"])
+    return str(body["model"]), body
 
 
-async def _encode(request: Request, upstream_model: str) -> tuple[bytes, str]:
+async def _encode(
+    request: Request, body: dict[str, Any] | None, upstream_model: str
+) -> tuple[bytes, str]:
     """The body for the upstream, its ``model`` renamed (multipart is encoded again)."""
-    kind = request.headers.get("content-type", "")
-    if not kind.startswith("multipart/form-data"):
-        body = json.loads(await request.body())
+    if body is not None:
         return json.dumps({**body, "model": upstream_model}).encode(), "application/json"
-    form = await request.form()
+    form = await request.form()  # parsed once: starlette keeps it
     fields: dict[str, Any] = {}
     files = []
     for name, value in form.multi_items():
@@ -89,7 +89,8 @@ def _usage(response: httpx.Response) -> Usage:
 
 async def pass_on(call: Call, path: str, request: Request, request_id: str) -> httpx.Response:
     """The upstream's answer to the request, admitted and billed."""
-    entry = call.ctx.catalog.resolve(await _model_of(request))
+    model, body = await _read(request)
+    entry = call.ctx.catalog.resolve(model)
     if entry.upstream is None:
         raise InvalidRequestError(
             f"The model `{entry.id}` does not support {path}.",
@@ -98,9 +99,9 @@ async def pass_on(call: Call, path: str, request: Request, request_id: str) -> h
         )
     ticket = await call.admit(entry, f"/v1{path}", prompt_tokens=0, max_output_tokens=0)
     try:
-        body, kind = await _encode(request, entry.upstream.model)
+        content, kind = await _encode(request, body, entry.upstream.model)
         response = await upstream_of(call.ctx, entry).forward(
-            path, body, kind, request_id=request_id
+            path, content, kind, request_id=request_id
         )
     except BaseException:
         await ticket.settle(Usage(0, 0, 0))
