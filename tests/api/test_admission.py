@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from serverroom.app import create_app
 from serverroom.engine.base import GenerationEvent, GenerationRequest, SamplingParams
 from serverroom.engine.fake import FakeEngine
-from serverroom.generation import Generation, Job, fold, results
+from serverroom.generation import Generation, Job, fold, generate
 from serverroom.settings import EngineSettings
 from tests.conftest import fake_settings
 
@@ -102,7 +102,7 @@ async def test_the_first_error_cancels_the_siblings() -> None:
     jobs = [Job([1], SamplingParams(max_tokens=4, seed=i)) for i in range(3)]
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="refused"):
-        await fold(results(Generation(engine, jobs), "req"))
+        await fold(generate(Generation(engine, jobs), "req"))
     assert time.monotonic() - started < 1
     assert sorted(cancelled) == [0, 2] and finished == []
 

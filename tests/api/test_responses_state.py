@@ -16,7 +16,7 @@ from serverroom.api.responses.stream import final_response, run_events
 from serverroom.app import create_app
 from serverroom.context import AppContext, Call, get_principal
 from serverroom.errors import NotFoundError
-from serverroom.generation import Result, results
+from serverroom.generation import Result, generate
 from serverroom.principal import Principal
 from tests.conftest import fake_settings
 
@@ -154,7 +154,7 @@ async def test_service_scopes_by_project(ctx: AppContext) -> None:
     alice, bob = Principal(project_id="proj_alice"), Principal(project_id="proj_bob")
     request = ResponseCreateRequest(model="gpt-4.1", input="hi")
     plan = await plan_response(Call(ctx, alice), request)
-    response = await final_response(run_events(plan, results(plan.gen, "req_1")))
+    response = await final_response(run_events(plan, generate(plan.gen, "req_1")))
     repo = ResponseRepository(ctx.db)
     assert (await repo.get(alice.project_id, response.id)).body["id"] == response.id
     with pytest.raises(NotFoundError):
@@ -174,7 +174,7 @@ async def test_closing_the_run_stops_generation(ctx: AppContext) -> None:
     closed: list[bool] = []
 
     async def tracked() -> AsyncIterator[Result]:
-        source = results(plan.gen, "req")
+        source = generate(plan.gen, "req")
         try:
             async for event in source:
                 yield event

@@ -21,7 +21,7 @@ from serverroom.generation import (
     TextOut,
     call_id,
     fold,
-    results,
+    generate,
 )
 
 TOOLS = ToolSetup([ToolSpec(name="f", description=None, parameters=None, strict=False)])
@@ -55,7 +55,7 @@ async def _all(stream: AsyncIterator[Result]) -> list[Result]:
 
 async def test_choices_run_together_and_interleave() -> None:
     engine = Scripted("abcdefgh", delay=0.002)
-    out = await _all(results(_gen(engine, n=2), "req"))
+    out = await _all(generate(_gen(engine, n=2), "req"))
     first_end = next(i for i, r in enumerate(out) if isinstance(r, ChoiceDone))
     assert {r.choice for r in out[:first_end] if isinstance(r, TextOut)} == {0, 1}
     ends = [r for r in out if isinstance(r, ChoiceDone)]
@@ -65,14 +65,14 @@ async def test_choices_run_together_and_interleave() -> None:
 
 async def test_priority_reaches_the_engine() -> None:
     engine = Scripted("ok")
-    await _all(results(_gen(engine, n=2, priority=3), "req"))
+    await _all(generate(_gen(engine, n=2, priority=3), "req"))
     assert [r.priority for r in engine.requests] == [3, 3]
 
 
 async def test_tool_calls_are_read_with_stable_ids() -> None:
     reply = CALL_OPEN + '{"name": "f", "arguments": {"a": 1}}' + CALL_CLOSE
     gen = _gen(Scripted(reply), tools=TOOLS, call_ids="chatcmpl-x")
-    out = await _all(results(gen, "req"))
+    out = await _all(generate(gen, "req"))
     opened = [r for r in out if isinstance(r, CallOpened)]
     assert [(o.call, o.name, o.call_id) for o in opened] == [(0, "f", call_id("chatcmpl-x", 0, 0))]
     args = "".join(r.text for r in out if isinstance(r, CallArguments))
@@ -89,7 +89,7 @@ async def test_tool_calls_are_read_with_stable_ids() -> None:
 
 async def test_text_in_tool_mode_carries_its_logprobs() -> None:
     gen = _gen(Scripted("plain words"), tools=TOOLS, top_logprobs=0)
-    out = await _all(results(gen, "req"))
+    out = await _all(generate(gen, "req"))
     texts = [r for r in out if isinstance(r, TextOut)]
     assert "".join(t.text for t in texts) == "plain words"
     assert sum(len(t.logprobs) for t in texts) == len("plain words")
@@ -100,7 +100,7 @@ async def test_text_in_tool_mode_carries_its_logprobs() -> None:
 
 async def test_the_fold_is_each_choices_end_and_tokens_are_counted() -> None:
     gen = _gen(Scripted("four"), n=3)
-    ended = await fold(results(gen, "req"))
+    ended = await fold(generate(gen, "req"))
     assert [e.choice for e in ended] == [0, 1, 2]
     assert [e.completion_tokens for e in ended] == [4, 4, 4]
     assert gen.tokens == [4, 4, 4]
@@ -110,6 +110,6 @@ async def test_a_zero_token_job_ends_at_once() -> None:
     engine = Scripted("never")
     gen = Generation(engine, [Job([1, 2], SamplingParams(max_tokens=0))])
     started: list[bool] = []
-    ended = await fold(results(gen, "req", lambda: started.append(True)))
+    ended = await fold(generate(gen, "req", lambda: started.append(True)))
     assert [(e.finish_reason, e.text, e.prompt_tokens) for e in ended] == [("length", "", 2)]
     assert started == [True] and engine.requests == []

@@ -21,7 +21,7 @@ from serverroom.generation import (
     Result,
     TextOut,
     UpstreamChat,
-    results,
+    generate,
 )
 from serverroom.upstream import Upstream
 
@@ -68,7 +68,7 @@ async def test_text_and_the_upstreams_usage() -> None:
             ]
         )
     )
-    out = await _all(results(gen, "r"))
+    out = await _all(generate(gen, "r"))
     assert out[:2] == [TextOut(0, "Hi", []), TextOut(0, "!", [])]
     done = out[-1]
     assert isinstance(done, ChoiceDone)
@@ -87,7 +87,7 @@ async def test_tool_calls_open_grow_and_close() -> None:
     }
     grow = {"tool_calls": [{"index": 0, "function": {"arguments": '{"a": 1}'}}]}
     gen = _gen(_sse([_choice(opened), _choice(grow), _choice({}, "stop")]))
-    out = await _all(results(gen, "r"))
+    out = await _all(generate(gen, "r"))
     assert out[0] == CallOpened(0, 0, "call_x", "f")
     assert out[1] == CallArguments(0, 0, '{"a": 1}')
     assert out[2] == CallClosed(0, 0, '{"a": 1}')
@@ -108,7 +108,7 @@ async def test_choices_interleave_and_each_ends() -> None:
         ),
         n=2,
     )
-    ended = [r for r in await _all(results(gen, "r")) if isinstance(r, ChoiceDone)]
+    ended = [r for r in await _all(generate(gen, "r")) if isinstance(r, ChoiceDone)]
     assert [(d.choice, d.text, d.finish_reason) for d in ended] == [
         (0, "b", "stop"),
         (1, "a", "length"),
@@ -126,4 +126,4 @@ async def test_choices_interleave_and_each_ends() -> None:
 )
 async def test_broken_streams_are_upstream_errors(payload: bytes) -> None:
     with pytest.raises(UpstreamError):
-        await _all(results(_gen(payload), "r"))
+        await _all(generate(_gen(payload), "r"))

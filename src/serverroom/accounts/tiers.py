@@ -11,7 +11,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 BUILTIN = Path(__file__).with_name("tiers.toml")
 
@@ -20,8 +20,9 @@ class TierError(ValueError):
     """The tier file is malformed, or a tier name is unknown."""
 
 
-@dataclass(frozen=True)
-class ModelLimits:
+class ModelLimits(NamedTuple):
+    """Requests and tokens a minute that a tier allows one model."""
+
     rpm: int
     tpm: int
 

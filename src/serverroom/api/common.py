@@ -16,7 +16,7 @@ from serverroom.catalog import ModelEntry
 from serverroom.engine.base import Engine, SamplingParams, TokenConstraint
 from serverroom.engine.slots import overloaded
 from serverroom.errors import ContextLengthExceededError, InvalidRequestError
-from serverroom.generation import Generation, Result, results
+from serverroom.generation import Generation, Result, generate
 from serverroom.metering import Ticket, Usage
 from serverroom.sse import primed
 
@@ -195,7 +195,7 @@ async def primed_results(gen: Generation, request_id: str) -> AsyncIterator[Resu
     (admission, the prompt) is raised here, as an HTTP error, while a stream's headers can go
     out before the prompt is computed, as the platform's do."""
     started = asyncio.Event()
-    return await primed(results(gen, request_id, started.set), started)
+    return await primed(generate(gen, request_id, started.set), started)
 
 
 @asynccontextmanager

@@ -55,6 +55,11 @@ def list_body(data: list[Item], has_more: bool, *, null_ids: bool = True) -> dic
     }
 
 
+def deleted_body(ident: str, object_type: str) -> dict[str, Any]:
+    """What a ``DELETE`` answers: the object's id and type, and ``deleted: true``."""
+    return {"id": ident, "object": object_type, "deleted": True}
+
+
 def page_of(items: list[Item], page: PageQuery) -> tuple[list[Item], bool]:
     """A cursor page over a list of objects with ids (``page.after`` is an object id)."""
     ordered = list(reversed(items)) if page.order == "desc" else list(items)

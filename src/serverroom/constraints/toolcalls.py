@@ -20,30 +20,41 @@ _END = "}" + CALL_CLOSE
 
 @dataclass
 class ParsedCall:
+    """A tool call read back from a whole generated text; ``complete`` is false when the text
+    ended inside it."""
+
     name: str
     arguments: str
     complete: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TextPiece:
+    """Text outside any tool call, safe to show."""
+
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallStarted:
+    """Call ``index`` opened and its name was read."""
+
     index: int
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArgumentsPiece:
+    """More of call ``index``'s arguments, as generated."""
+
     index: int
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallDone:
+    """Call ``index`` closed with its whole arguments."""
+
     index: int
     name: str
     arguments: str

@@ -56,6 +56,8 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class TopLogprob:
+    """One of the most likely tokens at a position, with its log-probability."""
+
     token: int
     logprob: float
 

@@ -35,7 +35,7 @@ from serverroom.generation.results import (
 )
 from serverroom.generation.upstream import UpstreamChat, upstream_results
 
-__all__ = ["Generation", "Job", "UpstreamChat", "call_id", "fold", "results"]
+__all__ = ["Generation", "Job", "UpstreamChat", "call_id", "fold", "generate"]
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ async def _choice(
                 yield result
 
 
-async def results(
+async def generate(
     gen: Generation, request_id: str, on_start: Callable[[], None] | None = None
 ) -> AsyncIterator[Result]:
     """Every choice's results, interleaved as they come. ``on_start`` is called when the engine

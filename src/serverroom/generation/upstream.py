@@ -16,17 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import UpstreamError
-from serverroom.generation.results import (
-    CallArguments,
-    CallClosed,
-    CallOpened,
-    ChoiceDone,
-    Finish,
-    Result,
-    TextOut,
-    ToolCall,
-    call_id,
-)
+from serverroom.generation import results
 from serverroom.upstream import Upstream
 
 if TYPE_CHECKING:
@@ -106,10 +96,10 @@ class _Reader:
         self.choices = [_Choice() for _ in gen.jobs]
         self.usage: JSON | None = None
 
-    def chunk(self, chunk: JSON) -> list[Result]:
+    def chunk(self, chunk: JSON) -> list[results.Result]:
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
-        out: list[Result] = []
+        out: list[results.Result] = []
         for raw in chunk.get("choices") or []:
             index = raw.get("index", 0) if isinstance(raw, dict) else None
             if not isinstance(index, int) or not 0 <= index < len(self.choices):
@@ -117,39 +107,39 @@ class _Reader:
             out += self._delta(index, raw)
         return out
 
-    def _delta(self, index: int, raw: JSON) -> list[Result]:
+    def _delta(self, index: int, raw: JSON) -> list[results.Result]:
         state = self.choices[index]
         delta = raw.get("delta") or {}
-        out: list[Result] = []
+        out: list[results.Result] = []
         content = delta.get("content") if "text" not in raw else raw["text"]
         if isinstance(content, str) and content:
             infos = _infos(raw.get("logprobs"))
             state.text.append(content)
             state.infos += infos
             self.gen.tokens[index] += max(1, len(infos))
-            out.append(TextOut(index, content, infos))
+            out.append(results.TextOut(index, content, infos))
         for tool in delta.get("tool_calls") or []:
             out += self._tool(index, state, tool)
         if raw.get("finish_reason"):
             state.finish = str(raw["finish_reason"])
         return out
 
-    def _tool(self, index: int, state: _Choice, tool: JSON) -> list[Result]:
+    def _tool(self, index: int, state: _Choice, tool: JSON) -> list[results.Result]:
         position = tool.get("index", len(state.calls))
         function = tool.get("function") or {}
-        out: list[Result] = []
+        out: list[results.Result] = []
         if position not in state.calls:
-            ident = tool.get("id") or call_id(self.gen.call_ids, index, position)
+            ident = tool.get("id") or results.call_id(self.gen.call_ids, index, position)
             state.calls[position] = [str(ident), str(function.get("name") or ""), ""]
-            out.append(CallOpened(index, position, str(ident), state.calls[position][1]))
+            out.append(results.CallOpened(index, position, str(ident), state.calls[position][1]))
         piece = function.get("arguments")
         if isinstance(piece, str) and piece:
             state.calls[position][2] += piece
             self.gen.tokens[index] += 1
-            out.append(CallArguments(index, position, piece))
+            out.append(results.CallArguments(index, position, piece))
         return out
 
-    def end(self) -> list[Result]:
+    def end(self) -> list[results.Result]:
         if any(state.finish is None for state in self.choices):
             raise UpstreamError("The upstream server's answer ended before it finished.")
         usage = self.usage or {}
@@ -159,19 +149,19 @@ class _Reader:
         completion = int(usage.get("completion_tokens") or sum(self.gen.tokens))
         self.call.prompt_tokens, self.call.cached_tokens = prompt, cached
         self.gen.tokens[:] = [completion] + [0] * (len(self.choices) - 1)  # the total, once
-        out: list[Result] = []
+        out: list[results.Result] = []
         for index, state in enumerate(self.choices):
             calls = [
-                ToolCall(ident, name, args, _valid_json(args))
+                results.ToolCall(ident, name, args, _valid_json(args))
                 for _, (ident, name, args) in sorted(state.calls.items())
             ]
-            out += [CallClosed(index, i, call.arguments) for i, call in enumerate(calls)]
-            finish: Finish = "length" if state.finish == "length" else "stop"
+            out += [results.CallClosed(index, i, call.arguments) for i, call in enumerate(calls)]
+            finish: results.Finish = "length" if state.finish == "length" else "stop"
             if calls and finish == "stop":
                 finish = "tool_calls"
             text = "".join(state.text)
             out.append(
-                ChoiceDone(
+                results.ChoiceDone(
                     index,
                     finish,
                     text if text or not calls else None,
@@ -187,7 +177,7 @@ class _Reader:
 
 async def upstream_results(
     gen: Generation, request_id: str, on_start: Callable[[], None] | None
-) -> AsyncIterator[Result]:
+) -> AsyncIterator[results.Result]:
     """The upstream generation's results; ``on_start`` is called once an upstream accepted it
     (its refusals before that are raised as they are, e.g. a relayed 400)."""
     call = gen.upstream

@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Integer, String, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -19,13 +19,22 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class Base(DeclarativeBase):
     """Declarative base of every table."""
+
+
+class Listed:
+    """Columns of a project's objects listed by cursor pages: ``seq`` orders them (and is the
+    cursor), ``id`` is the object's public id, ``project_id`` its owner."""
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    project_id: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
 def async_url(url: str) -> str:

@@ -45,7 +45,7 @@ from serverroom.context import Call
 from serverroom.engine.base import ChatMessage, SamplingParams, TokenConstraint
 from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import InvalidRequestError
-from serverroom.generation import ChoiceDone, Generation, Job, fold, results
+from serverroom.generation import ChoiceDone, Generation, Job, fold, generate
 from serverroom.ids import new_id
 from serverroom.metering import Usage
 
@@ -193,7 +193,7 @@ def chat_logprobs(infos: list[TokenInfo]) -> list[ChatCompletionTokenLogprob]:
 async def complete_chat(plan: ChatPlan, request_id: str) -> ChatCompletion:
     """The non-streaming answer: the fold of the generation's results."""
     async with billed_if_abandoned(plan.ticket, plan.gen.prompt_tokens, plan.gen.tokens):
-        ended = await fold(results(plan.gen, request_id))
+        ended = await fold(generate(plan.gen, request_id))
     completion = build_completion(plan, ended)
     await plan.ticket.settle(completion_usage(completion))
     return completion

@@ -11,15 +11,8 @@ from openai.types import Completion, CompletionChoice
 from openai.types.completion_choice import Logprobs
 from openai.types.completion_usage import CompletionUsage
 
-from serverroom.api.common import (
-    ChoicesPlan,
-    admit_all,
-    billed_if_abandoned,
-    check_context,
-    check_count,
-    choice_params,
-    logit_bias_ids,
-)
+from serverroom.api import common
+from serverroom.api.common import ChoicesPlan
 from serverroom.api.completions.schemas import CompletionRequest
 from serverroom.api.upstream import chat_body, output_reserve, upstream_of
 from serverroom.catalog import ModelEntry
@@ -35,7 +28,7 @@ from serverroom.generation import (
     TextOut,
     UpstreamChat,
     fold,
-    results,
+    generate,
 )
 from serverroom.ids import new_id
 from serverroom.metering import NullTicket, Usage
@@ -49,6 +42,14 @@ class CompletionPlan(ChoicesPlan):
 
     request: CompletionRequest
     prompt_texts: list[str]
+
+    @classmethod
+    def of(
+        cls, entry: ModelEntry, gen: Generation, request: CompletionRequest, texts: list[str]
+    ) -> CompletionPlan:
+        """A plan not yet admitted (its ticket bills nothing)."""
+        ident = new_id("cmpl-", 12)
+        return cls(entry, gen, ident, NullTicket(), request=request, prompt_texts=texts)
 
     @property
     def prompt_tokens(self) -> int:
@@ -86,19 +87,19 @@ async def plan_completion(call: Call, request: CompletionRequest) -> CompletionP
     entry = ctx.catalog.resolve(request.model)
     prompts = request.prompts()
     limit = ctx.settings.requests.max_items
-    check_count(len(prompts), limit, param="prompt", what="prompts")
+    common.check_count(len(prompts), limit, param="prompt", what="prompts")
     if not prompts:
         raise InvalidRequestError("The prompt must not be empty.", param="prompt")
     if entry.upstream is not None:
         return await _plan_upstream(call, request, entry, len(prompts))
     engine = await ctx.engines.get(entry)
-    bias = logit_bias_ids(engine, request.logit_bias)
+    bias = common.logit_bias_ids(engine, request.logit_bias)
     n = request.n or 1
     jobs: list[Job] = []
     texts: list[str] = []
     for prompt in prompts:
         tokens = _prompt_tokens(engine, prompt)
-        max_tokens = check_context(
+        max_tokens = common.check_context(
             engine,
             len(tokens),
             request.max_tokens or None,
@@ -110,23 +111,15 @@ async def plan_completion(call: Call, request: CompletionRequest) -> CompletionP
         if request.max_tokens == 0:
             max_tokens = 0
         for i in range(n):
-            params = choice_params(
+            params = common.choice_params(
                 request, i, max_tokens=max_tokens, logit_bias=bias, top_logprobs=request.logprobs
             )
             jobs.append(Job(tokens, params))
             texts.append(prompt if isinstance(prompt, str) else "")
-    admit_all(engine, len(jobs), param="prompt", what=f"{len(prompts)} prompts x n={n}")
+    common.admit_all(engine, len(jobs), param="prompt", what=f"{len(prompts)} prompts x n={n}")
     gen = Generation(engine, jobs, stop=request.stop_list(), priority=call.priority)
-    plan = CompletionPlan(
-        entry, gen, new_id("cmpl-", 12), NullTicket(), request=request, prompt_texts=texts
-    )
-    plan.ticket = await call.admit(
-        entry,
-        "/v1/completions",
-        prompt_tokens=plan.prompt_tokens,
-        max_output_tokens=sum(job.params.max_tokens for job in jobs),
-    )
-    return plan
+    reserve = sum(job.params.max_tokens for job in jobs)
+    return await _admitted(call, CompletionPlan.of(entry, gen, request, texts), reserve)
 
 
 async def _plan_upstream(
@@ -148,14 +141,17 @@ async def _plan_upstream(
     jobs = [Job([], SamplingParams(max_tokens=limit or 0))] * (prompts * n)
     gen = Generation(None, jobs, priority=call.priority, upstream=chat)
     echoed = [""] * len(jobs)  # the upstream echoes the prompts itself
-    plan = CompletionPlan(
-        entry, gen, new_id("cmpl-", 12), NullTicket(), request=request, prompt_texts=echoed
-    )
+    plan = CompletionPlan.of(entry, gen, request, echoed)
+    return await _admitted(call, plan, output_reserve(entry, limit) * len(jobs))
+
+
+async def _admitted(call: Call, plan: CompletionPlan, max_output_tokens: int) -> CompletionPlan:
+    """The plan with the ticket its admission gave (limits checked, tokens reserved)."""
     plan.ticket = await call.admit(
-        entry,
+        plan.entry,
         "/v1/completions",
-        prompt_tokens=chat.prompt_tokens,
-        max_output_tokens=output_reserve(entry, limit) * len(jobs),
+        prompt_tokens=plan.prompt_tokens,
+        max_output_tokens=max_output_tokens,
     )
     return plan
 
@@ -182,8 +178,8 @@ def _usage(plan: CompletionPlan, completion: int) -> CompletionUsage:
 
 async def complete(plan: CompletionPlan, request_id: str) -> Completion:
     """The non-streaming answer: the fold of the generation's results."""
-    async with billed_if_abandoned(plan.ticket, plan.prompt_tokens, plan.gen.tokens):
-        ended = await fold(results(plan.gen, request_id))
+    async with common.billed_if_abandoned(plan.ticket, plan.prompt_tokens, plan.gen.tokens):
+        ended = await fold(generate(plan.gen, request_id))
     used = _usage(plan, sum(done.completion_tokens for done in ended))
     cached = max((done.cached_tokens for done in ended), default=0)
     await plan.ticket.settle(Usage(used.prompt_tokens, cached, used.completion_tokens))

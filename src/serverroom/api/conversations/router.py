@@ -14,7 +14,7 @@ from serverroom.api.conversations.schemas import (
     ItemsCreateRequest,
 )
 from serverroom.api.items import normalize_input
-from serverroom.api.lists import NewestFirst, list_body
+from serverroom.api.lists import NewestFirst, deleted_body, list_body
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, Caller, Ctx
 from serverroom.sse import json_response
@@ -70,7 +70,7 @@ async def update_conversation(
 @router.delete("/conversations/{conversation_id}", response_model=None)
 async def delete_conversation(conversation_id: str, ctx: Ctx, principal: Caller) -> Response:
     await _repo(ctx).delete(principal.project_id, conversation_id)
-    return JSONResponse({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
+    return JSONResponse(deleted_body(conversation_id, "conversation.deleted"))
 
 
 @router.post("/conversations/{conversation_id}/items", response_model=None)

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from serverroom.api.files.blobs import BlobStore, DatabaseBlobs, DirectoryBlobs
 from serverroom.api.files.repository import FileRepository
-from serverroom.api.lists import list_body
+from serverroom.api.lists import deleted_body, list_body
 from serverroom.context import AppContext
 from serverroom.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from serverroom.ids import new_id
@@ -180,7 +180,7 @@ class FileService:
         if not await self.repo.delete(project_id, file_id):
             raise _not_found(file_id)
         await self.blobs.remove(file_id)
-        return {"id": file_id, "object": "file", "deleted": True}
+        return deleted_body(file_id, "file")
 
     async def purge_expired(self) -> int:
         """Delete files whose ``expires_at`` has passed (rows and bytes)."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from serverroom.accounts.repository import ProjectInfo
 from serverroom.accounts.service import Accounts
+from serverroom.api.lists import deleted_body
 from serverroom.api.organization import service
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import Ctx
@@ -145,7 +146,7 @@ async def retrieve_key(project_id: str, key_id: str, accounts: AppAccounts) -> d
 async def delete_key(project_id: str, key_id: str, accounts: AppAccounts) -> dict[str, Any]:
     await _key_in(accounts, project_id, key_id)
     await accounts.revoke_key(key_id)
-    return {"object": "organization.project.api_key.deleted", "id": key_id, "deleted": True}
+    return deleted_body(key_id, "organization.project.api_key.deleted")
 
 
 # Bucketed pages: the route's path → the kind of page (``service.bucket_page``).

@@ -12,7 +12,7 @@ from openai.types.responses.input_token_count_response import InputTokenCountRes
 from starlette.responses import JSONResponse, Response
 
 from serverroom.api.disconnect import while_connected
-from serverroom.api.lists import NewestFirst, list_body, page_of
+from serverroom.api.lists import NewestFirst, deleted_body, list_body, page_of
 from serverroom.api.responses.background import cancel_response, forget, start_background
 from serverroom.api.responses.objects import dump
 from serverroom.api.responses.prompt import gather_state, render_prompt
@@ -101,22 +101,14 @@ async def replay_body(
 
 
 @router.delete("/responses/{response_id}", response_model=None)
-async def delete_response(
-    response_id: str,
-    ctx: Ctx,
-    principal: Caller,
-) -> Response:
+async def delete_response(response_id: str, ctx: Ctx, principal: Caller) -> Response:
     await ResponseRepository(ctx.db).delete(principal.project_id, response_id)
     forget(ctx, response_id)
-    return JSONResponse({"id": response_id, "object": "response", "deleted": True})
+    return JSONResponse(deleted_body(response_id, "response"))
 
 
 @router.post("/responses/{response_id}/cancel", response_model=None)
-async def cancel(
-    response_id: str,
-    ctx: Ctx,
-    principal: Caller,
-) -> Response:
+async def cancel(response_id: str, ctx: Ctx, principal: Caller) -> Response:
     return JSONResponse(dump(await cancel_response(ctx, principal, response_id)))
 
 

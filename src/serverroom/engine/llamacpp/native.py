@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from serverroom.engine.llamacpp import machine
 from serverroom.settings import EngineSettings
@@ -56,8 +56,9 @@ class NativeProbeError(RuntimeError):
     """llama.cpp failed on this machine with the safe settings too: the model cannot run."""
 
 
-@dataclass(frozen=True)
-class ProbeOutcome:
+class ProbeOutcome(NamedTuple):
+    """Whether the probe's child process ran the model, and what it showed."""
+
     ok: bool
     detail: str
 

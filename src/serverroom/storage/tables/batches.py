@@ -14,15 +14,12 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from serverroom.storage.db import Base
+from serverroom.storage.db import Base, Listed
 
 
-class BatchRow(Base):
+class BatchRow(Listed, Base):
     __tablename__ = "batches"
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
-    project_id: Mapped[str] = mapped_column(String(64), nullable=False)
     endpoint: Mapped[str] = mapped_column(String(64), nullable=False)
     input_file_id: Mapped[str] = mapped_column(String(64), nullable=False)
     completion_window: Mapped[str] = mapped_column(String(16), nullable=False)

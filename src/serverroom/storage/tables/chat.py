@@ -10,18 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from serverroom.storage.db import Base
+from serverroom.storage.db import Base, Listed
 
 
-class ChatCompletionRow(Base):
+class ChatCompletionRow(Listed, Base):
     __tablename__ = "chat_completions"
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
-    project_id: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     model: Mapped[str] = mapped_column(String(128), nullable=False)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, nullable=False)

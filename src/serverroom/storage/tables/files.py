@@ -10,15 +10,12 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from serverroom.storage.db import Base
+from serverroom.storage.db import Base, Listed
 
 
-class FileRow(Base):
+class FileRow(Listed, Base):
     __tablename__ = "files"
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
-    project_id: Mapped[str] = mapped_column(String(64), nullable=False)
     filename: Mapped[str] = mapped_column(String(512), nullable=False)
     purpose: Mapped[str] = mapped_column(String(32), nullable=False)
     bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)

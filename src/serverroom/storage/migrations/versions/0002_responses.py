@@ -1,9 +1,4 @@
-"""Responses and Conversations: stored responses, conversations and conversation items.
-
-Revision ID: 0002_responses
-Revises: 0001_base
-Create Date: 2026-11-25
-"""
+"""Responses and Conversations: stored responses, conversations and conversation items."""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = "0002_responses"
 down_revision = "0001_base"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

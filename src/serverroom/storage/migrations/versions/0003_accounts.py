@@ -1,9 +1,4 @@
-"""Accounts: projects, API keys (project and admin), and the usage ledger.
-
-Revision ID: 0003_accounts
-Revises: 0001_base
-Create Date: 2026-11-25
-"""
+"""Accounts: projects, API keys (project and admin), and the usage ledger."""
 
 from __future__ import annotations
 
@@ -15,7 +10,6 @@ from alembic import op
 revision = "0003_accounts"
 down_revision = "0001_base"
 branch_labels = ("accounts",)
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""Files and Batches: uploaded files, batches, and one row per batch request line.
-
-Revision ID: 0004_files_batches
-Revises: 0001_base
-Create Date: 2026-11-25
-"""
+"""Files and Batches: uploaded files, batches, and one row per batch request line."""
 
 from __future__ import annotations
 
@@ -13,7 +8,6 @@ from alembic import op
 revision = "0004_files_batches"
 down_revision = "0001_base"
 branch_labels = ("files_batches",)
-depends_on = None
 
 
 def _ts(name: str, nullable: bool = True) -> sa.Column[int]:

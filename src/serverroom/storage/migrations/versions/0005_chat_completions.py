@@ -1,9 +1,4 @@
-"""Stored Chat Completions and their metadata pairs.
-
-Revision ID: 0005_chat_completions
-Revises: 0001_base
-Create Date: 2026-12-01
-"""
+"""Stored Chat Completions and their metadata pairs."""
 
 from __future__ import annotations
 
@@ -13,7 +8,6 @@ from alembic import op
 revision = "0005_chat_completions"
 down_revision = "0001_base"
 branch_labels = ("chat_completions",)
-depends_on = None
 
 
 def upgrade() -> None:

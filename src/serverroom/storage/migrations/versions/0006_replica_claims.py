@@ -1,10 +1,6 @@
 """Work owned by a replica until a time its heartbeat renews: a background response's lease
 (``responses.owner`` / ``lease_until``), a batch line's claim and a batch's, while one replica
 writes its files (``claimed_by`` / ``claim_until``), all in epoch milliseconds.
-
-Revision ID: 0006_replica_claims
-Revises: 0002_responses, 0004_files_batches
-Create Date: 2026-12-01
 """
 
 from __future__ import annotations
@@ -14,8 +10,6 @@ from alembic import op
 
 revision = "0006_replica_claims"
 down_revision = ("0002_responses", "0004_files_batches")
-branch_labels = None
-depends_on = None
 
 COLUMNS = {
     "responses": ("owner", "lease_until"),

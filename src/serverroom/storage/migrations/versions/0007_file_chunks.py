@@ -1,9 +1,4 @@
-"""File bytes in the database (``files_store = "database"``), in chunks.
-
-Revision ID: 0007_file_chunks
-Revises: 0006_replica_claims
-Create Date: 2026-12-01
-"""
+"""File bytes in the database (``files_store = "database"``), in chunks."""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = "0007_file_chunks"
 down_revision = "0006_replica_claims"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
