@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
 from fastapi import APIRouter, Depends, FastAPI
 
 from serverroom import __version__
@@ -76,16 +75,14 @@ def create_app(
     engine_factory: EngineFactory | None = None,
     embedding_factory: EmbeddingFactory | None = None,
     catalog: Catalog | None = None,
-    upstream_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build the ASGI app. Tests pass a fake engine factory (and may route upstream requests
-    through ``upstream_transport``); ``serve`` passes nothing."""
+    """Build the ASGI app. Tests pass a fake engine factory; ``serve`` passes nothing."""
     settings = settings or Settings()
     catalog = catalog or Catalog.load(settings.catalog_file)
     registry = EngineRegistry(catalog, engine_factory or default_factory(settings))
     db = Database(settings.resolved_database_url())
     embeddings_registry = EmbeddingRegistry(embedding_factory)
-    upstreams = Upstreams(catalog, upstream_transport)
+    upstreams = Upstreams(catalog)
     context = AppContext(
         settings, catalog, registry, db, embeddings=embeddings_registry, upstreams=upstreams
     )

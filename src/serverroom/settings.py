@@ -87,6 +87,18 @@ class BatchSettings(BaseModel):
     poll_seconds: float = Field(2.0, gt=0, description="How often the worker looks for work.")
 
 
+class LedgerSettings(BaseModel):
+    """The usage ledger's writes (see docs/accounts.md)."""
+
+    flush_seconds: float = Field(
+        0.05,
+        ge=0,
+        le=10,
+        description="How long an interactive request's usage row may wait to be written with"
+        " others in one transaction (0: written before the reply ends; batch lines always are).",
+    )
+
+
 class ReplicaSettings(BaseModel):
     """Work shared by replicas on one database (see docs/deployment.md)."""
 
@@ -166,6 +178,7 @@ class Settings(BaseSettings):
     requests: RequestLimits = Field(default_factory=RequestLimits)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
 
     def resolved_files_dir(self) -> Path:
         """The blob directory of uploaded files."""

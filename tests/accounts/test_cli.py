@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,11 @@ def test_cli_projects_keys_tiers_usage(tmp_path: Path, monkeypatch: pytest.Monke
             model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], max_tokens=3
         )
         assert reply.usage is not None
-        report = run("usage")
+        # Another process (the CLI) sees the server's usage row once it is flushed, within
+        # ledger.flush_seconds (0.05 s by default).
+        deadline = time.monotonic() + 5
+        while "gpt-4.1" not in (report := run("usage")) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert "gpt-4.1" in report and str(reply.usage.prompt_tokens) in report
         run("keys", "revoke", key_id.group(0))
         r = client.get("/v1/models", headers={"Authorization": f"Bearer {key.group(0)}"})

@@ -1,5 +1,5 @@
 """Images and audio passed on to upstream models: the SDK's calls, the model renamed, the
-request admitted and its reported usage billed (an in-memory upstream behind the real app)."""
+request admitted and its reported usage billed (a stub HTTP upstream behind the real app)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,19 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from serverroom.app import create_app
 from serverroom.metering import Admission, Usage
 from tests.conftest import fake_settings
+from tests.upstream.stub import stub_server
 
 CATALOG = """
 [[model]]
 id = "{name}"
 backend = "upstream"
-base_urls = ["http://up/v1"]
+base_urls = ["{url}"]
 upstream_model = "real-{name}"
 """
 
@@ -69,9 +71,15 @@ def _upstream(request: httpx.Request) -> httpx.Response:
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[tuple[openai.OpenAI, Metering]]:
     catalog = tmp_path / "models.toml"
-    catalog.write_text("".join(CATALOG.format(name=n) for n in ("image", "whisper", "tts")))
-    settings = fake_settings(tmp_path, catalog_file=catalog)
-    app = create_app(settings, upstream_transport=httpx.MockTransport(_upstream))
+    with stub_server(_upstream) as server:
+        url = server.base_url("up")
+        names = ("image", "whisper", "tts")
+        catalog.write_text("".join(CATALOG.format(name=n, url=url) for n in names))
+        settings = fake_settings(tmp_path, catalog_file=catalog)
+        yield from _serve(create_app(settings))
+
+
+def _serve(app: FastAPI) -> Iterator[tuple[openai.OpenAI, Metering]]:
     metering = Metering()
     with TestClient(app) as test_client:
         app.state.context.metering = metering

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -23,7 +22,8 @@ from serverroom.generation import (
     UpstreamChat,
     generate,
 )
-from serverroom.upstream import Upstream
+from serverroom.upstream import Connections, Upstream
+from tests.upstream.stub import stub_server
 
 
 def _sse(chunks: list[dict[str, object]], done: bool = True) -> bytes:
@@ -31,20 +31,21 @@ def _sse(chunks: list[dict[str, object]], done: bool = True) -> bytes:
     return (body + ("data: [DONE]\n\n" if done else "")).encode()
 
 
-def _gen(payload: bytes, n: int = 1) -> Generation:
-    transport = httpx.MockTransport(
-        lambda r: httpx.Response(
-            200, content=payload, headers={"content-type": "text/event-stream"}
-        )
-    )
-    upstream = Upstream(UpstreamSpec(("http://a/v1",), "m"), httpx.AsyncClient(transport=transport))
-    chat = UpstreamChat(upstream, {"messages": []}, None, prompt_tokens=99)
-    jobs = [Job([], SamplingParams(max_tokens=8))] * n
-    return Generation(None, jobs, call_ids="seed", upstream=chat)
+async def _run(payload: bytes, n: int = 1) -> tuple[list[Result], Generation]:
+    """The results of a generation whose upstream answers ``payload`` (a stub server)."""
 
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=payload, headers={"content-type": "text/event-stream"})
 
-async def _all(stream: AsyncIterator[Result]) -> list[Result]:
-    return [r async for r in stream]
+    with stub_server(answer) as server:
+        upstream = Upstream(UpstreamSpec((server.base_url("a"),), "m"), Connections())
+        chat = UpstreamChat(upstream, {"messages": []}, None, prompt_tokens=99)
+        jobs = [Job([], SamplingParams(max_tokens=8))] * n
+        gen = Generation(None, jobs, call_ids="seed", upstream=chat)
+        try:
+            return [r async for r in generate(gen, "r")], gen
+        finally:
+            await upstream.connections.close()
 
 
 def _choice(
@@ -59,7 +60,7 @@ async def test_text_and_the_upstreams_usage() -> None:
         "completion_tokens": 2,
         "prompt_tokens_details": {"cached_tokens": 3},
     }
-    gen = _gen(
+    out, gen = await _run(
         _sse(
             [
                 _choice({"content": "Hi"}),
@@ -68,7 +69,6 @@ async def test_text_and_the_upstreams_usage() -> None:
             ]
         )
     )
-    out = await _all(generate(gen, "r"))
     assert out[:2] == [TextOut(0, "Hi", []), TextOut(0, "!", [])]
     done = out[-1]
     assert isinstance(done, ChoiceDone)
@@ -86,8 +86,7 @@ async def test_tool_calls_open_grow_and_close() -> None:
         "tool_calls": [{"index": 0, "id": "call_x", "function": {"name": "f", "arguments": ""}}]
     }
     grow = {"tool_calls": [{"index": 0, "function": {"arguments": '{"a": 1}'}}]}
-    gen = _gen(_sse([_choice(opened), _choice(grow), _choice({}, "stop")]))
-    out = await _all(generate(gen, "r"))
+    out, _ = await _run(_sse([_choice(opened), _choice(grow), _choice({}, "stop")]))
     assert out[0] == CallOpened(0, 0, "call_x", "f")
     assert out[1] == CallArguments(0, 0, '{"a": 1}')
     assert out[2] == CallClosed(0, 0, '{"a": 1}')
@@ -98,7 +97,7 @@ async def test_tool_calls_open_grow_and_close() -> None:
 
 
 async def test_choices_interleave_and_each_ends() -> None:
-    gen = _gen(
+    out, _ = await _run(
         _sse(
             [
                 _choice({"content": "a"}, index=1),
@@ -108,7 +107,7 @@ async def test_choices_interleave_and_each_ends() -> None:
         ),
         n=2,
     )
-    ended = [r for r in await _all(generate(gen, "r")) if isinstance(r, ChoiceDone)]
+    ended = [r for r in out if isinstance(r, ChoiceDone)]
     assert [(d.choice, d.text, d.finish_reason) for d in ended] == [
         (0, "b", "stop"),
         (1, "a", "length"),
@@ -126,4 +125,4 @@ async def test_choices_interleave_and_each_ends() -> None:
 )
 async def test_broken_streams_are_upstream_errors(payload: bytes) -> None:
     with pytest.raises(UpstreamError):
-        await _all(generate(_gen(payload), "r"))
+        await _run(payload)

@@ -122,12 +122,16 @@ def test_usage_is_seen_from_either_replica(replicas: tuple[LiveServer, LiveServe
         model="gpt-4.1-mini", messages=[{"role": "user", "content": "hello"}], max_tokens=3
     )
     assert reply.usage is not None
-    page = _admin(
-        a,
-        "GET",
+    query = (
         f"/organization/usage/completions?start_time={start}&group_by[]=project_id"
-        f"&project_ids[]={project}",
-    ).json()
-    results = [r for bucket in page["data"] for r in bucket["results"]]
+        f"&project_ids[]={project}"
+    )
+    deadline = time.monotonic() + 5  # b writes its row within ledger.flush_seconds (0.05 s)
+    while True:
+        page = _admin(a, "GET", query).json()
+        results = [r for bucket in page["data"] for r in bucket["results"]]
+        if results or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert sum(r["input_tokens"] for r in results) == reply.usage.prompt_tokens
     assert sum(r["output_tokens"] for r in results) == reply.usage.completion_tokens

@@ -2,8 +2,10 @@
 
 ``admit`` resolves the project's tier (cached briefly), takes the RPM/TPM hits and returns a
 ticket whose headers carry the ``x-ratelimit-*`` values. ``settle`` corrects the token
-reservation to the actual count, writes the ledger row, adds its cost to the project's spend
-(which may promote the project to the next tier) — once per ticket.
+reservation to the actual count and records the ledger row, whose cost is added to the
+project's spend (which may promote the project to the next tier) — once per ticket. An
+interactive request's row is deferred (written with others within ``ledger.flush_seconds``);
+a batch line's is written before the line counts as done.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from serverroom.accounts.ledger import Ledger
+from serverroom.accounts.ledger import Ledger, Spend
 from serverroom.accounts.limiter import Limiter, Reservation
 from serverroom.accounts.repository import AccountsRepository
 from serverroom.accounts.tiers import Ladder, Tier
@@ -61,6 +63,7 @@ class AccountsMetering:
         self.limits_enabled = limits_enabled
         self.limit_open_requests = limit_open_requests
         self._tiers: dict[str, tuple[Tier, float]] = {}
+        ledger.on_spend = self.spent
 
     async def tier_of(self, project_id: str, fresh: bool = False) -> Tier:
         """The project's current tier (pinned, or by cumulative spend)."""
@@ -102,6 +105,9 @@ class AccountsMetering:
                 await self.limiter.settle(
                     ticket.reservation, usage.input_tokens + usage.output_tokens
                 )
+            # A batch line's row is written before the line counts as done; an interactive
+            # reply's is written with others shortly after, and ``spent`` hears of it then.
+            defer = not admission.batch and self.ledger.flush_seconds > 0
             recorded = await self.ledger.record(
                 project_id=project_id,
                 api_key_id=admission.principal.key_id,
@@ -109,17 +115,20 @@ class AccountsMetering:
                 endpoint=admission.endpoint,
                 usage=usage,
                 batch=admission.batch,
+                defer=defer,
             )
-            if recorded.cost > 0:
-                before = self._tiers.get(project_id, (None, 0.0))[0]
-                if recorded.project is not None:  # the new spend came back with the update
-                    after = self.ladder.resolve(*recorded.project)
-                    self._tiers[project_id] = (after, time.monotonic() + TIER_CACHE_SECONDS)
-                else:
-                    after = await self.tier_of(project_id, fresh=True)
-                if before is not None and after.name != before.name:
-                    logger.info(
-                        "project %s moved from %s to %s", project_id, before.name, after.name
-                    )
+            if recorded.cost > 0 and not defer:
+                self.spent(project_id, recorded.project)
         except Exception:  # billing must never break a reply that was already produced
             logger.exception("could not settle usage for project %s", project_id)
+
+    def spent(self, project_id: str, project: Spend | None) -> None:
+        """A project's spend grew: its tier is re-read from the new (pinned tier, spend)."""
+        before = self._tiers.get(project_id, (None, 0.0))[0]
+        if project is None:  # no project row (open auth): read again when next needed
+            self.forget(project_id)
+            return
+        after = self.ladder.resolve(*project)
+        self._tiers[project_id] = (after, time.monotonic() + TIER_CACHE_SECONDS)
+        if before is not None and after.name != before.name:
+            logger.info("project %s moved from %s to %s", project_id, before.name, after.name)

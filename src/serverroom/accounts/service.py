@@ -43,7 +43,7 @@ class Accounts:
         self.db = db
         self.catalog = catalog
         self.repo = AccountsRepository(db)
-        self.ledger = Ledger(db)
+        self.ledger = Ledger(db, flush_seconds=settings.ledger.flush_seconds)
         self.ladder = Ladder.load(settings.limits.tiers_file)
         self.redis = _redis_client(settings.redis_url)
         self.limiter = Limiter(
@@ -73,6 +73,7 @@ class Accounts:
             self.auth.warn_if_exposed(self.settings.host)
 
     async def close(self) -> None:
+        await self.ledger.close()  # deferred usage rows, while the database is still open
         await self.limiter.close()
         if self.redis is not None:
             await self.redis.aclose()
@@ -83,6 +84,11 @@ class Accounts:
         info = await self.repo.revoke_key(key_id)
         await self.auth.publish_revocation(key_id)
         return info
+
+    async def project(self, project_id: str) -> ProjectInfo:
+        """A project with its spend up to date (this replica's deferred usage written first)."""
+        await self.ledger.settled()
+        return await self.repo.get_project(project_id)
 
     async def tier_of(self, project_id: str) -> Tier:
         return await self.metering.tier_of(project_id, fresh=True)

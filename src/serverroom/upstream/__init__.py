@@ -2,7 +2,7 @@
 llama.cpp's ``llama-server``, Ollama, another serverroom), each through a pool of members.
 
 ``Upstreams`` owns one ``Upstream`` per upstream model of the catalog and the HTTP client they
-share; its lifespan runs the health checks and closes the client.
+share; its lifespan runs the health checks and closes the connections.
 """
 
 from __future__ import annotations
@@ -11,25 +11,22 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import httpx
-
 from serverroom.catalog import Catalog, ModelEntry
-from serverroom.upstream.client import Stream, Upstream
+from serverroom.upstream.client import Answer, Connections, Stream, Upstream
 from serverroom.upstream.pool import Member, Pool
 
-__all__ = ["Member", "Pool", "Stream", "Upstream", "Upstreams"]
+__all__ = ["Answer", "Connections", "Member", "Pool", "Stream", "Upstream", "Upstreams"]
 
 
 class Upstreams:
     """The upstream models of a catalog, by target model id."""
 
-    def __init__(self, catalog: Catalog, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        limits = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
-        self.client = httpx.AsyncClient(limits=limits, transport=transport)
+    def __init__(self, catalog: Catalog) -> None:
+        self.connections = Connections()
         self._by_target: dict[str, Upstream] = {}
         for entry in catalog.real_models():
             if entry.upstream is not None:
-                self._by_target[entry.target] = Upstream(entry.upstream, self.client)
+                self._by_target[entry.target] = Upstream(entry.upstream, self.connections)
 
     def for_entry(self, entry: ModelEntry) -> Upstream:
         return self._by_target[entry.target]
@@ -44,7 +41,7 @@ class Upstreams:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Health checks while the app runs; the client closed after."""
+        """Health checks while the app runs; the connections closed after."""
         tasks = [asyncio.create_task(self._watch(u)) for u in self._by_target.values()]
         try:
             yield
@@ -52,4 +49,4 @@ class Upstreams:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self.client.aclose()
+            await self.connections.close()

@@ -16,9 +16,10 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from serverroom.catalog import UpstreamSpec
 from serverroom.errors import APIError, UpstreamError, UpstreamTimeoutError, relayed
@@ -28,6 +29,42 @@ logger = logging.getLogger("serverroom.upstream")
 
 JSON = dict[str, Any]
 DRAIN_SECONDS = 0.5  # how long the end of an answer may take after its [DONE]
+READ_SIZE = 64 * 1024
+
+
+class Connections:
+    """The HTTP connections every upstream shares: one aiohttp session (C-parsed HTTP/1.1,
+    keep-alive), made in the running event loop on first use. Cookies an upstream sets are
+    not kept, so that one caller's never reach another's request."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.limit),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+@dataclass
+class Answer:
+    """An upstream's whole answer to a passed-on request (header names in lower case)."""
+
+    status_code: int
+    content: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.content)
 
 
 def _error_of(status: int, raw: bytes) -> APIError:
@@ -52,7 +89,7 @@ def _error_of(status: int, raw: bytes) -> APIError:
 class Stream:
     """An upstream answer that has started: its JSON chunks, read as they arrive."""
 
-    def __init__(self, pool: Pool, member: Member, response: httpx.Response) -> None:
+    def __init__(self, pool: Pool, member: Member, response: aiohttp.ClientResponse) -> None:
         self.pool = pool
         self.member = member
         self.response = response
@@ -60,41 +97,57 @@ class Stream:
 
     async def chunks(self) -> AsyncIterator[JSON]:
         """Each ``data:`` event as JSON, until ``[DONE]`` or the end of the answer."""
-        lines = self.response.aiter_lines()
         try:
-            async for line in lines:
-                if not line.startswith("data:"):
+            async for line in _lines(self.response.content):
+                if not line.startswith(b"data:"):
                     continue  # event names, comments, blank separators
                 data = line[5:].strip()
-                if data == "[DONE]":
-                    await _drain(lines)
+                if data == b"[DONE]":
+                    await self._drain()
                     return
                 yield _chunk(data)
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeoutError("The upstream server stopped answering.") from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             self.pool.failed(self.member, repr(exc))
             raise UpstreamError(f"The upstream connection failed mid-answer: {exc!r}") from exc
         finally:
             await self.aclose()
 
+    async def _drain(self) -> None:
+        """Read what follows ``[DONE]`` (normally nothing but the end of the body), so that
+        the connection goes back to the pool; an upstream that holds the answer open is left
+        (its connection closed)."""
+        with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while await self.response.content.read(READ_SIZE):
+                    pass
+
     async def aclose(self) -> None:
+        """Done with the answer: a connection read to its end is kept for the next request,
+        one that is not is closed (so the upstream stops generating and frees its slot)."""
         if not self._closed:
             self._closed = True
             self.member.inflight -= 1
-            await self.response.aclose()
+            if self.response.content.at_eof():
+                self.response.release()
+            else:
+                self.response.close()
 
 
-async def _drain(lines: AsyncIterator[str]) -> None:
-    """Read what follows ``[DONE]`` (normally nothing but the end of the body), so that the
-    connection goes back to the pool; an upstream that holds the answer open is left."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(DRAIN_SECONDS):
-            async for _ in lines:
-                pass
+async def _lines(body: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The body's lines (without their ends), of any length, as they arrive."""
+    pending = b""
+    while chunk := await body.read(READ_SIZE):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending
 
 
-def _chunk(data: str) -> JSON:
+def _chunk(data: bytes) -> JSON:
     try:
         chunk = json.loads(data)
     except ValueError as exc:
@@ -110,28 +163,14 @@ def _chunk(data: str) -> JSON:
 class Upstream:
     """One upstream model: its pool, and requests to it."""
 
-    def __init__(self, spec: UpstreamSpec, client: httpx.AsyncClient) -> None:
+    def __init__(self, spec: UpstreamSpec, connections: Connections) -> None:
         self.spec = spec
         self.pool = Pool(spec)
-        self.client = client
+        self.connections = connections
         key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-
-    def _timeout(self) -> httpx.Timeout:
-        spec = self.spec
-        return httpx.Timeout(spec.read_timeout, connect=spec.connect_timeout)
-
-    def _request(
-        self, url: str, body: JSON | bytes, content_type: str | None, request_id: str
-    ) -> httpx.Request:
-        headers = {**self.headers, "X-Request-ID": request_id} if request_id else self.headers
-        if isinstance(body, bytes):
-            headers = {**headers, "Content-Type": content_type or "application/octet-stream"}
-            return self.client.build_request(
-                "POST", url, content=body, headers=headers, timeout=self._timeout()
-            )
-        return self.client.build_request(
-            "POST", url, json=body, headers=headers, timeout=self._timeout()
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=spec.connect_timeout, sock_read=spec.read_timeout
         )
 
     async def _send(
@@ -141,51 +180,57 @@ class Upstream:
         *,
         affinity: str | None,
         request_id: str,
-        stream: bool,
         content_type: str | None = None,
-    ) -> tuple[Member, httpx.Response]:
+    ) -> tuple[Member, aiohttp.ClientResponse]:
         """The first member's answer that is not a failure before its first byte."""
+        if isinstance(body, bytes):
+            data, kind = body, content_type or "application/octet-stream"
+        else:
+            data, kind = json.dumps(body).encode(), "application/json"
+        headers = {**self.headers, "Content-Type": kind}
+        if request_id:
+            headers["X-Request-ID"] = request_id
+        session = self.connections.session()
         last: APIError = UpstreamError("No upstream server is configured.")
         for member in self.pool.candidates(affinity):
-            request = self._request(f"{member.url}{path}", body, content_type, request_id)
             member.inflight += 1
             try:
-                response = await self.client.send(request, stream=stream)
-            except httpx.TimeoutException as exc:  # connected but silent: do not run it twice
+                response = await session.post(
+                    f"{member.url}{path}", data=data, headers=headers, timeout=self.timeout
+                )
+            except aiohttp.ConnectionTimeoutError as exc:  # never reached it: try the next
                 member.inflight -= 1
-                if isinstance(exc, httpx.ConnectTimeout):
-                    self.pool.failed(member, repr(exc))
-                    last = UpstreamTimeoutError(f"The upstream server {member.url} timed out.")
-                    continue
+                self.pool.failed(member, repr(exc))
+                last = UpstreamTimeoutError(f"The upstream server {member.url} timed out.")
+                continue
+            except TimeoutError as exc:  # connected but silent: do not run it twice
+                member.inflight -= 1
                 self.pool.failed(member, repr(exc))
                 raise UpstreamTimeoutError("The upstream server did not answer in time.") from exc
-            except httpx.HTTPError as exc:
+            except aiohttp.ClientError as exc:
                 member.inflight -= 1
                 self.pool.failed(member, repr(exc))
                 last = UpstreamError(f"The upstream server could not be reached: {exc!r}")
                 continue
-            if response.status_code < 400:
+            if response.status < 400:
                 self.pool.succeeded(member)
                 return member, response
-            raw = await response.aread()
-            await response.aclose()
+            raw = await _whole(response)
             member.inflight -= 1
-            last = _error_of(response.status_code, raw)
-            if response.status_code < 500:
+            last = _error_of(response.status, raw)
+            if response.status < 500:
                 raise last
-            self.pool.failed(member, f"answered {response.status_code}")
+            self.pool.failed(member, f"answered {response.status}")
         raise last
 
     async def stream(
         self, path: str, body: JSON, *, affinity: str | None, request_id: str
     ) -> Stream:
         """Start a streamed request; returns once an upstream has accepted it."""
-        member, response = await self._send(
-            path, body, affinity=affinity, request_id=request_id, stream=True
-        )
+        member, response = await self._send(path, body, affinity=affinity, request_id=request_id)
         kind = response.headers.get("content-type", "")
         if "text/event-stream" not in kind:
-            await response.aclose()
+            response.close()
             member.inflight -= 1
             raise UpstreamError(
                 f"The upstream server answered {kind or 'no content type'}, not an event stream."
@@ -194,12 +239,11 @@ class Upstream:
 
     async def post(self, path: str, body: JSON, *, affinity: str | None, request_id: str) -> JSON:
         """A JSON request and its JSON answer."""
-        member, response = await self._send(
-            path, body, affinity=affinity, request_id=request_id, stream=False
-        )
+        member, response = await self._send(path, body, affinity=affinity, request_id=request_id)
         member.inflight -= 1
+        raw = await _whole(response)
         try:
-            answer = response.json()
+            answer = json.loads(raw)
         except ValueError as exc:
             raise UpstreamError("The upstream server answered with invalid JSON.") from exc
         if not isinstance(answer, dict):
@@ -208,18 +252,39 @@ class Upstream:
 
     async def forward(
         self, path: str, body: bytes, content_type: str, *, request_id: str
-    ) -> httpx.Response:
+    ) -> Answer:
         """A request passed on as it came (any content type); the upstream's whole answer."""
         member, response = await self._send(
-            path,
-            body,
-            affinity=None,
-            request_id=request_id,
-            stream=False,
-            content_type=content_type,
+            path, body, affinity=None, request_id=request_id, content_type=content_type
         )
         member.inflight -= 1
-        return response
+        content = await _whole(response)
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        return Answer(response.status, content, headers)
 
     async def probe(self) -> None:
-        await self.pool.probe(self.client, self.headers)
+        """Check every member once (``GET <base>/models``); mark each up or down."""
+        session = self.connections.session()
+        timeout = aiohttp.ClientTimeout(total=self.spec.connect_timeout)
+        for member in self.pool.members:
+            try:
+                async with session.get(
+                    f"{member.url}/models", headers=self.headers, timeout=timeout
+                ) as reply:
+                    await reply.read()
+                    ok, why = reply.status == 200, f"health check answered {reply.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                ok, why = False, f"health check failed: {exc!r}"
+            self.pool.checked(member, ok, why)
+
+
+async def _whole(response: aiohttp.ClientResponse) -> bytes:
+    """A whole (non-streamed) answer's body; its connection goes back to the pool."""
+    try:
+        return await response.read()
+    except TimeoutError as exc:
+        raise UpstreamTimeoutError("The upstream server stopped answering.") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(f"The upstream connection failed mid-answer: {exc!r}") from exc
+    finally:
+        response.release()

@@ -16,8 +16,6 @@ import itertools
 import logging
 from dataclasses import dataclass
 
-import httpx
-
 from serverroom.catalog import UpstreamSpec
 
 logger = logging.getLogger("serverroom.upstream")
@@ -83,24 +81,15 @@ class Pool:
                 "upstream %s is out after %d failures: %s", member.url, member.failures, why
             )
 
-    async def probe(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
-        """Check every member once (``GET <base>/models``); mark each up or down."""
-        for member in self.members:
-            try:
-                reply = await client.get(
-                    f"{member.url}/models", headers=headers, timeout=self.spec.connect_timeout
-                )
-                ok = reply.status_code == 200
-                why = f"health check answered {reply.status_code}"
-            except httpx.HTTPError as exc:
-                ok, why = False, f"health check failed: {exc!r}"
-            if ok:
-                if not member.healthy:
-                    logger.info("upstream %s passed its health check", member.url)
-                member.healthy, member.failures = True, 0
-            elif member.healthy:
-                member.healthy, member.last_error = False, why
-                logger.warning("upstream %s is out: %s", member.url, why)
+    def checked(self, member: Member, ok: bool, why: str) -> None:
+        """A health check's outcome: a member that passed is back in, one that failed is out."""
+        if ok:
+            if not member.healthy:
+                logger.info("upstream %s passed its health check", member.url)
+            member.healthy, member.failures = True, 0
+        elif member.healthy:
+            member.healthy, member.last_error = False, why
+            logger.warning("upstream %s is out: %s", member.url, why)
 
     def status(self) -> list[dict[str, object]]:
         """The members' state, for ``/health`` and the admin views."""

@@ -79,13 +79,13 @@ async def create_project(body: ProjectCreate, accounts: AppAccounts) -> dict[str
 
 @router.get("/projects/{project_id}")
 async def retrieve_project(project_id: str, accounts: AppAccounts) -> dict[str, Any]:
-    project = await accounts.repo.get_project(project_id)
+    project = await accounts.project(project_id)
     return service.project_object(project, (await accounts.tier_of(project.id)).name)
 
 
 @router.get("/projects/{project_id}/tier")
 async def retrieve_tier(project_id: str, accounts: AppAccounts) -> dict[str, Any]:
-    project = await accounts.repo.get_project(project_id)
+    project = await accounts.project(project_id)
     tier = await accounts.tier_of(project.id)
     return _tier_body(project, tier.name, pinned=project.pinned_tier is not None)
 
@@ -102,7 +102,7 @@ def _tier_body(project: ProjectInfo, tier: str, *, pinned: bool) -> dict[str, An
 
 @router.post("/projects/{project_id}/tier")
 async def pin_tier(project_id: str, body: TierPin, accounts: AppAccounts) -> dict[str, Any]:
-    project = await accounts.repo.get_project(project_id)
+    project = await accounts.project(project_id)
     tier = await accounts.pin_tier(project, body.tier)
     return _tier_body(project, tier.name, pinned=body.tier is not None)
 

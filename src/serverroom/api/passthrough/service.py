@@ -20,6 +20,7 @@ from serverroom.api.upstream import upstream_of
 from serverroom.context import Call
 from serverroom.errors import InvalidRequestError
 from serverroom.metering import Usage
+from serverroom.upstream import Answer
 
 PATHS = (
     "/images/generations",
@@ -73,7 +74,7 @@ async def _encode(
     return encoded.read(), encoded.headers["content-type"]
 
 
-def _usage(response: httpx.Response) -> Usage:
+def _usage(response: Answer) -> Usage:
     if "json" not in response.headers.get("content-type", ""):
         return Usage(0, 0, 0)
     try:
@@ -87,7 +88,7 @@ def _usage(response: httpx.Response) -> Usage:
     return Usage(given, 0, made)
 
 
-async def pass_on(call: Call, path: str, request: Request, request_id: str) -> httpx.Response:
+async def pass_on(call: Call, path: str, request: Request, request_id: str) -> Answer:
     """The upstream's answer to the request, admitted and billed."""
     model, body = await _read(request)
     entry = call.ctx.catalog.resolve(model)
