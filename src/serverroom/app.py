@@ -28,6 +28,7 @@ from serverroom.api import (
     organization,
     passthrough,
     responses,
+    vector_stores,
 )
 from serverroom.api.errors import install_error_handlers
 from serverroom.api.health import router as health_router
@@ -66,6 +67,7 @@ RESOURCES = (
     Resource(files.router),
     Resource(batches.router, batches.lifespan),  # the Batch API worker
     Resource(passthrough.router),  # images and audio, on upstream models
+    Resource(vector_stores.router, vector_stores.lifespan),  # the ingestion worker
 )
 
 

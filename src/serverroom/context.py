@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from serverroom.accounts.service import Accounts
     from serverroom.api.batches.worker import BatchWorker
     from serverroom.api.responses.replay import EventLog
+    from serverroom.api.vector_stores.ingest import Ingestor
+    from serverroom.api.vector_stores.search import Index
     from serverroom.upstream import Upstreams
 
 
@@ -46,6 +48,11 @@ class AppContext:
     upstreams: Upstreams | None = None  # the catalog's upstream models (``create_app``)
     accounts: Accounts | None = None  # ``accounts.service.install``: None without accounts
     batch_worker: BatchWorker | None = None  # set while the Batch API worker runs
+    ingestor: Ingestor | None = None  # set while vector-store ingestion runs
+    # vector stores' search indexes, most recently used last: store id -> (chunk version, index)
+    vector_indexes: OrderedDict[str, tuple[tuple[int, int], Index]] = field(
+        default_factory=OrderedDict
+    )
     response_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # background
     response_logs: OrderedDict[str, EventLog] = field(default_factory=OrderedDict)
     replica_id: str = field(default_factory=lambda: new_id("replica_"))  # owns leases

@@ -158,6 +158,10 @@ class FileService:
             raise _not_found(file_id)
         return row
 
+    async def filenames(self, file_ids: list[str]) -> dict[str, str]:
+        """The names of files by id (those that exist)."""
+        return await self.repo.filenames(file_ids)
+
     async def retrieve(self, project_id: str, file_id: str) -> dict[str, Any]:
         return file_object(await self.get_row(project_id, file_id))
 

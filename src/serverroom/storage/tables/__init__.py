@@ -8,6 +8,7 @@ from serverroom.storage.tables import (  # noqa: F401
     conversations,
     files,
     responses,
+    vector_stores,
 )
 
 __all__ = ["Base"]

@@ -1,0 +1,150 @@
+"""Ingestion: attached files turned into chunks with embeddings, in the background.
+
+The worker claims one waiting file at a time (a lease of ``replicas.lease_seconds`` in the
+file's row, renewed while it works, so replicas share the work and a dead replica's file is
+taken over once its lease runs out), reads its text
+(``chunking.extract_text``), cuts it into chunks and embeds them with the store's embedding
+model (``EMBEDDING_MODEL``, the local all-MiniLM-L6-v2 unless the catalog points it at an
+upstream), and stores chunks and status in one transaction. A file that cannot be read fails
+alone, with the platform's ``last_error``. Work left by a restart is simply claimed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import numpy as np
+import numpy.typing as npt
+
+from serverroom.api.files.service import FileService
+from serverroom.api.vector_stores.chunking import Chunk, ExtractionError, chunk_text, extract_text
+from serverroom.api.vector_stores.repository import VectorStoreRepository
+from serverroom.context import AppContext
+from serverroom.engine.embeddings import EmbeddingEngine
+from serverroom.errors import APIError
+from serverroom.storage.tables.vector_stores import VectorStoreFileRow
+
+logger = logging.getLogger("serverroom.vector_stores")
+
+EMBEDDING_MODEL = "text-embedding-3-small"
+IDLE_SECONDS = 0.5  # how often an idle worker looks for new files
+
+
+class Ingestor:
+    """The ingestion worker of one app."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.repo = VectorStoreRepository(ctx.db)
+        self.files = FileService(ctx)
+        self.wake = asyncio.Event()
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.ctx.settings.replicas.lease_seconds * 1000)
+
+    async def _renew(self, row: VectorStoreFileRow) -> None:
+        """Keep the claim while the file is worked on (every third of the lease)."""
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            with contextlib.suppress(Exception):
+                await self.repo.renew(row, self.lease_ms)
+
+    async def engine(self) -> EmbeddingEngine:
+        entry = self.ctx.catalog.resolve(EMBEDDING_MODEL)
+        return await self.ctx.embeddings.get(entry)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                row = await self.repo.claim(self.ctx.replica_id, self.lease_ms)
+            except Exception:
+                logger.exception("could not look for files to ingest")
+                row = None
+            if row is None:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_SECONDS):
+                        await self.wake.wait()
+                continue
+            await self.ingest(row)
+
+    async def ingest(self, row: VectorStoreFileRow) -> None:
+        """One claimed file, to its end (completed, failed, or given up if detached)."""
+        renewing = asyncio.create_task(self._renew(row))
+        try:
+            await self._ingest(row)
+        finally:
+            renewing.cancel()
+
+    async def _ingest(self, row: VectorStoreFileRow) -> None:
+        try:
+            chunks, used = await self._chunks(row)
+            stored = await self.repo.finish(row, chunks, usage_bytes=used)
+        except asyncio.CancelledError:  # shutting down: the next worker starts it over
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.repo.release(row))
+            raise
+        except ExtractionError as exc:
+            error = {"code": exc.code, "message": exc.message}
+            stored = await self.repo.finish(row, [], error=error)
+        except APIError as exc:  # e.g. the file was deleted meanwhile
+            error = {"code": "invalid_file", "message": exc.message}
+            stored = await self.repo.finish(row, [], error=error)
+        except Exception as exc:
+            logger.exception("ingesting %s into %s failed", row.file_id, row.vector_store_id)
+            error = {"code": "server_error", "message": f"Ingestion failed: {exc}"}
+            stored = await self.repo.finish(row, [], error=error)
+        if not stored:
+            logger.info("file %s left %s while it was ingested", row.file_id, row.vector_store_id)
+
+    async def _chunks(
+        self, row: VectorStoreFileRow
+    ) -> tuple[list[tuple[int, str, int, bytes]], int]:
+        meta = await self.files.get_row(row.project_id, row.file_id)
+        data = await self.files.content(row.project_id, row.file_id)
+        text = await asyncio.to_thread(extract_text, meta.filename, data)
+        engine = await self.engine()
+        chunks = await asyncio.to_thread(chunk_text, text, row.chunking, engine.tokenize)
+        vectors = await self.embed(engine, chunks)
+        out = [
+            (c.position, c.text, len(c.tokens), vectors[i].astype(np.float32).tobytes())
+            for i, c in enumerate(chunks)
+        ]
+        return out, len(text.encode())
+
+    async def embed(self, engine: EmbeddingEngine, chunks: list[Chunk]) -> npt.NDArray[np.float32]:
+        """One unit vector per chunk: the mean of its windows of ``max_tokens`` tokens (a
+        chunk longer than the model reads at once is still embedded whole)."""
+        window = engine.max_tokens
+        pieces: list[list[int]] = []
+        owners: list[int] = []
+        for i, chunk in enumerate(chunks):
+            for start in range(0, max(len(chunk.tokens), 1), window):
+                pieces.append(chunk.tokens[start : start + window])
+                owners.append(i)
+        if not pieces:
+            return np.zeros((0, engine.dimensions), np.float32)
+        embedded = await self.ctx.embeddings.embed(engine, pieces, priority=1)
+        sums = np.zeros((len(chunks), engine.dimensions), np.float32)
+        np.add.at(sums, np.array(owners), embedded)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        unit: npt.NDArray[np.float32] = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit
+
+
+@contextlib.asynccontextmanager
+async def lifespan(ctx: AppContext) -> AsyncIterator[None]:
+    """Run the ingestion worker with the app."""
+    ingestor = Ingestor(ctx)
+    ctx.ingestor = ingestor
+    task = asyncio.create_task(ingestor.run())
+    try:
+        yield
+    finally:
+        ctx.ingestor = None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
