@@ -47,6 +47,43 @@ def test_upload_and_poll_then_search(server: LiveServer) -> None:
     assert sdk.vector_stores.retrieve(vs.id).file_counts.completed == len(DOCS)
 
 
+def test_file_search_through_responses(server: LiveServer) -> None:
+    sdk = _sdk(server)
+    vs = sdk.vector_stores.create(name="grounding")
+    for name, text in DOCS.items():
+        sdk.vector_stores.files.upload_and_poll(vector_store_id=vs.id, file=(name, text.encode()))
+    tool = {"type": "file_search", "vector_store_ids": [vs.id], "max_num_results": 2}
+    response = sdk.responses.create(
+        model="gpt-4.1-mini",
+        input="What pulls the oceans to make tides?",
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice={"type": "file_search"},
+        include=["file_search_call.results"],
+        max_output_tokens=300,
+    )
+    call, message = response.output[0], response.output[-1]
+    assert call.type == "file_search_call" and call.status == "completed" and call.queries
+    assert call.results and call.results[0].filename == "tides.html", call
+    assert message.type == "message" and message.content[0].type == "output_text"
+    cited = message.content[0].annotations
+    assert cited and cited[0].type == "file_citation" and cited[0].filename == "tides.html"
+    with sdk.responses.stream(
+        model="gpt-4.1-mini",
+        input="How is bread baked?",
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice={"type": "file_search"},
+        max_output_tokens=300,
+    ) as stream:
+        events = list(stream)
+    kinds = [event.type for event in events]
+    assert "response.file_search_call.completed" in kinds
+    # The answer may use up max_output_tokens (a small model rambles): incomplete, not failed.
+    assert kinds[-1] in ("response.completed", "response.incomplete")
+    final = events[-1].response  # type: ignore[union-attr]
+    assert final.output[0].type == "file_search_call" and final.output[0].results is None
+    assert final.output[-1].type == "message"
+
+
 def test_ingestion_killed_midway_resumes_after_restart(server: LiveServer, tmp_path: Path) -> None:
     sdk = _sdk(server)
     long_text = "\n\n".join(f"Paragraph {i} about sailing boats and harbours." for i in range(1500))

@@ -72,6 +72,10 @@ class StubServer:
     def stop(self) -> None:
         async def shutdown() -> None:
             assert self._runner is not None
+            hanging = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in hanging:  # silent handlers, still waiting
+                task.cancel()
+            await asyncio.gather(*hanging, return_exceptions=True)
             await self._runner.cleanup()
 
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)

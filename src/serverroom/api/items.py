@@ -58,11 +58,20 @@ class ReasoningIn(RequestModel):
     encrypted_content: str | None = None
 
 
+class FileSearchCallIn(RequestModel):
+    type: Literal["file_search_call"]
+    id: str
+    queries: list[str]
+    status: Literal["in_progress", "searching", "completed", "incomplete", "failed"]
+    results: list[dict[str, Any]] | None = None
+
+
 _MODELS: dict[str, type[BaseModel]] = {
     "message": MessageIn,
     "function_call": FunctionCallIn,
     "function_call_output": FunctionCallOutputIn,
     "reasoning": ReasoningIn,
+    "file_search_call": FileSearchCallIn,
 }
 
 
@@ -164,6 +173,8 @@ def normalize_item(raw: Any, param: str) -> Item:
             "output": output,
             "status": "completed",
         }
+    if isinstance(item, FileSearchCallIn):
+        return item.model_dump()
     assert isinstance(item, ReasoningIn)
     out = item.model_dump(exclude_none=True)
     out["id"] = item.id or new_id("rs_")
@@ -210,6 +221,9 @@ def render_item(item: Item) -> ChatMessage | None:
         }
         text = f"Calling function {item['name']} with arguments {item['arguments']}"
         return ChatMessage(role="assistant", content=text, extra={"tool_calls": [call]})
+    if kind == "file_search_call":  # the answer that followed holds what was found
+        queries = "; ".join(str(q) for q in item.get("queries") or [])
+        return ChatMessage(role="assistant", content=f"(I searched the files for: {queries})")
     if kind == "function_call_output":
         output = item["output"]
         text = output if isinstance(output, str) else json.dumps(output)

@@ -67,6 +67,15 @@ class ToolSetup:
     def must_call(self) -> bool:
         return self.mode == "required" or self.forced is not None
 
+    def without(self, name: str) -> ToolSetup | None:
+        """The same setup with tool ``name`` gone (a call to it is no longer forced)."""
+        rest = [t for t in self.tools if t.name != name]
+        if not rest:
+            return None
+        forced = None if self.forced == name else self.forced
+        mode: Mode = "auto" if self.forced == name else self.mode
+        return ToolSetup(rest, mode=mode, forced=forced, parallel=self.parallel, extra=self.extra)
+
     def callable_tools(self) -> list[ToolSpec]:
         if self.forced is not None:
             return [t for t in self.tools if t.name == self.forced]

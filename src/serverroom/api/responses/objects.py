@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openai.types.responses import Response
 from pydantic import ValidationError
@@ -24,6 +24,10 @@ from serverroom.errors import InvalidRequestError
 from serverroom.generation import Generation
 from serverroom.metering import Ticket
 from serverroom.principal import Principal
+
+if TYPE_CHECKING:
+    from serverroom.api.responses.file_search import FileSearch
+    from serverroom.api.responses.prompt import PromptState
 
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
@@ -42,6 +46,14 @@ class ResponsePlan:
     response_id: str
     created_at: int = field(default_factory=lambda: int(time.time()))
     settled: bool = False
+    state: PromptState | None = None  # what the prompt was built from (for a follow-up round)
+    searcher: FileSearch | None = None  # the request's file_search tool
+    spent: list[tuple[int, int, int]] = field(default_factory=list)  # rounds done: in, cached, out
+
+    def totals(self, cached: int, output: int) -> tuple[int, int, int]:
+        """Input, cached and output tokens of every round, with the current one's counts."""
+        rounds = [*self.spent, (self.gen.prompt_tokens, cached, output)]
+        return sum(r[0] for r in rounds), sum(r[1] for r in rounds), sum(r[2] for r in rounds)
 
     @property
     def prompt(self) -> list[int]:

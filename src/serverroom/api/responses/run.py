@@ -13,6 +13,7 @@ from typing import Any
 from openai.types.responses import Response, ResponseStreamEvent
 
 from serverroom.api.items import Item
+from serverroom.api.responses import file_search
 from serverroom.api.responses.events import stream_event
 from serverroom.api.responses.objects import (
     ResponsePlan,
@@ -39,6 +40,11 @@ class ResponseRun:
         self.with_logprobs = wants_logprobs(plan.request)
         self.infos: list[TokenInfo] = []  # the message's logprobs so far
         self.pending: list[TokenInfo] = []  # logprobs of tokens with no visible text yet
+        # Calls the server runs (file_search): call index -> (item, call id, arguments so far).
+        self.hosted: dict[int, tuple[Item, str, list[str]]] = {}
+        self.searching: tuple[Item, str] | None = None  # a closed file_search call to run
+        self.cited: list[Item] = []  # results the answer cites
+        self.followup: list[Item] = []  # the search call and its results, for the next round
 
     def event(self, kind: str, **fields: Any) -> ResponseStreamEvent:
         event = stream_event(kind, self.seq, **fields)
@@ -56,7 +62,11 @@ class ResponseRun:
         if isinstance(result, TextOut):
             return self.text(result.text, result.logprobs)
         if isinstance(result, CallOpened):
+            if result.name == file_search.NAME and self.plan.searcher is not None:
+                return self.open_search(result)
             return self.open_call(result)
+        if isinstance(result, CallArguments | CallClosed) and result.call in self.hosted:
+            return self.hosted_call(result)
         if isinstance(result, CallArguments):
             item = self.calls[result.call]
             item["arguments"] += result.text
@@ -67,6 +77,54 @@ class ResponseRun:
         if isinstance(result, CallClosed):
             return self.close_call(self.calls[result.call], "completed", result.arguments)
         return []
+
+    def next_round(self) -> None:
+        """A new generation follows (after a server-run call): its call indexes start over."""
+        self.calls = {}
+        self.hosted = {}
+        self.searching = None
+
+    def open_search(self, result: CallOpened) -> Events:
+        item: Item = {
+            "type": "file_search_call",
+            "id": new_id("fs_"),
+            "status": "in_progress",
+            "queries": [],
+            "results": None,
+        }
+        self.hosted[result.call] = (item, result.call_id, [])
+        self.items.append(item)
+        where = {"item_id": item["id"], "output_index": len(self.items) - 1}
+        return [
+            self.event(
+                "response.output_item.added", output_index=where["output_index"], item=dict(item)
+            ),
+            self.event("response.file_search_call.in_progress", **where),
+        ]
+
+    def hosted_call(self, result: CallArguments | CallClosed) -> Events:
+        item, call_id, pieces = self.hosted[result.call]
+        if isinstance(result, CallArguments):
+            pieces.append(result.text)  # the platform streams no query deltas
+            return []
+        item["queries"] = file_search.queries_of(result.arguments)
+        item["status"] = "searching"
+        self.searching = (item, call_id)
+        where = {"item_id": item["id"], "output_index": self.items.index(item)}
+        return [self.event("response.file_search_call.searching", **where)]
+
+    def searched(self, item: Item, results: list[Item], shown: bool) -> Events:
+        """A search ran: its item is complete (with its results when ``include`` asks)."""
+        item["status"] = "completed"
+        item["results"] = results if shown else None
+        self.cited = results
+        where = {"item_id": item["id"], "output_index": self.items.index(item)}
+        return [
+            self.event("response.file_search_call.completed", **where),
+            self.event(
+                "response.output_item.done", output_index=where["output_index"], item=dict(item)
+            ),
+        ]
 
     def open_message(self) -> Events:
         self.message = {
@@ -135,6 +193,13 @@ class ResponseRun:
         for item in self.calls.values():
             if item["status"] == "in_progress":
                 out += self.close_call(item, "incomplete", item["arguments"])
+        for item, _, _ in self.hosted.values():
+            if item["status"] != "completed":  # cut off before its search ran
+                item["status"] = "incomplete"
+                index = self.items.index(item)
+                out.append(
+                    self.event("response.output_item.done", output_index=index, item=dict(item))
+                )
         if self.message is None and not self.calls:
             out += self.open_message()
         if self.message is not None:
@@ -146,6 +211,16 @@ class ResponseRun:
             self.message["status"] = status
             entries = logprob_entries(self.infos, with_bytes=False) if self.with_logprobs else []
             where = self.where()
+            for number, note in enumerate(file_search.citations(self.cited, len(part["text"]))):
+                part["annotations"].append(note)
+                out.append(
+                    self.event(
+                        "response.output_text.annotation.added",
+                        **where,
+                        annotation_index=number,
+                        annotation=note,
+                    )
+                )
             out.append(
                 self.event(
                     "response.output_text.done", **where, text=part["text"], logprobs=entries

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from openai.types.responses import Response
 
 from serverroom.api.common import primed_results, sampling_params
+from serverroom.api.items import Item
+from serverroom.api.responses import file_search
 from serverroom.api.responses.objects import (
     ResponsePlan,
     dump,
@@ -53,6 +56,13 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     state = await gather_state(ctx, request, principal)
     fmt, tools = response_format(request), response_tools(request)
     check_json_word(fmt, request.instructions, state.history + state.new)
+    searcher = file_search.parse_tool(request.tools)
+    if searcher is not None:
+        if entry.upstream is not None:
+            raise InvalidRequestError(
+                "The file_search tool is not supported on upstream models yet.", param="tools"
+            )
+        await file_search.check_stores(ctx, principal.project_id, searcher)
     if entry.upstream is not None:
         return await _plan_upstream(call, request, entry, state)
     engine = await ctx.engines.get(entry)
@@ -92,6 +102,7 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         priority=call.priority,
     )
     plan = ResponsePlan(ctx, request, principal, entry, state.new, gen, NullTicket(), response_id)
+    plan.state, plan.searcher = state, searcher
     response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
     # Admission last: a request rejected above must not hold a rate-limit reservation.
     plan.ticket = await call.admit(
@@ -130,9 +141,42 @@ async def _plan_upstream(
 
 
 async def settle(plan: ResponsePlan, cached: int, output_tokens: int) -> None:
+    """Bill every round of the response once (the current round's counts given)."""
     if not plan.settled:
         plan.settled = True
-        await plan.ticket.settle(Usage(plan.gen.prompt_tokens, cached, output_tokens))
+        await plan.ticket.settle(Usage(*plan.totals(cached, output_tokens)))
+
+
+async def next_round(plan: ResponsePlan, done: tuple[int, int], items: list[Item]) -> None:
+    """Generate again after a server-run tool call: the prompt grows by ``items`` (the call
+    and its output) and the tool is no longer offered; ``done`` is the finished round's
+    (cached, output) tokens."""
+    assert plan.state is not None
+    plan.spent.append((plan.gen.prompt_tokens, *done))
+    engine = await plan.ctx.engines.get(plan.entry)
+    state = PromptState(history=plan.state.history, new=[*plan.state.new, *items])
+    plan.state = state
+    rest = plan.tools.without(file_search.NAME) if plan.tools is not None else None
+    prompt, budget = await asyncio.to_thread(
+        fit_prompt,
+        engine,
+        plan.request.instructions,
+        state,
+        max_output=max(1, plan.params.max_tokens - done[1]),
+        truncation=plan.request.truncation,
+        tools=rest,
+    )
+    params = replace(plan.params, max_tokens=budget, constraint=None)
+    if rest is not None and constrains(None, rest):
+        output = await asyncio.to_thread(plan_output, engine, None, rest)
+        params = replace(params, constraint=output.new_constraint() if output else None)
+    plan.gen = Generation(
+        engine,
+        [Job(prompt, params)],
+        tools=rest if rest is not None and rest.active else None,
+        call_ids=plan.response_id + str(len(plan.spent)),
+        priority=plan.gen.priority,
+    )
 
 
 async def finish(plan: ResponsePlan, response: Response) -> None:

@@ -14,9 +14,11 @@ from typing import Any
 
 from openai.types.responses import Response, ResponseStreamEvent
 
+from serverroom.api.common import primed_results
+from serverroom.api.responses import file_search
 from serverroom.api.responses.objects import ResponsePlan, dump, response_object, usage_of
 from serverroom.api.responses.run import Events, ResponseRun
-from serverroom.api.responses.service import finish, settle
+from serverroom.api.responses.service import finish, next_round, settle
 from serverroom.errors import APIError
 from serverroom.generation import ChoiceDone, Result
 from serverroom.sse import sse_event
@@ -31,7 +33,7 @@ def _final(
     """The terminal response and the events that close its items."""
     cached = done.cached_tokens if done else 0
     output_tokens = done.completion_tokens if done else sum(plan.gen.tokens)  # as billed
-    usage = usage_of(plan.gen.prompt_tokens, cached, output_tokens)
+    usage = usage_of(*plan.totals(cached, output_tokens))
     cut = done is not None and done.finish_reason == "length"
     status = "failed" if error else "incomplete" if cut else "completed"
     closing = run.close("completed" if status == "completed" else "incomplete")
@@ -58,11 +60,21 @@ async def run_events(
     done: ChoiceDone | None = None
     error: APIError | None = None
     try:
-        async for result in stream:
-            if isinstance(result, ChoiceDone):
-                done = result
-            for event in run.render(result):
+        while True:
+            async for result in stream:
+                if isinstance(result, ChoiceDone):
+                    done = result
+                for event in run.render(result):
+                    yield event
+            if run.searching is None or done is None:
+                break
+            for event in await _search(plan, run):
                 yield event
+            await _close(stream)
+            await next_round(plan, (done.cached_tokens, done.completion_tokens), run.followup)
+            run.next_round()
+            done = None
+            stream = await primed_results(plan.gen, plan.response_id)
     except APIError as exc:
         logger.warning("response %s failed: %s", plan.response_id, exc.message)
         error = exc
@@ -78,6 +90,18 @@ async def run_events(
         yield event
     await finish(plan, response)
     yield run.lifecycle(f"response.{response.status}", response)
+
+
+async def _search(plan: ResponsePlan, run: ResponseRun) -> Events:
+    """Run the file_search call the model made; its events, and what the model reads next."""
+    assert run.searching is not None and plan.searcher is not None
+    item, call_id = run.searching
+    assert plan.state is not None
+    item["queries"] = file_search.with_question(item["queries"], plan.state.new)
+    results = await file_search.search(plan.ctx, plan.searcher, item["queries"])
+    shown = file_search.RESULTS_INCLUDE in (plan.request.include or [])
+    run.followup = file_search.followup_items(call_id, item["queries"], results)
+    return run.searched(item, results, shown)
 
 
 async def _close(events: AsyncIterator[Any]) -> None:

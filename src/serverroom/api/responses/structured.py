@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from serverroom.api.items import Item, render_items
+from serverroom.api.responses import file_search
 from serverroom.constraints import (
     FormatSpec,
     ToolSetup,
@@ -49,7 +50,8 @@ def _choice_error(message: str) -> InvalidRequestError:
 
 
 def response_tools(request: ResponseContextFields) -> ToolSetup | None:
-    """Function tools (flat form); other tool types are left to their own features."""
+    """Function tools (flat form) and ``file_search`` (offered as a function the server
+    runs, see ``file_search``); other tool types are left to their own features."""
     specs = [
         ToolSpec(
             name=str(t.get("name")),
@@ -61,10 +63,23 @@ def response_tools(request: ResponseContextFields) -> ToolSetup | None:
         if isinstance(t, dict) and t.get("type") == "function"
     ]
     choice = request.tool_choice
+    if file_search.parse_tool(request.tools) is not None:
+        if any(s.name == file_search.NAME for s in specs):
+            raise InvalidRequestError(
+                f"A function may not be named '{file_search.NAME}' next to the file_search tool.",
+                param="tools",
+            )
+        specs.append(file_search.SPEC)
     if not specs:
         return None
     check_tools(specs, param_prefix="tools[{index}].parameters")
-    parallel = request.parallel_tool_calls is not False
+    if isinstance(choice, dict) and choice.get("type") == file_search.NAME:
+        if not any(s.name == file_search.NAME for s in specs):
+            raise _choice_error("Invalid value for 'tool_choice': there is no file_search tool.")
+        return ToolSetup(specs, mode="required", forced=file_search.NAME, parallel=False)
+    # One call at a time when the server runs some: a search is answered before more calls.
+    searching = any(s.name == file_search.NAME for s in specs)
+    parallel = request.parallel_tool_calls is not False and not searching
     if choice is None or choice in ("auto", "none", "required"):
         return ToolSetup(specs, mode=choice or "auto", parallel=parallel)  # type: ignore[arg-type]
     if not isinstance(choice, dict):
