@@ -20,6 +20,7 @@ class Usage:
     cached_tokens: int
     output_tokens: int
     reasoning_tokens: int = 0
+    tools_usd: float = 0.0  # hosted tool calls the request made (e.g. file_search), in dollars
 
 
 @dataclass(frozen=True)

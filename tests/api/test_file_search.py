@@ -4,12 +4,14 @@ answer's citations, the streamed events in the platform's order, follow-ups, and
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import openai
 import pytest
 from fastapi.testclient import TestClient
 
+from serverroom.catalog import Catalog
 from serverroom.context import get_principal
 from serverroom.principal import Principal
 from tests.api.test_vector_stores import store  # noqa: F401 - the fixture
@@ -115,3 +117,29 @@ def test_unknown_or_foreign_stores_are_404_before_any_work(
             sdk.responses.create(model="gpt-4.1-mini", input="x", tools=[_tool(vs_id)])  # type: ignore[list-item]
     finally:
         app.dependency_overrides.clear()  # type: ignore[attr-defined]
+
+
+def test_each_search_is_billed_with_the_tokens(
+    client: TestClient,
+    sdk: openai.OpenAI,
+    store: Store,  # noqa: F811
+) -> None:
+    vs_id, _ = store
+    start = int(time.time()) - 5
+    response = sdk.responses.create(
+        model="gpt-4.1-mini",
+        input="What makes the tides?",
+        tools=[_tool(vs_id)],  # type: ignore[list-item]
+        tool_choice={"type": "file_search"},
+        max_output_tokens=300,
+    )
+    assert response.usage is not None and response.output[0].type == "file_search_call"
+    pricing = Catalog.load().resolve("gpt-4.1-mini").pricing
+    tokens = pricing.cost(
+        response.usage.input_tokens,
+        response.usage.input_tokens_details.cached_tokens,
+        response.usage.output_tokens,
+    )
+    page = client.get("/v1/organization/costs", params={"start_time": start}).json()
+    billed = sum(r["amount"]["value"] for bucket in page["data"] for r in bucket["results"])
+    assert billed == pytest.approx(tokens + 2.50 / 1000)

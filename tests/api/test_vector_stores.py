@@ -5,13 +5,18 @@ file batches, detaching, a broken file, and isolation between projects."""
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
 from fastapi.testclient import TestClient
 
+from serverroom.app import create_app
 from serverroom.context import get_principal
 from serverroom.principal import Principal
+from tests.conftest import fake_settings
 
 DOCS = {
     "volcanoes.md": "# Volcanoes\n\nMagma rises through the crust and erupts as lava and ash.",
@@ -47,6 +52,14 @@ def pdf_with(text: str) -> bytes:
         b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     )
     return out.getvalue()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    """The app on SQLite, and on PostgreSQL (the same queries, claims and bytes columns)."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    with TestClient(create_app(fake_settings(tmp_path, database_url=url))) as test_client:
+        yield test_client
 
 
 def _upload(sdk: openai.OpenAI, name: str, data: bytes) -> str:
@@ -214,3 +227,25 @@ def test_another_project_sees_nothing(
         assert sdk.vector_stores.search(own.id, query="bread").data == []
     finally:
         app.dependency_overrides.clear()  # type: ignore[attr-defined]
+
+
+def test_an_expired_store_says_so_and_is_not_searched(
+    sdk: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serverroom.api.vector_stores import service
+
+    policy = {"anchor": "last_active_at", "days": 1}
+    vs = sdk.vector_stores.create(name="short", expires_after=policy)  # type: ignore[arg-type]
+    assert vs.expires_at == vs.last_active_at + 86_400 and vs.status == "completed"
+    later = time.time() + 2 * 86_400
+
+    class Later:
+        @staticmethod
+        def time() -> float:
+            return later
+
+    monkeypatch.setattr(service, "time", Later)
+    assert sdk.vector_stores.retrieve(vs.id).status == "expired"
+    with pytest.raises(openai.BadRequestError) as expired:
+        sdk.vector_stores.search(vs.id, query="anything")
+    assert expired.value.code == "vector_store_expired"

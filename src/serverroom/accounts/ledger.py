@@ -1,7 +1,8 @@
 """The usage ledger: one row per metered request, and the aggregations read from it.
 
 Cost is computed when a row is recorded, from the catalog prices of the model as requested
-(``cached_input`` price for cached tokens) and halved for batch requests.
+(``cached_input`` price for cached tokens) and halved for batch requests; hosted tool calls
+(``Usage.tools_usd``) are added at their own price.
 
 A row is written at once (``record``) or deferred (``defer``): deferred rows wait up to
 ``flush_seconds`` and are written together, in one transaction that also adds their cost to
@@ -42,7 +43,7 @@ SpendHook = Callable[[str, Spend | None], None]
 def request_cost(entry: ModelEntry, usage: Usage, batch: bool = False) -> float:
     """Dollars for one request's usage."""
     cost = entry.pricing.cost(usage.input_tokens, usage.cached_tokens, usage.output_tokens)
-    return cost * BATCH_DISCOUNT if batch else cost
+    return (cost * BATCH_DISCOUNT if batch else cost) + usage.tools_usd
 
 
 @dataclass(frozen=True)

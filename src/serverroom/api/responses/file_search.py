@@ -18,7 +18,7 @@ from typing import Any
 from serverroom.api.items import Item, item_text
 from serverroom.api.vector_stores.schemas import SearchRequest
 from serverroom.api.vector_stores.search import check_filter
-from serverroom.api.vector_stores.service import VectorStores
+from serverroom.api.vector_stores.service import VectorStores, usable
 from serverroom.constraints import ToolSpec
 from serverroom.context import AppContext
 from serverroom.errors import InvalidRequestError
@@ -27,6 +27,7 @@ NAME = "file_search"
 RESULTS_INCLUDE = "file_search_call.results"
 MAX_STORES = 2  # the platform's limit of vector stores per file_search tool
 CITED = 3  # files cited in the answer, at most
+CALL_USD = 2.50 / 1000  # the platform's price of one file_search call
 PASSAGE_CHARS = 1200  # of each result shown to the model
 
 SPEC = ToolSpec(
@@ -99,7 +100,7 @@ async def check_stores(ctx: AppContext, project_id: str, tool: FileSearch) -> No
     """404 unless every store is the project's own (before any work starts)."""
     service = VectorStores(ctx)
     for store_id in tool.vector_store_ids:
-        await service.repo.store(project_id, store_id)
+        usable(await service.repo.store(project_id, store_id))
 
 
 def with_question(queries: list[str], items: list[Item]) -> list[str]:

@@ -49,6 +49,7 @@ class ResponsePlan:
     state: PromptState | None = None  # what the prompt was built from (for a follow-up round)
     searcher: FileSearch | None = None  # the request's file_search tool
     spent: list[tuple[int, int, int]] = field(default_factory=list)  # rounds done: in, cached, out
+    tools_usd: float = 0.0  # what the server-run tool calls cost (billed with the tokens)
 
     def totals(self, cached: int, output: int) -> tuple[int, int, int]:
         """Input, cached and output tokens of every round, with the current one's counts."""

@@ -144,7 +144,8 @@ async def settle(plan: ResponsePlan, cached: int, output_tokens: int) -> None:
     """Bill every round of the response once (the current round's counts given)."""
     if not plan.settled:
         plan.settled = True
-        await plan.ticket.settle(Usage(*plan.totals(cached, output_tokens)))
+        used = Usage(*plan.totals(cached, output_tokens), tools_usd=plan.tools_usd)
+        await plan.ticket.settle(used)
 
 
 async def next_round(plan: ResponsePlan, done: tuple[int, int], items: list[Item]) -> None:

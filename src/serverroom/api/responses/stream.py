@@ -99,6 +99,7 @@ async def _search(plan: ResponsePlan, run: ResponseRun) -> Events:
     assert plan.state is not None
     item["queries"] = file_search.with_question(item["queries"], plan.state.new)
     results = await file_search.search(plan.ctx, plan.searcher, item["queries"])
+    plan.tools_usd += file_search.CALL_USD
     shown = file_search.RESULTS_INCLUDE in (plan.request.include or [])
     run.followup = file_search.followup_items(call_id, item["queries"], results)
     return run.searched(item, results, shown)

@@ -21,6 +21,7 @@ from serverroom.api.vector_stores.repository import VectorStoreRepository
 from serverroom.api.vector_stores.schemas import BatchCreate, SearchRequest, StoreCreate
 from serverroom.api.vector_stores.search import Index, Mode, check_filter, matches
 from serverroom.context import AppContext
+from serverroom.errors import InvalidRequestError
 from serverroom.ids import new_id
 from serverroom.storage.tables.vector_stores import (
     VectorStoreFileBatchRow,
@@ -39,11 +40,28 @@ def _file_counts(counts: dict[str, int]) -> dict[str, int]:
     return {**{s: counts.get(s, 0) for s in states}, "total": sum(counts.get(s, 0) for s in states)}
 
 
+def expires_at(row: VectorStoreRow) -> int | None:
+    """When the store expires: ``days`` after it was last active (None: never)."""
+    if not row.expires_after:
+        return None
+    return row.last_active_at + int(row.expires_after["days"]) * DAY
+
+
+def usable(row: VectorStoreRow) -> VectorStoreRow:
+    """The store, unless it expired (400: it can no longer be searched)."""
+    ends = expires_at(row)
+    if ends is not None and ends <= time.time():
+        raise InvalidRequestError(
+            f"Vector store '{row.id}' has expired and can no longer be searched.",
+            param="vector_store_id",
+            code="vector_store_expired",
+        )
+    return row
+
+
 def store_object(row: VectorStoreRow, counts: dict[str, int]) -> dict[str, Any]:
-    expires_at = None
-    if row.expires_after:
-        expires_at = row.last_active_at + int(row.expires_after["days"]) * DAY
-    expired = expires_at is not None and expires_at <= time.time()
+    ends = expires_at(row)
+    expired = ends is not None and ends <= time.time()
     status = "expired" if expired else "in_progress" if counts.get("in_progress") else "completed"
     return {
         "id": row.id,
@@ -57,7 +75,7 @@ def store_object(row: VectorStoreRow, counts: dict[str, int]) -> dict[str, Any]:
         "last_active_at": row.last_active_at,
         "metadata": row.metadata_,
         "expires_after": row.expires_after,
-        "expires_at": expires_at,
+        "expires_at": ends,
     }
 
 
@@ -175,8 +193,6 @@ class VectorStores:
     ) -> dict[str, Any]:
         await self.repo.store(project_id, store_id)
         if bool(body.file_ids) == bool(body.files):
-            from serverroom.errors import InvalidRequestError
-
             raise InvalidRequestError("Give either file_ids or files.", param="file_ids")
         default = chunking_strategy(body.chunking_strategy)
         specs: list[Spec]
@@ -234,7 +250,7 @@ class VectorStores:
     async def search(
         self, project_id: str, store_id: str, body: SearchRequest, mode: Mode = "hybrid"
     ) -> dict[str, Any]:
-        store = await self.repo.store(project_id, store_id)
+        store = usable(await self.repo.store(project_id, store_id))
         if body.filters is not None:
             check_filter(body.filters, "filters")
         queries = [body.query] if isinstance(body.query, str) else list(body.query)
