@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from tests.api.test_vector_stores import DOCS
 from tests.live.broken_upstream import BrokenUpstream
 from tests.live.server import LiveServer, chat_batch_lines
 
@@ -332,3 +333,30 @@ def test_background_and_a_client_that_leaves(
     while any(m["inflight"] for m in _members(front)):
         assert time.monotonic() < deadline, _members(front)
         time.sleep(0.1)
+
+
+def test_file_search_through_an_upstream_model(
+    pool: tuple[LiveServer, list[LiveServer], BrokenUpstream],
+) -> None:
+    front, _, _ = pool
+    client = _client(front)
+    store = client.vector_stores.create(name="upstream-grounding")
+    for name, text in DOCS.items():
+        done = client.vector_stores.files.upload_and_poll(
+            vector_store_id=store.id, file=(name, text.encode())
+        )
+        assert done.status == "completed"
+    response = client.responses.create(
+        model="remote-smol",
+        input="What pulls the oceans to make tides?",
+        tools=[{"type": "file_search", "vector_store_ids": [store.id]}],
+        tool_choice={"type": "file_search"},
+        include=["file_search_call.results"],
+        max_output_tokens=300,
+    )
+    call, message = response.output[0], response.output[-1]
+    assert call.type == "file_search_call" and call.status == "completed", response.output
+    assert call.results and call.results[0].filename == "tides.html"
+    assert message.type == "message" and message.content[0].type == "output_text"
+    assert message.content[0].annotations[0].filename == "tides.html"  # type: ignore[union-attr]
+    assert response.usage is not None and response.usage.output_tokens > 0

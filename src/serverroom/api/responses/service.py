@@ -30,7 +30,7 @@ from serverroom.api.responses.structured import (
     response_format,
     response_tools,
 )
-from serverroom.api.responses.upstream import chat_fields
+from serverroom.api.responses.upstream import after_search, chat_fields
 from serverroom.api.upstream import output_reserve, upstream_chat
 from serverroom.catalog import ModelEntry
 from serverroom.constraints import constrains, plan_output
@@ -58,13 +58,11 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     check_json_word(fmt, request.instructions, state.history + state.new)
     searcher = file_search.parse_tool(request.tools)
     if searcher is not None:
-        if entry.upstream is not None:
-            raise InvalidRequestError(
-                "The file_search tool is not supported on upstream models yet.", param="tools"
-            )
         await file_search.check_stores(ctx, principal.project_id, searcher)
     if entry.upstream is not None:
-        return await _plan_upstream(call, request, entry, state)
+        plan = await _plan_upstream(call, request, entry, state)
+        plan.state, plan.searcher = state, searcher
+        return plan
     engine = await ctx.engines.get(entry)
     prompt, budget = await asyncio.to_thread(  # templating a long input takes seconds
         fit_prompt,
@@ -154,9 +152,12 @@ async def next_round(plan: ResponsePlan, done: tuple[int, int], items: list[Item
     (cached, output) tokens."""
     assert plan.state is not None
     plan.spent.append((plan.gen.prompt_tokens, *done))
-    engine = await plan.ctx.engines.get(plan.entry)
     state = PromptState(history=plan.state.history, new=[*plan.state.new, *items])
     plan.state = state
+    if plan.gen.upstream is not None:
+        _next_upstream_round(plan, state, done[1])
+        return
+    engine = await plan.ctx.engines.get(plan.entry)
     rest = plan.tools.without(file_search.NAME) if plan.tools is not None else None
     prompt, budget = await asyncio.to_thread(
         fit_prompt,
@@ -197,6 +198,22 @@ async def finish(plan: ResponsePlan, response: Response) -> None:
     if conversation and response.status in ("completed", "incomplete"):
         items = plan.input_items + body["output"]
         await ConversationRepository(plan.ctx.db).add_items(project, conversation, items)
+
+
+def _next_upstream_round(plan: ResponsePlan, state: PromptState, used: int) -> None:
+    """An upstream model's next round: its Chat Completions again, with the call and output."""
+    request = after_search(plan.request)
+    limit = plan.request.max_output_tokens or plan.entry.default_max_output_tokens
+    left = max(1, limit - used) if limit is not None else None
+    fields = chat_fields(request, state, left)
+    chat = upstream_chat(plan.ctx, plan.entry, fields, request.conversation_id())
+    plan.gen = Generation(
+        None,
+        [Job([], SamplingParams(max_tokens=left or 0))],
+        call_ids=plan.response_id + str(len(plan.spent)),
+        priority=plan.gen.priority,
+        upstream=chat,
+    )
 
 
 async def start_generation(plan: ResponsePlan, request_id: str) -> AsyncIterator[Result]:

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from serverroom.api.items import Item, item_text
+from serverroom.api.responses import file_search
 from serverroom.api.responses.objects import wants_logprobs
 from serverroom.api.responses.prompt import PromptState
 from serverroom.api.responses.schemas import ResponseCreateRequest
@@ -42,6 +43,9 @@ def _messages(instructions: str | None, items: list[Item]) -> list[JSON]:
             output = item["output"]
             text = output if isinstance(output, str) else json.dumps(output)
             out.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
+        elif kind == "file_search_call":  # the answer that followed holds what was found
+            queries = "; ".join(str(q) for q in item.get("queries") or [])
+            out.append({"role": "assistant", "content": f"(I searched the files for: {queries})"})
     return out
 
 
@@ -49,6 +53,12 @@ def _tools(request: ResponseCreateRequest) -> JSON:
     functions = [
         t for t in request.tools or [] if isinstance(t, dict) and t.get("type") == "function"
     ]
+    searching = file_search.parse_tool(request.tools) is not None
+    if searching:  # offered as a function the server runs (see ``file_search``)
+        spec = file_search.SPEC
+        functions.append(
+            {"name": spec.name, "description": spec.description, "parameters": spec.parameters}
+        )
     if not functions:
         return {}
     tools: list[JSON] = [
@@ -66,13 +76,25 @@ def _tools(request: ResponseCreateRequest) -> JSON:
         out["tool_choice"] = choice
     elif isinstance(choice, dict) and choice.get("type") == "function":
         out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+    elif isinstance(choice, dict) and choice.get("type") == file_search.NAME:
+        out["tool_choice"] = {"type": "function", "function": {"name": file_search.NAME}}
     elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         wanted = {ref.get("name") for ref in choice.get("tools") or []}
         out["tools"] = [t for t in tools if t["function"]["name"] in wanted]
         out["tool_choice"] = choice.get("mode", "auto")
-    if request.parallel_tool_calls is not None:
+    if searching:  # one call at a time: a search is answered before more calls
+        out["parallel_tool_calls"] = False
+    elif request.parallel_tool_calls is not None:
         out["parallel_tool_calls"] = request.parallel_tool_calls
     return out
+
+
+def after_search(request: ResponseCreateRequest) -> ResponseCreateRequest:
+    """The request as the round after a search sends it: file_search no longer offered."""
+    tools = [t for t in request.tools or [] if t.get("type") != file_search.NAME]
+    choice = request.tool_choice
+    forced = isinstance(choice, dict) and choice.get("type") == file_search.NAME
+    return request.model_copy(update={"tools": tools, "tool_choice": None if forced else choice})
 
 
 def _format(request: ResponseCreateRequest) -> JSON:
