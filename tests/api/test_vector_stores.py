@@ -249,3 +249,32 @@ def test_an_expired_store_says_so_and_is_not_searched(
     with pytest.raises(openai.BadRequestError) as expired:
         sdk.vector_stores.search(vs.id, query="anything")
     assert expired.value.code == "vector_store_expired"
+
+
+def test_lists_page_forwards_and_back(sdk: openai.OpenAI) -> None:
+    made = [sdk.vector_stores.create(name=f"s{i}").id for i in range(5)]  # oldest first
+    newest = list(reversed(made))
+    first = sdk.vector_stores.list(limit=2)
+    assert [s.id for s in first.data] == newest[:2] and first.has_more
+    second = sdk.vector_stores.list(limit=2, after=first.data[-1].id)
+    assert [s.id for s in second.data] == newest[2:4]
+    back = sdk.vector_stores.list(limit=2, before=second.data[0].id)
+    assert [s.id for s in back.data] == newest[:2]
+    oldest = sdk.vector_stores.list(limit=3, order="asc", before=made[4])
+    assert [s.id for s in oldest.data] == made[1:4]
+    files = [_upload(sdk, f"f{i}.txt", f"text {i}".encode()) for i in range(4)]
+    batch = sdk.vector_stores.file_batches.create_and_poll(vector_store_id=made[0], file_ids=files)
+    assert batch.file_counts.completed == 4
+    page = sdk.vector_stores.files.list(vector_store_id=made[0], limit=2, order="asc")
+    rest = sdk.vector_stores.files.list(
+        vector_store_id=made[0], limit=2, order="asc", after=page.data[-1].id
+    )
+    assert [f.id for f in page.data + rest.data] == files
+    again = sdk.vector_stores.files.list(
+        vector_store_id=made[0], limit=2, order="asc", before=rest.data[0].id
+    )
+    assert [f.id for f in again.data] == files[:2]
+    done = sdk.vector_stores.file_batches.list_files(
+        vector_store_id=made[0], batch_id=batch.id, filter="completed", limit=10
+    )
+    assert len(done.data) == 4

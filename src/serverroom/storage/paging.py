@@ -27,24 +27,35 @@ async def seq_page(
     order: str,
     within: Sequence[ColumnElement[bool]] = (),
     unknown: Exception | None = None,
+    before: str | None = None,
 ) -> tuple[list[Row], bool]:
     """Up to ``limit`` rows of ``query`` after the cursor, and whether more follow.
 
     ``table`` is the mapped class: it has ``seq``, ``id`` and ``project_id`` columns.
     ``within``: more conditions the cursor's row must meet (e.g. being in one conversation);
-    ``unknown``: raised when no such row has the cursor's id (instead of starting over).
+    ``unknown``: raised when no such row has the cursor's id (instead of starting over);
+    ``before``: the page that ends just before that row instead (the previous page), in the
+    same order.
     """
-    descending = order == "desc"
-    if after:
+
+    async def seq_of(ident: str) -> Any:
         cursor = await session.scalar(
             select(table.seq)
-            .where(table.id == after, table.project_id == project_id, *within)
+            .where(table.id == ident, table.project_id == project_id, *within)
             .limit(1)
         )
         if cursor is None and unknown is not None:
             raise unknown
-        if cursor is not None:
-            query = query.where(table.seq < cursor if descending else table.seq > cursor)
-    query = query.order_by(table.seq.desc() if descending else table.seq.asc())
+        return cursor
+
+    descending = order == "desc"
+    backwards = bool(before) and not after
+    if after and (cursor := await seq_of(after)) is not None:
+        query = query.where(table.seq < cursor if descending else table.seq > cursor)
+    if backwards and before and (cursor := await seq_of(before)) is not None:
+        query = query.where(table.seq > cursor if descending else table.seq < cursor)
+    newest_first = descending != backwards
+    query = query.order_by(table.seq.desc() if newest_first else table.seq.asc())
     rows = list((await session.execute(query.limit(limit + 1))).scalars())
-    return rows[:limit], len(rows) > limit
+    page = rows[:limit]
+    return (page[::-1] if backwards else page), len(rows) > limit

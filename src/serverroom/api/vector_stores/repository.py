@@ -43,12 +43,19 @@ class VectorStoreRepository(Repository):
             return await owned_or(session, VectorStoreRow, store_id, project_id, missing)
 
     async def stores(
-        self, project_id: str, *, after: str | None, limit: int, order: Order
+        self, project_id: str, *, after: str | None, limit: int, order: Order, before: str | None
     ) -> tuple[list[VectorStoreRow], bool]:
         async with self.db.session() as session:
             query = select(VectorStoreRow).where(VectorStoreRow.project_id == project_id)
             return await seq_page(
-                session, VectorStoreRow, query, project_id, after=after, limit=limit, order=order
+                session,
+                VectorStoreRow,
+                query,
+                project_id,
+                after=after,
+                limit=limit,
+                order=order,
+                before=before,
             )
 
     async def update_store(self, project_id: str, store_id: str, **values: Any) -> VectorStoreRow:
@@ -133,24 +140,32 @@ class VectorStoreRepository(Repository):
         order: Order,
         status: str | None = None,
         batch_id: str | None = None,
+        before: str | None = None,
     ) -> tuple[list[VectorStoreFileRow], bool]:
+        """A page of the store's files (``after``/``before`` are file ids, as the SDK pages)."""
         f = VectorStoreFileRow
         query = select(f).where(f.vector_store_id == store_id)
         if status is not None:
             query = query.where(f.status == status)
         if batch_id is not None:
             query = query.where(f.batch_id == batch_id)
+
+        def seq_of(file_id: str) -> Any:
+            where = (f.vector_store_id == store_id, f.file_id == file_id)
+            return select(f.seq).where(*where).scalar_subquery()
+
+        ascending = order == "asc"
+        backwards = before is not None and after is None
         if after is not None:
-            cursor = select(f.seq).where(f.vector_store_id == store_id, f.file_id == after)
-            query = query.where(
-                f.seq > cursor.scalar_subquery()
-                if order == "asc"
-                else f.seq < cursor.scalar_subquery()
-            )
-        query = query.order_by(f.seq.asc() if order == "asc" else f.seq.desc()).limit(limit + 1)
+            query = query.where(f.seq > seq_of(after) if ascending else f.seq < seq_of(after))
+        elif before is not None:
+            query = query.where(f.seq < seq_of(before) if ascending else f.seq > seq_of(before))
+        forwards = ascending != backwards
+        query = query.order_by(f.seq.asc() if forwards else f.seq.desc()).limit(limit + 1)
         async with self.db.session() as session:
             rows = list(await session.scalars(query))
-        return rows[:limit], len(rows) > limit
+        page = rows[:limit]
+        return (page[::-1] if backwards else page), len(rows) > limit
 
     async def set_attributes(
         self, project_id: str, store_id: str, file_id: str, attributes: dict[str, Any] | None

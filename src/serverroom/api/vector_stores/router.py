@@ -3,6 +3,7 @@ search (the work is in ``service``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -18,21 +19,39 @@ from serverroom.api.vector_stores.schemas import (
     StoreCreate,
     StoreUpdate,
 )
-from serverroom.api.vector_stores.service import POLL_AFTER_MS, VectorStores, file_object
+from serverroom.api.vector_stores.service import (
+    POLL_AFTER_MS,
+    VectorStores,
+    file_object,
+    store_object,
+)
 from serverroom.context import Caller, Ctx
 
 router = APIRouter(tags=["vector_stores"], route_class=CheckedRoute)
 FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
 
 
+@dataclass(frozen=True)
+class Listing:
+    """A list request: its cursor, ``before`` (the previous page's), a file ``filter``."""
+
+    page: PageQuery
+    before: str | None = None
+    status: str | None = None
+
+
+async def _listing(page: NewestFirst, before: str | None = None) -> Listing:
+    return Listing(page, before)
+
+
 async def _file_listing(
-    page: NewestFirst, filter: FileStatus | None = Query(None)
-) -> tuple[PageQuery, str | None]:
-    """A file list's cursor and its ``filter`` (a file status)."""
-    return page, filter
+    page: NewestFirst, before: str | None = None, filter: FileStatus | None = Query(None)
+) -> Listing:
+    return Listing(page, before, filter)
 
 
-FileListing = Annotated[tuple[PageQuery, str | None], Depends(_file_listing)]
+StoreListing = Annotated[Listing, Depends(_listing)]
+FileListing = Annotated[Listing, Depends(_file_listing)]
 
 
 def _polled(body: dict[str, Any]) -> JSONResponse:
@@ -41,19 +60,17 @@ def _polled(body: dict[str, Any]) -> JSONResponse:
 
 
 async def _file_page(
-    service: VectorStores,
-    store_id: str,
-    page: PageQuery,
-    status: str | None,
-    batch_id: str | None = None,
+    service: VectorStores, store_id: str, listing: Listing, batch_id: str | None = None
 ) -> dict[str, Any]:
+    page = listing.page
     rows, has_more = await service.repo.files(
         store_id,
         after=page.after,
         limit=page.limit,
         order=page.order,
-        status=status,
+        status=listing.status,
         batch_id=batch_id,
+        before=listing.before,
     )
     return list_body([file_object(r) for r in rows], has_more)
 
@@ -64,14 +81,16 @@ async def create_store(body: StoreCreate, ctx: Ctx, principal: Caller) -> dict[s
 
 
 @router.get("/vector_stores")
-async def list_stores(ctx: Ctx, principal: Caller, page: NewestFirst) -> dict[str, Any]:
-    service = VectorStores(ctx)
+async def list_stores(ctx: Ctx, principal: Caller, listing: StoreListing) -> dict[str, Any]:
+    service, page = VectorStores(ctx), listing.page
     rows, has_more = await service.repo.stores(
-        principal.project_id, after=page.after, limit=page.limit, order=page.order
+        principal.project_id,
+        after=page.after,
+        limit=page.limit,
+        order=page.order,
+        before=listing.before,
     )
     counts = await service.repo.counts([r.id for r in rows])
-    from serverroom.api.vector_stores.service import store_object
-
     return list_body([store_object(r, counts[r.id]) for r in rows], has_more)
 
 
@@ -131,7 +150,7 @@ async def list_files(
 ) -> dict[str, Any]:
     service = VectorStores(ctx)
     await service.repo.store(principal.project_id, vector_store_id)
-    return await _file_page(service, vector_store_id, *listing)
+    return await _file_page(service, vector_store_id, listing)
 
 
 @router.get("/vector_stores/{vector_store_id}/files/{file_id}", response_model=None)
@@ -202,4 +221,4 @@ async def batch_files(
 ) -> dict[str, Any]:
     service = VectorStores(ctx)
     await service.repo.batch(principal.project_id, vector_store_id, batch_id)
-    return await _file_page(service, vector_store_id, *listing, batch_id)
+    return await _file_page(service, vector_store_id, listing, batch_id)
