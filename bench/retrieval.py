@@ -71,7 +71,7 @@ def quality() -> None:
             rows.append((len(rows), name, chunk.text, vector.astype(np.float32).tobytes()))
     seconds = time.perf_counter() - started
     print(f"{len(docs)} documents, {len(rows)} chunks, embedded in {seconds:.0f} s")
-    index = Index.build(rows, engine.dimensions)
+    index = Index.build(rows)
     allowed = np.ones(len(rows), dtype=bool)
     vectors = engine.embed([q for _, q, _ in queries])
     results: dict[tuple[str, Mode], list[float]] = {}
@@ -105,7 +105,7 @@ def latency(sizes: list[int]) -> None:
             for i in range(size)
         ]
         started = time.perf_counter()
-        index = Index.build(rows, 384)
+        index = Index.build(rows)
         built = time.perf_counter() - started
         allowed = np.ones(size, dtype=bool)
         query = " ".join(rng.choices(vocabulary, k=5))

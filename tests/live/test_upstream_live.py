@@ -48,6 +48,14 @@ backend = "upstream"
 kind = "embedding"
 base_urls = {urls}
 upstream_model = "text-embedding-3-small"
+
+# Vector stores embed with text-embedding-3-small: here the members' (upstream embeddings).
+[[model]]
+id = "text-embedding-3-small"
+backend = "upstream"
+kind = "embedding"
+base_urls = {urls}
+upstream_model = "text-embedding-3-small"
 """
     for mode in BROKEN:
         out += f"""
@@ -91,6 +99,12 @@ def pool(
 
 def _client(front: LiveServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=front.base_url, api_key=front.api_key, max_retries=0)
+
+
+def _members_of(front: LiveServer, model: str) -> list[dict[str, object]]:
+    health = httpx.get(f"{front.root_url}/health", timeout=5).json()
+    members: list[dict[str, object]] = health["upstreams"][model]
+    return members
 
 
 def _members(front: LiveServer) -> list[dict[str, object]]:
@@ -338,7 +352,9 @@ def test_background_and_a_client_that_leaves(
 def test_file_search_through_an_upstream_model(
     pool: tuple[LiveServer, list[LiveServer], BrokenUpstream],
 ) -> None:
+    """The answer, and the store's embeddings, both come from the upstream servers."""
     front, _, _ = pool
+    served = sum(int(m["served"]) for m in _members_of(front, "text-embedding-3-small"))
     client = _client(front)
     store = client.vector_stores.create(name="upstream-grounding")
     for name, text in DOCS.items():
@@ -360,3 +376,4 @@ def test_file_search_through_an_upstream_model(
     assert message.type == "message" and message.content[0].type == "output_text"
     assert message.content[0].annotations[0].filename == "tides.html"  # type: ignore[union-attr]
     assert response.usage is not None and response.usage.output_tokens > 0
+    assert sum(int(m["served"]) for m in _members_of(front, "text-embedding-3-small")) > served

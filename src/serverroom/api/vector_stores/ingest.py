@@ -2,11 +2,10 @@
 
 The worker claims one waiting file at a time (a lease of ``replicas.lease_seconds`` in the
 file's row, renewed while it works, so replicas share the work and a dead replica's file is
-taken over once its lease runs out), reads its text
-(``chunking.extract_text``), cuts it into chunks and embeds them with the store's embedding
-model (``EMBEDDING_MODEL``, the local all-MiniLM-L6-v2 unless the catalog points it at an
-upstream), and stores chunks and status in one transaction. A file that cannot be read fails
-alone, with the platform's ``last_error``. Work left by a restart is simply claimed again.
+taken over once its lease runs out), reads its text (``chunking.extract_text``), cuts it into
+chunks, embeds them (``embedder``: the catalog's embedding model), and stores chunks and
+status in one transaction. A file that cannot be read fails alone, with the platform's
+``last_error``. Work left by a restart is simply claimed again.
 """
 
 from __future__ import annotations
@@ -17,19 +16,17 @@ import logging
 from collections.abc import AsyncIterator
 
 import numpy as np
-import numpy.typing as npt
 
 from serverroom.api.files.service import FileService
-from serverroom.api.vector_stores.chunking import Chunk, ExtractionError, chunk_text, extract_text
+from serverroom.api.vector_stores.chunking import ExtractionError, chunk_text, extract_text
+from serverroom.api.vector_stores.embedder import embedder
 from serverroom.api.vector_stores.repository import VectorStoreRepository
 from serverroom.context import AppContext
-from serverroom.engine.embeddings import EmbeddingEngine
 from serverroom.errors import APIError
 from serverroom.storage.tables.vector_stores import VectorStoreFileRow
 
 logger = logging.getLogger("serverroom.vector_stores")
 
-EMBEDDING_MODEL = "text-embedding-3-small"
 IDLE_SECONDS = 0.5  # how often an idle worker looks for new files
 
 
@@ -52,10 +49,6 @@ class Ingestor:
             await asyncio.sleep(self.lease_ms / 3000)
             with contextlib.suppress(Exception):
                 await self.repo.renew(row, self.lease_ms)
-
-    async def engine(self) -> EmbeddingEngine:
-        entry = self.ctx.catalog.resolve(EMBEDDING_MODEL)
-        return await self.ctx.embeddings.get(entry)
 
     async def run(self) -> None:
         while True:
@@ -107,33 +100,14 @@ class Ingestor:
         meta = await self.files.get_row(row.project_id, row.file_id)
         data = await self.files.content(row.project_id, row.file_id)
         text = await asyncio.to_thread(extract_text, meta.filename, data)
-        engine = await self.engine()
-        chunks = await asyncio.to_thread(chunk_text, text, row.chunking, engine.tokenize)
-        vectors = await self.embed(engine, chunks)
+        model = await embedder(self.ctx)
+        chunks = await asyncio.to_thread(chunk_text, text, row.chunking, model.tokenize)
+        vectors = await model.chunks(chunks)
         out = [
             (c.position, c.text, len(c.tokens), vectors[i].astype(np.float32).tobytes())
             for i, c in enumerate(chunks)
         ]
         return out, len(text.encode())
-
-    async def embed(self, engine: EmbeddingEngine, chunks: list[Chunk]) -> npt.NDArray[np.float32]:
-        """One unit vector per chunk: the mean of its windows of ``max_tokens`` tokens (a
-        chunk longer than the model reads at once is still embedded whole)."""
-        window = engine.max_tokens
-        pieces: list[list[int]] = []
-        owners: list[int] = []
-        for i, chunk in enumerate(chunks):
-            for start in range(0, max(len(chunk.tokens), 1), window):
-                pieces.append(chunk.tokens[start : start + window])
-                owners.append(i)
-        if not pieces:
-            return np.zeros((0, engine.dimensions), np.float32)
-        embedded = await self.ctx.embeddings.embed(engine, pieces, priority=1)
-        sums = np.zeros((len(chunks), engine.dimensions), np.float32)
-        np.add.at(sums, np.array(owners), embedded)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        unit: npt.NDArray[np.float32] = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
-        return unit
 
 
 @contextlib.asynccontextmanager

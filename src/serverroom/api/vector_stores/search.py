@@ -47,8 +47,9 @@ class Index:
     lengths: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @classmethod
-    def build(cls, rows: Sequence[tuple[int, str, str, bytes]], dimensions: int) -> Index:
+    def build(cls, rows: Sequence[tuple[int, str, str, bytes]]) -> Index:
         """From ``(chunk id, file id, text, embedding bytes)`` rows."""
+        dimensions = len(rows[0][3]) // 4 if rows else 0
         vectors = np.zeros((len(rows), dimensions), np.float32)
         found: dict[str, list[tuple[int, int]]] = defaultdict(list)
         lengths = np.zeros(len(rows), np.float32)

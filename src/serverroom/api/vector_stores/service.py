@@ -16,7 +16,7 @@ import numpy as np
 
 from serverroom.api.files.service import FileService
 from serverroom.api.vector_stores.chunking import chunking_strategy
-from serverroom.api.vector_stores.ingest import EMBEDDING_MODEL
+from serverroom.api.vector_stores.embedder import embedder
 from serverroom.api.vector_stores.repository import VectorStoreRepository
 from serverroom.api.vector_stores.schemas import BatchCreate, SearchRequest, StoreCreate
 from serverroom.api.vector_stores.search import Index, Mode, check_filter, matches
@@ -238,8 +238,7 @@ class VectorStores:
         if cached is not None and cached[0] == version:
             return cached[1]
         rows = await self.repo.chunks(store_id)
-        engine = await self.ctx.embeddings.get(self.ctx.catalog.resolve(EMBEDDING_MODEL))
-        built = await asyncio.to_thread(Index.build, rows, engine.dimensions)
+        built = await asyncio.to_thread(Index.build, rows)
         indexes = self.ctx.vector_indexes
         indexes[store_id] = (version, built)
         indexes.move_to_end(store_id)
@@ -274,9 +273,8 @@ class VectorStores:
         passing = {f for f, r in files.items() if matches(body.filters, r.attributes)}
         allowed = np.array([f in passing for f in index.file_ids], dtype=bool)
         vector = None
-        if mode != "keyword" and query.strip():
-            engine = await self.ctx.embeddings.get(self.ctx.catalog.resolve(EMBEDDING_MODEL))
-            vector = (await self.ctx.embeddings.embed(engine, [query]))[0]
+        if mode != "keyword" and query.strip() and index.chunk_ids:
+            vector = await (await embedder(self.ctx)).query(query)
         scores = index.rank(query, vector, allowed, mode)
         threshold = (body.ranking_options.score_threshold if body.ranking_options else None) or 0.0
         order = np.argsort(-scores, kind="stable")[: body.max_num_results]
