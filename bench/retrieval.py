@@ -11,8 +11,9 @@ Two query sets, each with one relevant document per query:
 
 A document's rank is that of its best chunk; recall@5 and MRR (reciprocal rank, 0 below 50).
 
-Latency: ``Index.build`` and one hybrid ``rank`` over synthetic stores of 10k and 100k chunks
-(random unit vectors; 100 words a chunk from a 5,000-word vocabulary).
+Latency: ``Index.build``, extending the index by 100 new chunks, and one ``rank`` over
+synthetic stores of 10k and 100k chunks (random unit vectors; 100 words a chunk from a
+5,000-word vocabulary).
 
     python bench/retrieval.py [--sizes 10000 100000]
 """
@@ -96,7 +97,8 @@ def quality() -> None:
 def latency(sizes: list[int]) -> None:
     rng = random.Random(7)
     vocabulary = [f"w{i}" for i in range(5000)]
-    print(f"\n{'chunks':>8}{'build s':>10}{'hybrid rank ms':>16}{'vector rank ms':>16}")
+    header = f"{'chunks':>8}{'build s':>10}{'+100 chunks s':>15}"
+    print(f"\n{header}{'hybrid rank ms':>16}{'vector rank ms':>16}")
     for size in sizes:
         vectors = np.random.default_rng(7).standard_normal((size, 384)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -105,8 +107,11 @@ def latency(sizes: list[int]) -> None:
             for i in range(size)
         ]
         started = time.perf_counter()
-        index = Index.build(rows)
+        index = Index.build(rows[:-100])
         built = time.perf_counter() - started
+        started = time.perf_counter()
+        index = index.extended(rows[-100:])  # a file's chunks added: the index is extended
+        grown = time.perf_counter() - started
         allowed = np.ones(size, dtype=bool)
         query = " ".join(rng.choices(vocabulary, k=5))
         timings: dict[Mode, float] = {}
@@ -118,7 +123,8 @@ def latency(sizes: list[int]) -> None:
                 np.argsort(-scores)[:10]
                 runs.append(time.perf_counter() - started)
             timings[mode] = statistics.median(runs) * 1000
-        print(f"{size:>8}{built:>10.1f}{timings['hybrid']:>16.1f}{timings['vector']:>16.1f}")
+        line = f"{size:>8}{built:>10.1f}{grown:>15.2f}"
+        print(f"{line}{timings['hybrid']:>16.1f}{timings['vector']:>16.1f}")
 
 
 def main() -> None:
@@ -126,8 +132,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--latency-only", action="store_true")
     args = parser.parse_args()
-    quality()
+    if not args.latency_only:
+        quality()
     latency(args.sizes)
 
 

@@ -341,12 +341,13 @@ class VectorStoreRepository(Repository):
             ).one()
         return int(row[0]), int(row[1] or 0)
 
-    async def chunks(self, store_id: str) -> list[tuple[int, str, str, bytes]]:
+    async def chunks(self, store_id: str, after_id: int = 0) -> list[tuple[int, str, str, bytes]]:
+        """The store's chunks (those with an id above ``after_id``), oldest first."""
         c = VectorChunkRow
         async with self.db.session() as session:
             rows = await session.execute(
                 select(c.id, c.file_id, c.text, c.embedding)
-                .where(c.vector_store_id == store_id)
+                .where(c.vector_store_id == store_id, c.id > after_id)
                 .order_by(c.id)
             )
             return [(int(i), str(f), str(t), bytes(e)) for i, f, t, e in rows]

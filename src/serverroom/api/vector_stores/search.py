@@ -72,6 +72,33 @@ class Index:
             lengths,
         )
 
+    def extended(self, rows: Sequence[tuple[int, str, str, bytes]]) -> Index:
+        """A new index with ``rows`` (chunks newer than all of this one's) added: what a
+        store that only grew needs, without indexing its older chunks again."""
+        if not self.chunk_ids:
+            return Index.build(rows)
+        more = Index.build(rows)
+        offset = len(self.chunk_ids)
+        postings = dict(self.postings)
+        for term, (docs, tf) in more.postings.items():
+            known = postings.get(term)
+            shifted = docs + offset
+            if known is None:
+                postings[term] = (shifted, tf)
+            else:
+                postings[term] = (
+                    np.concatenate([known[0], shifted]),
+                    np.concatenate([known[1], tf]),
+                )
+        return Index(
+            self.chunk_ids + more.chunk_ids,
+            self.file_ids + more.file_ids,
+            self.texts + more.texts,
+            np.vstack([self.vectors, more.vectors]),
+            postings,
+            np.concatenate([self.lengths, more.lengths]),
+        )
+
     def bm25(self, query: str) -> npt.NDArray[np.float32]:
         scores = np.zeros(len(self.chunk_ids), np.float32)
         if not self.chunk_ids:

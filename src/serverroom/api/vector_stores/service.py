@@ -233,12 +233,19 @@ class VectorStores:
     # -- search ---------------------------------------------------------------------------
 
     async def index(self, store_id: str) -> Index:
+        """The store's search index: cached, extended when the store only gained chunks,
+        rebuilt when it lost some."""
         version = await self.repo.chunk_version(store_id)
         cached = self.ctx.vector_indexes.get(store_id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        rows = await self.repo.chunks(store_id)
-        built = await asyncio.to_thread(Index.build, rows)
+        built: Index | None = None
+        if cached is not None and version[0] > cached[0][0] and version[1] > cached[0][1]:
+            newer = await self.repo.chunks(store_id, after_id=cached[0][1])
+            if len(newer) == version[0] - cached[0][0]:  # nothing older went
+                built = await asyncio.to_thread(cached[1].extended, newer)
+        if built is None:
+            built = await asyncio.to_thread(Index.build, await self.repo.chunks(store_id))
         indexes = self.ctx.vector_indexes
         indexes[store_id] = (version, built)
         indexes.move_to_end(store_id)
