@@ -87,6 +87,16 @@ class BatchSettings(BaseModel):
     poll_seconds: float = Field(2.0, gt=0, description="How often the worker looks for work.")
 
 
+class ToolSettings(BaseModel):
+    """How the Responses API treats tool types it does not run (see docs/responses.md)."""
+
+    unsupported: Literal["reject", "ignore"] = Field(
+        "reject",
+        description="reject: a tool type this server does not run is a 400 naming it; ignore:"
+        " it is left out (for clients that always send hosted tools, e.g. web_search).",
+    )
+
+
 class LedgerSettings(BaseModel):
     """The usage ledger's writes (see docs/accounts.md)."""
 
@@ -179,6 +189,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
 
     def resolved_files_dir(self) -> Path:
         """The blob directory of uploaded files."""

@@ -29,6 +29,7 @@ from serverroom.api.responses.structured import (
     check_json_word,
     response_format,
     response_tools,
+    supported_tools,
 )
 from serverroom.api.responses.upstream import after_search, chat_fields
 from serverroom.api.upstream import output_reserve, upstream_chat
@@ -52,6 +53,7 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
             "Background responses require 'store' to be true.", param="background"
         )
     ctx, principal = call.ctx, call.principal
+    request = supported_tools(request, ctx.settings.tools.unsupported)
     entry = ctx.catalog.resolve(request.model)
     state = await gather_state(ctx, request, principal)
     fmt, tools = response_format(request), response_tools(request)

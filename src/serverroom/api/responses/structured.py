@@ -7,7 +7,7 @@ as ``function_call`` items by ``run.ResponseRun``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from serverroom.api.items import Item, render_items
 from serverroom.api.responses import file_search
@@ -22,7 +22,7 @@ from serverroom.constraints.schema import strict_by_default
 from serverroom.errors import InvalidRequestError
 
 if TYPE_CHECKING:
-    from serverroom.api.responses.schemas import ResponseContextFields
+    from serverroom.api.responses.schemas import ResponseContextFields, ResponseCreateRequest
 
 
 def response_format(request: ResponseContextFields) -> FormatSpec | None:
@@ -43,6 +43,32 @@ def check_json_word(fmt: FormatSpec | None, instructions: str | None, items: lis
             param="input",
             code="invalid_value",
         )
+
+
+SUPPORTED_TOOLS = ("function", file_search.NAME)
+
+
+def supported_tools(request: ResponseCreateRequest, policy: str) -> ResponseCreateRequest:
+    """The request with only tool types this server runs: any other is a 400 naming it, or,
+    with the ``ignore`` policy, left out (and a ``tool_choice`` forcing it becomes ``auto``)."""
+    kept: list[dict[str, Any]] = []
+    for index, tool in enumerate(request.tools or []):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind in SUPPORTED_TOOLS:
+            kept.append(tool)
+        elif policy != "ignore":
+            raise InvalidRequestError(
+                f"Tool type {kind!r} is not supported by this server; supported:"
+                f" {', '.join(SUPPORTED_TOOLS)}.",
+                param=f"tools[{index}].type",
+                code="unsupported_value",
+            )
+    if len(kept) == len(request.tools or []):
+        return request
+    choice = request.tool_choice
+    if isinstance(choice, dict) and choice.get("type") not in (*SUPPORTED_TOOLS, "allowed_tools"):
+        choice = "auto"
+    return request.model_copy(update={"tools": kept, "tool_choice": choice})
 
 
 def _choice_error(message: str) -> InvalidRequestError:
