@@ -8,6 +8,7 @@ import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -278,3 +279,29 @@ def test_lists_page_forwards_and_back(sdk: openai.OpenAI) -> None:
         vector_store_id=made[0], batch_id=batch.id, filter="completed", limit=10
     )
     assert len(done.data) == 4
+
+
+def test_the_worker_outlives_a_failed_write(
+    client: TestClient, sdk: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingestor = client.app.state.context.ingestor  # type: ignore[attr-defined]
+    real = ingestor.repo.finish
+    failures: list[str] = []
+
+    async def refuse_once(row: Any, *args: Any, **kwargs: Any) -> bool:
+        if not failures:
+            failures.append(row.file_id)
+            raise OSError("the database went away")
+        return bool(await real(row, *args, **kwargs))
+
+    monkeypatch.setattr(ingestor.repo, "finish", refuse_once)
+    replicas = client.app.state.context.settings.replicas  # type: ignore[attr-defined]
+    monkeypatch.setattr(replicas, "lease_seconds", 0.3)  # the unfinished file is retried soon
+    vs = sdk.vector_stores.create(name="retry")
+    first = _upload(sdk, "a.txt", b"Penguins cannot fly but swim well.")
+    done = sdk.vector_stores.files.create_and_poll(file_id=first, vector_store_id=vs.id)
+    assert failures == [first] and done.status == "completed"
+    second = _upload(sdk, "b.txt", b"Owls hunt at night.")
+    assert sdk.vector_stores.files.create_and_poll(
+        file_id=second, vector_store_id=vs.id
+    ).status == ("completed")

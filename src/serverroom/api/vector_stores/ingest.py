@@ -63,7 +63,11 @@ class Ingestor:
                     async with asyncio.timeout(IDLE_SECONDS):
                         await self.wake.wait()
                 continue
-            await self.ingest(row)
+            try:
+                await self.ingest(row)
+            except Exception:  # its status could not be written: its lease runs out, and
+                # the file is claimed again (by this worker or another replica's)
+                logger.exception("could not finish ingesting %s", row.file_id)
 
     async def ingest(self, row: VectorStoreFileRow) -> None:
         """One claimed file, to its end (completed, failed, or given up if detached)."""
@@ -74,24 +78,25 @@ class Ingestor:
             renewing.cancel()
 
     async def _ingest(self, row: VectorStoreFileRow) -> None:
+        """Read, cut and embed the file, then store the outcome. A failure to store it is
+        raised (the claim runs out and the file is tried again); a failure to read it is the
+        file's own, stored as its ``last_error``."""
+        chunks: list[tuple[int, str, int, bytes]] = []
+        used, error = 0, None
         try:
             chunks, used = await self._chunks(row)
-            stored = await self.repo.finish(row, chunks, usage_bytes=used)
         except asyncio.CancelledError:  # shutting down: the next worker starts it over
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.repo.release(row))
             raise
         except ExtractionError as exc:
             error = {"code": exc.code, "message": exc.message}
-            stored = await self.repo.finish(row, [], error=error)
         except APIError as exc:  # e.g. the file was deleted meanwhile
             error = {"code": "invalid_file", "message": exc.message}
-            stored = await self.repo.finish(row, [], error=error)
         except Exception as exc:
             logger.exception("ingesting %s into %s failed", row.file_id, row.vector_store_id)
             error = {"code": "server_error", "message": f"Ingestion failed: {exc}"}
-            stored = await self.repo.finish(row, [], error=error)
-        if not stored:
+        if not await self.repo.finish(row, chunks, usage_bytes=used, error=error):
             logger.info("file %s left %s while it was ingested", row.file_id, row.vector_store_id)
 
     async def _chunks(
