@@ -4,6 +4,7 @@ answer's citations, the streamed events in the platform's order, follow-ups, and
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -23,15 +24,26 @@ def _tool(vs_id: str, **extra: Any) -> dict[str, Any]:
     return {"type": "file_search", "vector_store_ids": [vs_id], **extra}
 
 
+def _searched(sdk: openai.OpenAI, vs_id: str, question: str, **extra: Any) -> Any:
+    """A response that must search the store first (``tool_choice`` forces file_search)."""
+    return sdk.responses.create(
+        model="gpt-4.1-mini",
+        input=question,
+        tools=[_tool(vs_id, **extra.pop("tool", {}))],  # type: ignore[list-item]
+        tool_choice={"type": "file_search"},
+        max_output_tokens=300,
+        **extra,
+    )
+
+
 def test_a_forced_search_grounds_and_cites_the_answer(sdk: openai.OpenAI, store: Store) -> None:  # noqa: F811
     vs_id, ids = store
-    response = sdk.responses.create(
-        model="gpt-4.1-mini",
-        input="What makes the tides?",
-        tools=[_tool(vs_id, max_num_results=3)],  # type: ignore[list-item]
-        tool_choice={"type": "file_search"},
+    response = _searched(
+        sdk,
+        vs_id,
+        "What makes the tides?",
+        tool={"max_num_results": 3},
         include=["file_search_call.results"],
-        max_output_tokens=300,
     )
     call, message = response.output[0], response.output[1]
     assert call.type == "file_search_call" and call.status == "completed"
@@ -47,13 +59,7 @@ def test_a_forced_search_grounds_and_cites_the_answer(sdk: openai.OpenAI, store:
     assert all(a.index == len(part.text) for a in cited)
     assert response.usage is not None and response.usage.input_tokens > 0
     # Without the include, the call says what it searched for but not what it found.
-    plain = sdk.responses.create(
-        model="gpt-4.1-mini",
-        input="How is bread made?",
-        tools=[_tool(vs_id)],  # type: ignore[list-item]
-        tool_choice={"type": "file_search"},
-        max_output_tokens=300,
-    )
+    plain = _searched(sdk, vs_id, "How is bread made?")
     assert plain.output[0].type == "file_search_call" and plain.output[0].results is None
     # The stored chain continues, and a client may send the items back itself.
     later = sdk.responses.create(
@@ -126,13 +132,7 @@ def test_each_search_is_billed_with_the_tokens(
 ) -> None:
     vs_id, _ = store
     start = int(time.time()) - 5
-    response = sdk.responses.create(
-        model="gpt-4.1-mini",
-        input="What makes the tides?",
-        tools=[_tool(vs_id)],  # type: ignore[list-item]
-        tool_choice={"type": "file_search"},
-        max_output_tokens=300,
-    )
+    response = _searched(sdk, vs_id, "What makes the tides?")
     assert response.usage is not None and response.output[0].type == "file_search_call"
     pricing = Catalog.load().resolve("gpt-4.1-mini").pricing
     tokens = pricing.cost(
@@ -143,3 +143,20 @@ def test_each_search_is_billed_with_the_tokens(
     page = client.get("/v1/organization/costs", params={"start_time": start}).json()
     billed = sum(r["amount"]["value"] for bucket in page["data"] for r in bucket["results"])
     assert billed == pytest.approx(tokens + 2.50 / 1000)
+
+
+def test_the_answer_after_a_search_keeps_to_text_format(
+    sdk: openai.OpenAI,
+    store: Store,  # noqa: F811
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+    text = {"format": {"type": "json_schema", "name": "reply", "schema": schema, "strict": True}}
+    response = _searched(sdk, store[0], "What makes the tides?", text=text)
+    assert [item.type for item in response.output] == ["file_search_call", "message"]
+    assert response.status == "completed"
+    assert set(json.loads(response.output_text)) == {"answer"}

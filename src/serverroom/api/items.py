@@ -207,6 +207,13 @@ def item_text(item: Item) -> str:
     return "".join(pieces)
 
 
+def searched_note(item: Item) -> str:
+    """What a model is shown of an earlier ``file_search_call`` (the answer that followed it
+    holds what was found)."""
+    queries = "; ".join(str(q) for q in item.get("queries") or [])
+    return f"(I searched the files for: {queries})"
+
+
 def render_item(item: Item) -> ChatMessage | None:
     """A stored item as a chat message (None for items the model does not see, e.g. reasoning)."""
     kind = item.get("type")
@@ -221,9 +228,8 @@ def render_item(item: Item) -> ChatMessage | None:
         }
         text = f"Calling function {item['name']} with arguments {item['arguments']}"
         return ChatMessage(role="assistant", content=text, extra={"tool_calls": [call]})
-    if kind == "file_search_call":  # the answer that followed holds what was found
-        queries = "; ".join(str(q) for q in item.get("queries") or [])
-        return ChatMessage(role="assistant", content=f"(I searched the files for: {queries})")
+    if kind == "file_search_call":
+        return ChatMessage(role="assistant", content=searched_note(item))
     if kind == "function_call_output":
         output = item["output"]
         text = output if isinstance(output, str) else json.dumps(output)

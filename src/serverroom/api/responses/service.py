@@ -34,9 +34,9 @@ from serverroom.api.responses.structured import (
 from serverroom.api.responses.upstream import after_search, chat_fields
 from serverroom.api.upstream import output_reserve, upstream_chat
 from serverroom.catalog import ModelEntry
-from serverroom.constraints import constrains, plan_output
+from serverroom.constraints import FormatSpec, ToolSetup, constrains, plan_output
 from serverroom.context import Call
-from serverroom.engine.base import SamplingParams
+from serverroom.engine.base import Engine, SamplingParams, TokenConstraint
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import Generation, Job, Result
 from serverroom.ids import new_id
@@ -77,12 +77,7 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         model_cap=entry.max_output_tokens,
         default_output=entry.default_max_output_tokens,
     )
-    output, constraint = None, None
-    if constrains(fmt, tools):  # grammar work runs off the event loop
-        output = await asyncio.to_thread(
-            plan_output, engine, fmt, tools, format_param="text.format"
-        )
-        constraint = await asyncio.to_thread(output.new_constraint) if output else None
+    constraint = await _constraint(engine, fmt, tools)
     params = sampling_params(
         max_tokens=budget,
         temperature=request.temperature,
@@ -109,6 +104,17 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         entry, ENDPOINT, prompt_tokens=len(prompt), max_output_tokens=budget
     )
     return plan
+
+
+async def _constraint(
+    engine: Engine, fmt: FormatSpec | None, tools: ToolSetup | None
+) -> TokenConstraint | None:
+    """The grammar that holds the output to ``text.format`` and the tool-call envelope (None:
+    free text). Grammar work runs off the event loop."""
+    if not constrains(fmt, tools):
+        return None
+    output = await asyncio.to_thread(plan_output, engine, fmt, tools, format_param="text.format")
+    return await asyncio.to_thread(output.new_constraint) if output else None
 
 
 async def _plan_upstream(
@@ -170,10 +176,8 @@ async def next_round(plan: ResponsePlan, done: tuple[int, int], items: list[Item
         truncation=plan.request.truncation,
         tools=rest,
     )
-    params = replace(plan.params, max_tokens=budget, constraint=None)
-    if rest is not None and constrains(None, rest):
-        output = await asyncio.to_thread(plan_output, engine, None, rest)
-        params = replace(params, constraint=output.new_constraint() if output else None)
+    constraint = await _constraint(engine, response_format(plan.request), rest)
+    params = replace(plan.params, max_tokens=budget, constraint=constraint)
     plan.gen = Generation(
         engine,
         [Job(prompt, params)],

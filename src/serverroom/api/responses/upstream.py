@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from serverroom.api.items import Item, item_text
+from serverroom.api.items import Item, item_text, searched_note
 from serverroom.api.responses import file_search
 from serverroom.api.responses.objects import wants_logprobs
 from serverroom.api.responses.prompt import PromptState
@@ -43,9 +43,8 @@ def _messages(instructions: str | None, items: list[Item]) -> list[JSON]:
             output = item["output"]
             text = output if isinstance(output, str) else json.dumps(output)
             out.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
-        elif kind == "file_search_call":  # the answer that followed holds what was found
-            queries = "; ".join(str(q) for q in item.get("queries") or [])
-            out.append({"role": "assistant", "content": f"(I searched the files for: {queries})"})
+        elif kind == "file_search_call":
+            out.append({"role": "assistant", "content": searched_note(item)})
     return out
 
 

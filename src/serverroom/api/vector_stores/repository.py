@@ -20,6 +20,7 @@ from serverroom.storage.tables.vector_stores import (
 )
 
 STATES = ("in_progress", "completed", "failed", "cancelled")
+TOUCH_SECONDS = 60
 
 
 def store_not_found(store_id: str) -> NotFoundError:
@@ -65,6 +66,17 @@ class VectorStoreRepository(Repository):
             for name, value in values.items():
                 setattr(row, name, value)
         return row
+
+    async def touch(self, store_id: str, now: int) -> None:
+        """Mark the store active (a search); written at most once a minute, since expiry
+        counts in days and a search should not cost a write each time."""
+        s = VectorStoreRow
+        async with self.db.session() as session:
+            await session.execute(
+                update(s)
+                .where(s.id == store_id, s.last_active_at < now - TOUCH_SECONDS)
+                .values(last_active_at=now)
+            )
 
     async def delete_store(self, project_id: str, store_id: str) -> None:
         async with self.db.session() as session:

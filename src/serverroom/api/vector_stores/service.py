@@ -261,7 +261,6 @@ class VectorStores:
             check_filter(body.filters, "filters")
         queries = [body.query] if isinstance(body.query, str) else list(body.query)
         hits = await self.ranked(store.id, " ".join(queries), body, mode)
-        await self.repo.update_store(project_id, store_id, last_active_at=int(time.time()))
         return {
             "object": "vector_store.search_results.page",
             "search_query": queries,
@@ -274,6 +273,7 @@ class VectorStores:
         self, store_id: str, query: str, body: SearchRequest, mode: Mode = "hybrid"
     ) -> list[dict[str, Any]]:
         """The best chunks for ``query``, with their files' names and attributes."""
+        await self.repo.touch(store_id, int(time.time()))
         index = await self.index(store_id)
         files = {r.file_id: r for r in await self.repo.completed_files(store_id)}
         names = await self.files.filenames(list(files))
