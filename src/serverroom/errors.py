@@ -12,6 +12,7 @@ right exception class::
     ├── PermissionDeniedError (403)
     ├── NotFoundError (404)
     │   └── ModelNotFoundError (code model_not_found)
+    ├── ExternalConnectorError (424: an MCP server could not be used)
     ├── ConflictError (409)
     ├── RequestTimeoutError (408, a body that does not arrive)
     ├── PayloadTooLargeError (413)
@@ -123,6 +124,12 @@ class ModelNotFoundError(NotFoundError, code="model_not_found"):
             f"The model `{model}` does not exist or you do not have access to it.",
             param="model",
         )
+
+
+class ExternalConnectorError(
+    APIError, status=424, error_type="external_connector_error", code="http_error"
+):
+    """A server the request names (an MCP server) could not be used."""
 
 
 class ConflictError(APIError, status=409):

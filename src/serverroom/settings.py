@@ -88,12 +88,27 @@ class BatchSettings(BaseModel):
 
 
 class ToolSettings(BaseModel):
-    """How the Responses API treats tool types it does not run (see docs/responses.md)."""
+    """How the Responses API treats tool types it does not run, and the tools it runs on the
+    model's behalf (see docs/responses.md and docs/tools.md)."""
 
     unsupported: Literal["reject", "ignore"] = Field(
         "reject",
         description="reject: a tool type this server does not run is a 400 naming it; ignore:"
         " it is left out (for clients that always send hosted tools, e.g. web_search).",
+    )
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        description="Hosts (or host:port) that mcp tools may name in server_url; the server"
+        " itself connects to them. '*' allows any host.",
+    )
+    mcp_timeout_seconds: float = Field(
+        30.0, gt=0, description="Time limit of one MCP operation (listing tools, one call)."
+    )
+    max_hosted_calls: int = Field(
+        8,
+        ge=1,
+        description="Server-run tool calls (mcp, file_search) in one response when the request"
+        " sets no max_tool_calls; after that the model must answer.",
     )
 
 

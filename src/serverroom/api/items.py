@@ -66,7 +66,47 @@ class FileSearchCallIn(RequestModel):
     results: list[dict[str, Any]] | None = None
 
 
+class McpListToolsIn(RequestModel):
+    type: Literal["mcp_list_tools"]
+    id: str
+    server_label: str
+    tools: list[dict[str, Any]]
+    error: str | None = None
+
+
+class McpCallIn(RequestModel):
+    type: Literal["mcp_call"]
+    id: str
+    server_label: str
+    name: str
+    arguments: str
+    output: str | None = None
+    error: dict[str, Any] | str | None = None
+    status: Literal["in_progress", "completed", "incomplete", "calling", "failed"] | None = None
+    approval_request_id: str | None = None
+
+
+class McpApprovalRequestIn(RequestModel):
+    type: Literal["mcp_approval_request"]
+    id: str
+    server_label: str
+    name: str
+    arguments: str
+
+
+class McpApprovalResponseIn(RequestModel):
+    type: Literal["mcp_approval_response"]
+    id: str | None = None
+    approval_request_id: str
+    approve: bool
+    reason: str | None = None
+
+
 _MODELS: dict[str, type[BaseModel]] = {
+    "mcp_list_tools": McpListToolsIn,
+    "mcp_call": McpCallIn,
+    "mcp_approval_request": McpApprovalRequestIn,
+    "mcp_approval_response": McpApprovalResponseIn,
     "message": MessageIn,
     "function_call": FunctionCallIn,
     "function_call_output": FunctionCallOutputIn,
@@ -173,7 +213,9 @@ def normalize_item(raw: Any, param: str) -> Item:
             "output": output,
             "status": "completed",
         }
-    if isinstance(item, FileSearchCallIn):
+    if isinstance(item, McpApprovalResponseIn):
+        return {**item.model_dump(), "id": item.id or new_id("mcpa_")}
+    if isinstance(item, FileSearchCallIn | McpListToolsIn | McpCallIn | McpApprovalRequestIn):
         return item.model_dump()
     assert isinstance(item, ReasoningIn)
     out = item.model_dump(exclude_none=True)
@@ -214,6 +256,30 @@ def searched_note(item: Item) -> str:
     return f"(I searched the files for: {queries})"
 
 
+def model_items(items: list[Item]) -> list[Item]:
+    """The items as the model reads them: a server-run ``mcp_call`` is a function call and
+    its output; MCP listings and approvals are not shown (the tools are offered as such)."""
+    out: list[Item] = []
+    for item in items:
+        kind = item.get("type")
+        if kind == "mcp_call":
+            call_id = item["id"]
+            error = item.get("error")
+            result = item.get("output") if not error else f"Error: {json.dumps(error)}"
+            out.append(
+                {
+                    "type": "function_call",
+                    "call_id": call_id,
+                    "name": item["name"],
+                    "arguments": item["arguments"] or "{}",
+                }
+            )
+            out.append({"type": "function_call_output", "call_id": call_id, "output": result or ""})
+        elif kind not in ("mcp_list_tools", "mcp_approval_request", "mcp_approval_response"):
+            out.append(item)
+    return out
+
+
 def render_item(item: Item) -> ChatMessage | None:
     """A stored item as a chat message (None for items the model does not see, e.g. reasoning)."""
     kind = item.get("type")
@@ -240,7 +306,7 @@ def render_item(item: Item) -> ChatMessage | None:
 def render_items(instructions: str | None, items: list[Item]) -> list[ChatMessage]:
     """Instructions first (as a system message), then every item the model can see."""
     messages = [ChatMessage(role="system", content=instructions)] if instructions else []
-    for item in items:
+    for item in model_items(items):
         message = render_item(item)
         if message is not None:
             messages.append(message)

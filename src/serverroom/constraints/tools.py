@@ -42,6 +42,7 @@ class ToolSpec:
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool = False
+    server: str | None = None  # the MCP server label of a tool the server runs for the model
 
     def schema(self) -> dict[str, Any]:
         if self.parameters is None or not self.parameters:

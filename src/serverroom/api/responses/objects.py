@@ -27,6 +27,7 @@ from serverroom.principal import Principal
 
 if TYPE_CHECKING:
     from serverroom.api.responses.file_search import FileSearch
+    from serverroom.api.responses.mcp import McpTools
     from serverroom.api.responses.prompt import PromptState
 
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
@@ -50,6 +51,15 @@ class ResponsePlan:
     searcher: FileSearch | None = None  # the request's file_search tool
     spent: list[tuple[int, int, int]] = field(default_factory=list)  # rounds done: in, cached, out
     tools_usd: float = 0.0  # what the server-run tool calls cost (billed with the tokens)
+    mcp: McpTools | None = None  # the request's MCP servers and their tools
+    preamble: list[Item] = field(default_factory=list)  # output made before generating
+    hosted_calls: int = 0  # server-run calls made so far
+
+    @property
+    def hosted_limit(self) -> int:
+        """Server-run calls allowed in this response (then the model must answer)."""
+        limit = self.request.max_tool_calls
+        return limit if limit is not None else self.ctx.settings.tools.max_hosted_calls
 
     def totals(self, cached: int, output: int) -> tuple[int, int, int]:
         """Input, cached and output tokens of every round, with the current one's counts."""

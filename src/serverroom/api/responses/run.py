@@ -42,7 +42,7 @@ class ResponseRun:
         self.pending: list[TokenInfo] = []  # logprobs of tokens with no visible text yet
         # Calls the server runs (file_search): call index -> (item, call id, arguments so far).
         self.hosted: dict[int, tuple[Item, str, list[str]]] = {}
-        self.searching: tuple[Item, str] | None = None  # a closed file_search call to run
+        self.to_run: tuple[Item, str] | None = None  # a closed server-run call to run
         self.cited: list[Item] = []  # results the answer cites
         self.followup: list[Item] = []  # the search call and its results, for the next round
 
@@ -55,8 +55,71 @@ class ResponseRun:
         return self.event(kind, response=dump(response))
 
     def start(self) -> Events:
-        """Events after ``response.in_progress``: a run without tools opens its message."""
-        return [] if self.plan.may_call else self.open_message()
+        """Events after ``response.in_progress``: the output made before generating (MCP
+        listings, approved calls), then a run without tools opens its message."""
+        out: Events = []
+        for item in self.plan.preamble:
+            out += self.added(item)
+            if item["type"] == "mcp_list_tools":
+                where = self.at(item)
+                out.append(self.event("response.mcp_list_tools.in_progress", **where))
+                out.append(self.event("response.mcp_list_tools.completed", **where))
+                out.append(self.done(item))
+            else:
+                out.append(self.event("response.mcp_call.in_progress", **self.at(item)))
+                out += self.mcp_ran(item)
+        return out + ([] if self.plan.may_call else self.open_message())
+
+    def added(self, item: Item) -> Events:
+        """A new output item: it joins the output and ``output_item.added`` tells of it."""
+        self.items.append(item)
+        shown = {**item, "status": "in_progress"} if "status" in item else dict(item)
+        return [
+            self.event("response.output_item.added", output_index=len(self.items) - 1, item=shown)
+        ]
+
+    def at(self, item: Item) -> dict[str, Any]:
+        return {"item_id": item["id"], "output_index": self.items.index(item)}
+
+    def done(self, item: Item) -> ResponseStreamEvent:
+        return self.event(
+            "response.output_item.done", output_index=self.items.index(item), item=dict(item)
+        )
+
+    def open_mcp(self, result: CallOpened) -> Events:
+        """An MCP tool call opens: an ``mcp_call`` the server runs, or an approval request."""
+        assert self.plan.mcp is not None
+        item = self.plan.mcp.call_item(result.name)
+        self.hosted[result.call] = (item, result.call_id, [])
+        out = self.added(item)
+        if item["type"] == "mcp_call":
+            out.append(self.event("response.mcp_call.in_progress", **self.at(item)))
+        return out
+
+    def mcp_arguments(self, item: Item, result: CallArguments | CallClosed) -> Events:
+        if isinstance(result, CallArguments):
+            item["arguments"] += result.text
+            if item["type"] != "mcp_call":
+                return []
+            return [
+                self.event("response.mcp_call_arguments.delta", **self.at(item), delta=result.text)
+            ]
+        item["arguments"] = result.arguments
+        if item["type"] != "mcp_call":  # an approval request ends the response
+            return [self.done(item)]
+        item["status"] = "calling"
+        self.to_run = (item, "")
+        return [
+            self.event(
+                "response.mcp_call_arguments.done", **self.at(item), arguments=result.arguments
+            )
+        ]
+
+    def mcp_ran(self, item: Item) -> Events:
+        """An ``mcp_call`` ran (``run_call`` set its output or error)."""
+        kind = "failed" if item["status"] == "failed" else "completed"
+        self.followup = [item]
+        return [self.event(f"response.mcp_call.{kind}", **self.at(item)), self.done(item)]
 
     def render(self, result: Result) -> Events:
         if isinstance(result, TextOut):
@@ -64,6 +127,8 @@ class ResponseRun:
         if isinstance(result, CallOpened):
             if result.name == file_search.NAME and self.plan.searcher is not None:
                 return self.open_search(result)
+            if self.plan.mcp is not None and result.name in self.plan.mcp.names:
+                return self.open_mcp(result)
             return self.open_call(result)
         if isinstance(result, CallArguments | CallClosed) and result.call in self.hosted:
             return self.hosted_call(result)
@@ -82,7 +147,7 @@ class ResponseRun:
         """A new generation follows (after a server-run call): its call indexes start over."""
         self.calls = {}
         self.hosted = {}
-        self.searching = None
+        self.to_run = None
 
     def open_search(self, result: CallOpened) -> Events:
         item: Item = {
@@ -104,12 +169,14 @@ class ResponseRun:
 
     def hosted_call(self, result: CallArguments | CallClosed) -> Events:
         item, call_id, pieces = self.hosted[result.call]
+        if item["type"] != "file_search_call":
+            return self.mcp_arguments(item, result)
         if isinstance(result, CallArguments):
             pieces.append(result.text)  # the platform streams no query deltas
             return []
         item["queries"] = file_search.queries_of(result.arguments)
         item["status"] = "searching"
-        self.searching = (item, call_id)
+        self.to_run = (item, call_id)
         where = {"item_id": item["id"], "output_index": self.items.index(item)}
         return [self.event("response.file_search_call.searching", **where)]
 
@@ -194,13 +261,14 @@ class ResponseRun:
             if item["status"] == "in_progress":
                 out += self.close_call(item, "incomplete", item["arguments"])
         for item, _, _ in self.hosted.values():
-            if item["status"] != "completed":  # cut off before its search ran
-                item["status"] = "incomplete"
+            if item.get("status", "completed") in ("in_progress", "searching", "calling"):
+                item["status"] = "incomplete"  # cut off before it ran
                 index = self.items.index(item)
                 out.append(
                     self.event("response.output_item.done", output_index=index, item=dict(item))
                 )
-        if self.message is None and not self.calls:
+        asking = any(i["type"] == "mcp_approval_request" for i in self.items)
+        if self.message is None and not self.calls and not asking:
             out += self.open_message()
         if self.message is not None:
             self.infos.extend(self.pending)

@@ -15,7 +15,7 @@ from openai.types.responses import Response
 
 from serverroom.api.common import primed_results, sampling_params
 from serverroom.api.items import Item
-from serverroom.api.responses import file_search
+from serverroom.api.responses import file_search, mcp
 from serverroom.api.responses.objects import (
     ResponsePlan,
     dump,
@@ -34,7 +34,7 @@ from serverroom.api.responses.structured import (
 from serverroom.api.responses.upstream import after_search, chat_fields
 from serverroom.api.upstream import output_reserve, upstream_chat
 from serverroom.catalog import ModelEntry
-from serverroom.constraints import FormatSpec, ToolSetup, constrains, plan_output
+from serverroom.constraints import FormatSpec, ToolSetup, ToolSpec, constrains, plan_output
 from serverroom.context import Call
 from serverroom.engine.base import Engine, SamplingParams, TokenConstraint
 from serverroom.errors import InvalidRequestError
@@ -56,14 +56,19 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     request = supported_tools(request, ctx.settings.tools.unsupported)
     entry = ctx.catalog.resolve(request.model)
     state = await gather_state(ctx, request, principal)
-    fmt, tools = response_format(request), response_tools(request)
+    fmt = response_format(request)
     check_json_word(fmt, request.instructions, state.history + state.new)
     searcher = file_search.parse_tool(request.tools)
     if searcher is not None:
         await file_search.check_stores(ctx, principal.project_id, searcher)
+    inputs = state.new  # what the client sent (the prompt may see more, see _mcp_servers)
+    hosted, preamble, state = await _mcp_servers(call, request, state, searcher is not None)
+    offered = hosted.offered if hosted is not None else []
+    tools = response_tools(request, offered)
     if entry.upstream is not None:
-        plan = await _plan_upstream(call, request, entry, state)
-        plan.state, plan.searcher = state, searcher
+        plan = await _plan_upstream(call, request, entry, state, offered)
+        plan.state, plan.searcher, plan.mcp, plan.preamble = state, searcher, hosted, preamble
+        plan.input_items = inputs
         return plan
     engine = await ctx.engines.get(entry)
     prompt, budget = await asyncio.to_thread(  # templating a long input takes seconds
@@ -96,14 +101,31 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         call_ids=response_id,
         priority=call.priority,
     )
-    plan = ResponsePlan(ctx, request, principal, entry, state.new, gen, NullTicket(), response_id)
-    plan.state, plan.searcher = state, searcher
+    plan = ResponsePlan(ctx, request, principal, entry, inputs, gen, NullTicket(), response_id)
+    plan.state, plan.searcher, plan.mcp, plan.preamble = state, searcher, hosted, preamble
     response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
     # Admission last: a request rejected above must not hold a rate-limit reservation.
     plan.ticket = await call.admit(
         entry, ENDPOINT, prompt_tokens=len(prompt), max_output_tokens=budget
     )
     return plan
+
+
+async def _mcp_servers(
+    call: Call, request: ResponseCreateRequest, state: PromptState, searching: bool
+) -> tuple[mcp.McpTools | None, list[Item], PromptState]:
+    """The request's MCP servers with their tools listed, the output made before generating
+    (new listings, calls the client approved, which run now) and the state the prompt is
+    built from (with that output, and any declined call, told to the model)."""
+    servers = mcp.parse_tools(request.tools, call.ctx.settings.tools)
+    if not servers:
+        return None, [], state
+    hosted = await mcp.prepare(servers, state.history + state.new)
+    taken = {str(t.get("name")) for t in request.tools or [] if t.get("type") == "function"}
+    hosted.specs(taken | ({file_search.NAME} if searching else set()))
+    ran, told = await mcp.approved_calls(hosted, state.history, state.new)
+    preamble = [*hosted.new_items, *ran]
+    return hosted, preamble, PromptState(state.history, [*state.new, *preamble, *told])
 
 
 async def _constraint(
@@ -118,13 +140,18 @@ async def _constraint(
 
 
 async def _plan_upstream(
-    call: Call, request: ResponseCreateRequest, entry: ModelEntry, state: PromptState
+    call: Call,
+    request: ResponseCreateRequest,
+    entry: ModelEntry,
+    state: PromptState,
+    hosted: list[ToolSpec],
 ) -> ResponsePlan:
     """An upstream model's plan: the state sent as messages to the upstream's Chat
     Completions, admitted on an estimate of its size."""
     limit = request.max_output_tokens or entry.default_max_output_tokens
     conversation = request.conversation_id()
-    chat = upstream_chat(call.ctx, entry, chat_fields(request, state, limit), conversation)
+    fields = chat_fields(request, state, limit, hosted)
+    chat = upstream_chat(call.ctx, entry, fields, conversation)
     response_id = new_id("resp_")
     gen = Generation(
         None,
@@ -154,19 +181,40 @@ async def settle(plan: ResponsePlan, cached: int, output_tokens: int) -> None:
         await plan.ticket.settle(used)
 
 
-async def next_round(plan: ResponsePlan, done: tuple[int, int], items: list[Item]) -> None:
+def _still_offered(plan: ResponsePlan, searched: bool) -> tuple[ToolSetup | None, bool, bool]:
+    """The tools of the next round, and whether file_search and the MCP tools are among
+    them: a search is not offered twice, past the response's limit of server-run calls no
+    server-run tool is, and a ``tool_choice`` that forced a call was met by the last one."""
+    spent = plan.hosted_calls >= plan.hosted_limit
+    keep_search = plan.searcher is not None and not searched and not spent
+    keep_mcp = plan.mcp is not None and not spent
+    rest = plan.tools
+    if rest is not None and not keep_search:
+        rest = rest.without(file_search.NAME)
+    if rest is not None and not keep_mcp and plan.mcp is not None:
+        for spec in plan.mcp.offered:
+            rest = rest.without(spec.name) if rest is not None else None
+    if rest is not None and rest.must_call:
+        rest = replace(rest, mode="auto", forced=None)
+    return rest, keep_search, keep_mcp
+
+
+async def next_round(
+    plan: ResponsePlan, done: tuple[int, int], items: list[Item], *, searched: bool
+) -> None:
     """Generate again after a server-run tool call: the prompt grows by ``items`` (the call
-    and its output) and the tool is no longer offered; ``done`` is the finished round's
-    (cached, output) tokens."""
+    and its output); ``done`` is the finished round's (cached, output) tokens; ``searched``:
+    the call was a file_search (not offered again)."""
     assert plan.state is not None
+    plan.hosted_calls += 1
     plan.spent.append((plan.gen.prompt_tokens, *done))
     state = PromptState(history=plan.state.history, new=[*plan.state.new, *items])
     plan.state = state
+    rest, keep_search, keep_mcp = _still_offered(plan, searched)
     if plan.gen.upstream is not None:
-        _next_upstream_round(plan, state, done[1])
+        _next_upstream_round(plan, state, done[1], keep_search, keep_mcp)
         return
     engine = await plan.ctx.engines.get(plan.entry)
-    rest = plan.tools.without(file_search.NAME) if plan.tools is not None else None
     prompt, budget = await asyncio.to_thread(
         fit_prompt,
         engine,
@@ -206,12 +254,17 @@ async def finish(plan: ResponsePlan, response: Response) -> None:
         await ConversationRepository(plan.ctx.db).add_items(project, conversation, items)
 
 
-def _next_upstream_round(plan: ResponsePlan, state: PromptState, used: int) -> None:
+def _next_upstream_round(
+    plan: ResponsePlan, state: PromptState, used: int, keep_search: bool, keep_mcp: bool
+) -> None:
     """An upstream model's next round: its Chat Completions again, with the call and output."""
-    request = after_search(plan.request)
+    request = plan.request if keep_search else after_search(plan.request)
+    if request.tool_choice not in (None, "auto", "none"):  # the forced call was made
+        request = request.model_copy(update={"tool_choice": "auto"})
+    hosted = plan.mcp.offered if plan.mcp is not None and keep_mcp else []
     limit = plan.request.max_output_tokens or plan.entry.default_max_output_tokens
     left = max(1, limit - used) if limit is not None else None
-    fields = chat_fields(request, state, left)
+    fields = chat_fields(request, state, left, hosted)
     chat = upstream_chat(plan.ctx, plan.entry, fields, request.conversation_id())
     plan.gen = Generation(
         None,

@@ -15,7 +15,7 @@ from typing import Any
 from openai.types.responses import Response, ResponseStreamEvent
 
 from serverroom.api.common import primed_results
-from serverroom.api.responses import file_search
+from serverroom.api.responses import file_search, mcp
 from serverroom.api.responses.objects import ResponsePlan, dump, response_object, usage_of
 from serverroom.api.responses.run import Events, ResponseRun
 from serverroom.api.responses.service import finish, next_round, settle
@@ -66,12 +66,14 @@ async def run_events(
                     done = result
                 for event in run.render(result):
                     yield event
-            if run.searching is None or done is None:
+            if run.to_run is None or done is None:
                 break
-            for event in await _search(plan, run):
+            searched = run.to_run[0]["type"] == "file_search_call"
+            for event in await (_search(plan, run) if searched else _call(plan, run)):
                 yield event
             await _close(stream)
-            await next_round(plan, (done.cached_tokens, done.completion_tokens), run.followup)
+            counts = (done.cached_tokens, done.completion_tokens)
+            await next_round(plan, counts, run.followup, searched=searched)
             run.next_round()
             done = None
             stream = await primed_results(plan.gen, plan.response_id)
@@ -94,8 +96,8 @@ async def run_events(
 
 async def _search(plan: ResponsePlan, run: ResponseRun) -> Events:
     """Run the file_search call the model made; its events, and what the model reads next."""
-    assert run.searching is not None and plan.searcher is not None
-    item, call_id = run.searching
+    assert run.to_run is not None and plan.searcher is not None
+    item, call_id = run.to_run
     assert plan.state is not None
     item["queries"] = file_search.with_question(item["queries"], plan.state.new)
     results = await file_search.search(plan.ctx, plan.searcher, item["queries"])
@@ -103,6 +105,14 @@ async def _search(plan: ResponsePlan, run: ResponseRun) -> Events:
     shown = file_search.RESULTS_INCLUDE in (plan.request.include or [])
     run.followup = file_search.followup_items(call_id, item["queries"], results)
     return run.searched(item, results, shown)
+
+
+async def _call(plan: ResponsePlan, run: ResponseRun) -> Events:
+    """Run the MCP tool call the model made; its events (the model reads the item next)."""
+    assert run.to_run is not None and plan.mcp is not None
+    item = run.to_run[0]
+    await mcp.run_call(plan.mcp, item)
+    return run.mcp_ran(item)
 
 
 async def _close(events: AsyncIterator[Any]) -> None:

@@ -7,6 +7,7 @@ as ``function_call`` items by ``run.ResponseRun``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from serverroom.api.items import Item, render_items
@@ -45,7 +46,7 @@ def check_json_word(fmt: FormatSpec | None, instructions: str | None, items: lis
         )
 
 
-SUPPORTED_TOOLS = ("function", file_search.NAME)
+SUPPORTED_TOOLS = ("function", file_search.NAME, "mcp")
 
 
 def supported_tools(request: ResponseCreateRequest, policy: str) -> ResponseCreateRequest:
@@ -75,9 +76,11 @@ def _choice_error(message: str) -> InvalidRequestError:
     return InvalidRequestError(message, param="tool_choice", code="invalid_value")
 
 
-def response_tools(request: ResponseContextFields) -> ToolSetup | None:
-    """Function tools (flat form) and ``file_search`` (offered as a function the server
-    runs, see ``file_search``); other tool types are left to their own features."""
+def response_tools(
+    request: ResponseContextFields, hosted: Sequence[ToolSpec] = ()
+) -> ToolSetup | None:
+    """Function tools (flat form), ``file_search`` and ``hosted`` (MCP servers' tools), the
+    last two offered as functions the server runs (see ``file_search`` and ``mcp``)."""
     specs = [
         ToolSpec(
             name=str(t.get("name")),
@@ -96,6 +99,8 @@ def response_tools(request: ResponseContextFields) -> ToolSetup | None:
                 param="tools",
             )
         specs.append(file_search.SPEC)
+    runs = bool(hosted) or any(s.name == file_search.NAME for s in specs)
+    specs += hosted
     if not specs:
         return None
     check_tools(specs, param_prefix="tools[{index}].parameters")
@@ -104,8 +109,7 @@ def response_tools(request: ResponseContextFields) -> ToolSetup | None:
             raise _choice_error("Invalid value for 'tool_choice': there is no file_search tool.")
         return ToolSetup(specs, mode="required", forced=file_search.NAME, parallel=False)
     # One call at a time when the server runs some: a search is answered before more calls.
-    searching = any(s.name == file_search.NAME for s in specs)
-    parallel = request.parallel_tool_calls is not False and not searching
+    parallel = request.parallel_tool_calls is not False and not runs
     if choice is None or choice in ("auto", "none", "required"):
         return ToolSetup(specs, mode=choice or "auto", parallel=parallel)  # type: ignore[arg-type]
     if not isinstance(choice, dict):
@@ -125,4 +129,22 @@ def response_tools(request: ResponseContextFields) -> ToolSetup | None:
         if not subset or mode not in ("auto", "required"):
             raise _choice_error("Invalid value for 'tool_choice': no usable allowed tools.")
         return ToolSetup(subset, mode=mode, parallel=parallel)
+    if choice.get("type") == "mcp":
+        return _mcp_choice(choice, specs, hosted)
     return None  # hosted-tool choices belong to other features
+
+
+def _mcp_choice(
+    choice: dict[str, Any], specs: list[ToolSpec], hosted: Sequence[ToolSpec]
+) -> ToolSetup:
+    """``{"type": "mcp", "server_label", "name"?}``: a call to that tool, or to one of that
+    server's tools (model names of a server's tools may carry its label, see ``mcp``)."""
+    label, name = choice.get("server_label"), choice.get("name")
+    mine = [s for s in hosted if s.server == label]
+    if name is not None:
+        mine = [s for s in mine if s.name in (name, f"{label}__{name}")]
+    if not mine:
+        raise _choice_error(f"Invalid value for 'tool_choice': no MCP tool {name or label!r}.")
+    if len(mine) == 1:
+        return ToolSetup(specs, mode="required", forced=mine[0].name, parallel=False)
+    return ToolSetup(mine, mode="required", parallel=False)

@@ -9,13 +9,15 @@ answer comes back through the generation layer like a local model's.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from serverroom.api.items import Item, item_text, searched_note
+from serverroom.api.items import Item, item_text, model_items, searched_note
 from serverroom.api.responses import file_search
 from serverroom.api.responses.objects import wants_logprobs
 from serverroom.api.responses.prompt import PromptState
 from serverroom.api.responses.schemas import ResponseCreateRequest
+from serverroom.constraints import ToolSpec
 
 JSON = dict[str, Any]
 
@@ -23,7 +25,7 @@ JSON = dict[str, Any]
 def _messages(instructions: str | None, items: list[Item]) -> list[JSON]:
     """Items as chat messages: consecutive function calls share one assistant message."""
     out: list[JSON] = [{"role": "system", "content": instructions}] if instructions else []
-    for item in items:
+    for item in model_items(items):
         kind = item.get("type")
         if kind == "message":
             role = "system" if item["role"] == "developer" else item["role"]
@@ -48,12 +50,16 @@ def _messages(instructions: str | None, items: list[Item]) -> list[JSON]:
     return out
 
 
-def _tools(request: ResponseCreateRequest) -> JSON:
+def _tools(request: ResponseCreateRequest, hosted: Sequence[ToolSpec]) -> JSON:
     functions = [
         t for t in request.tools or [] if isinstance(t, dict) and t.get("type") == "function"
     ]
-    searching = file_search.parse_tool(request.tools) is not None
-    if searching:  # offered as a function the server runs (see ``file_search``)
+    functions += [
+        {"name": t.name, "description": t.description or "", "parameters": t.schema()}
+        for t in hosted
+    ]
+    searching = file_search.parse_tool(request.tools) is not None or bool(hosted)
+    if file_search.parse_tool(request.tools) is not None:  # a function the server runs
         spec = file_search.SPEC
         functions.append(
             {"name": spec.name, "description": spec.description, "parameters": spec.parameters}
@@ -77,6 +83,13 @@ def _tools(request: ResponseCreateRequest) -> JSON:
         out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
     elif isinstance(choice, dict) and choice.get("type") == file_search.NAME:
         out["tool_choice"] = {"type": "function", "function": {"name": file_search.NAME}}
+    elif isinstance(choice, dict) and choice.get("type") == "mcp":
+        mine = [t.name for t in hosted if t.server == choice.get("server_label")]
+        name = choice.get("name")
+        named = [n for n in mine if name in (n, f"{choice.get('server_label')}__{name}")]
+        out["tool_choice"] = (
+            {"type": "function", "function": {"name": named[0]}} if named else "required"
+        )
     elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         wanted = {ref.get("name") for ref in choice.get("tools") or []}
         out["tools"] = [t for t in tools if t["function"]["name"] in wanted]
@@ -106,7 +119,12 @@ def _format(request: ResponseCreateRequest) -> JSON:
     return {}
 
 
-def chat_fields(request: ResponseCreateRequest, state: PromptState, max_tokens: int | None) -> JSON:
+def chat_fields(
+    request: ResponseCreateRequest,
+    state: PromptState,
+    max_tokens: int | None,
+    hosted: Sequence[ToolSpec] = (),
+) -> JSON:
     """The Chat Completions fields of a response request (``upstream.chat_body`` finishes it)."""
     fields: JSON = {
         "messages": _messages(request.instructions, state.history + state.new),
@@ -116,7 +134,7 @@ def chat_fields(request: ResponseCreateRequest, state: PromptState, max_tokens: 
         "presence_penalty": request.presence_penalty,
         "frequency_penalty": request.frequency_penalty,
         "user": request.safety_identifier or request.user,
-        **_tools(request),
+        **_tools(request, hosted),
         **_format(request),
     }
     if wants_logprobs(request):
