@@ -50,6 +50,21 @@ class FunctionCallOutputIn(RequestModel):
     output: str | list[ContentPartIn]
 
 
+class CustomToolCallIn(RequestModel):
+    type: Literal["custom_tool_call"]
+    id: str | None = None
+    call_id: str
+    name: str
+    input: str
+
+
+class CustomToolCallOutputIn(RequestModel):
+    type: Literal["custom_tool_call_output"]
+    id: str | None = None
+    call_id: str
+    output: str | list[ContentPartIn]
+
+
 class ReasoningIn(RequestModel):
     type: Literal["reasoning"]
     id: str  # required, as on the platform: a reasoning item is always one the model made
@@ -103,6 +118,8 @@ class McpApprovalResponseIn(RequestModel):
 
 
 _MODELS: dict[str, type[BaseModel]] = {
+    "custom_tool_call": CustomToolCallIn,
+    "custom_tool_call_output": CustomToolCallOutputIn,
     "mcp_list_tools": McpListToolsIn,
     "mcp_call": McpCallIn,
     "mcp_approval_request": McpApprovalRequestIn,
@@ -202,13 +219,15 @@ def normalize_item(raw: Any, param: str) -> Item:
             "arguments": item.arguments,
             "status": "completed",
         }
-    if isinstance(item, FunctionCallOutputIn):
+    if isinstance(item, CustomToolCallIn):
+        return {**item.model_dump(), "id": item.id or new_id("ctc_")}
+    if isinstance(item, FunctionCallOutputIn | CustomToolCallOutputIn):
         output = item.output
         if not isinstance(output, str):
             output = "".join(p.text or "" for p in output)
         return {
-            "type": "function_call_output",
-            "id": item.id or new_id("fco_"),
+            "type": item.type,
+            "id": item.id or new_id("fco_" if item.type == "function_call_output" else "ctco_"),
             "call_id": item.call_id,
             "output": output,
             "status": "completed",
@@ -294,9 +313,17 @@ def render_item(item: Item) -> ChatMessage | None:
         }
         text = f"Calling function {item['name']} with arguments {item['arguments']}"
         return ChatMessage(role="assistant", content=text, extra={"tool_calls": [call]})
+    if kind == "custom_tool_call":
+        call = {
+            "id": item["call_id"],
+            "type": "custom",
+            "custom": {"name": item["name"], "input": item["input"]},
+        }
+        text = f"Calling tool {item['name']} with input {item['input']}"
+        return ChatMessage(role="assistant", content=text, extra={"tool_calls": [call]})
     if kind == "file_search_call":
         return ChatMessage(role="assistant", content=searched_note(item))
-    if kind == "function_call_output":
+    if kind in ("function_call_output", "custom_tool_call_output"):
         output = item["output"]
         text = output if isinstance(output, str) else json.dumps(output)
         return ChatMessage(role="tool", content=text, extra={"tool_call_id": item["call_id"]})

@@ -28,6 +28,7 @@ from serverroom.constraints.tools import (
     ToolSetup,
     ToolSpec,
     check_tools,
+    custom_spec,
     render_tool_messages,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "ToolSpec",
     "check_tools",
     "constrains",
+    "custom_spec",
     "parse_format",
     "parse_tool_output",
     "plan_output",

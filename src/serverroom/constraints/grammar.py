@@ -42,18 +42,32 @@ def check_grammar(tokenizer: LLTokenizer, grammar: str, *, param: str, what: str
 
 
 GO_ON_MARGIN = 2.0  # nats: about 7 times as likely
+# After tool results a call must be this much likelier than an answer (about 150 times).
+# SmolLM2-135M, given the result of the call it had just made, preferred repeating that same
+# call by 2.2 to 4.6 nats (tests/live/test_agents_live.py's weather question), and so looped.
+ANSWER_MARGIN = 5.0
 
 
 class GrammarConstraint:
     """Constrains one sequence to a grammar; one instance per generated choice."""
 
     def __init__(
-        self, tokenizer: LLTokenizer, grammar: str, vocab_size: int, *, decide_ends: bool = False
+        self,
+        tokenizer: LLTokenizer,
+        grammar: str,
+        vocab_size: int,
+        *,
+        decide_ends: bool = False,
+        lean_from: str | None = None,
     ) -> None:
         """``decide_ends``: where the output may end but could go on (after a tool call), the
-        step is decided, not sampled (``decide``)."""
+        step is decided, not sampled (``decide``). ``lean_from``: the call marker, when the
+        prompt ends with tool results; until the reply shows whether it is a call, a call
+        may start only if the model clearly prefers it (``ANSWER_MARGIN``) over answering,
+        since a small model otherwise repeats the call it just had answered."""
         self.tokenizer = tokenizer
         self.decide_ends = decide_ends
+        self.lean_from = lean_from
         self._deciding = False
         self.matcher = LLMatcher(tokenizer, grammar, log_level=0)
         if self.matcher.is_error():
@@ -83,6 +97,9 @@ class GrammarConstraint:
         going on: its most likely other token must beat its most likely end by
         ``GO_ON_MARGIN`` (about 7 times as likely). A small model asked one thing
         otherwise chains calls it invents; one asked several things still makes them."""
+        if self.lean_from is not None and not self.tokenizer.decode_bytes(self.tokens).strip():
+            self._lean_to_answer(logits, self.lean_from)
+            return None
         if not self._deciding:
             return None
         ends = [t for t in self.tokenizer.eos_tokens if t < logits.size and logits[t] > -np.inf]
@@ -93,6 +110,16 @@ class GrammarConstraint:
         masked[ends] = -np.inf
         other = int(np.argmax(masked))
         return other if masked[other] > logits[end] + GO_ON_MARGIN else end
+
+    def _lean_to_answer(self, logits: npt.NDArray[np.float32], marker: str) -> None:
+        """Unless a call is clearly likelier, the tokens that would start one are taken out
+        of ``logits`` (in place: the engine samples the answer from this row as usual)."""
+        opening = _marker_tokens(self.tokenizer, marker, logits.size)
+        calls = np.where(opening, logits, -np.inf)
+        others = np.where(opening, -np.inf, logits)
+        call, other = float(calls.max()), float(others.max())
+        if other > -np.inf and call <= other + ANSWER_MARGIN:
+            logits[opening] = -np.inf
 
     def _eos_only(self) -> npt.NDArray[np.bool_]:
         mask = np.zeros(self.vocab_size, dtype=np.bool_)
@@ -110,6 +137,22 @@ class GrammarConstraint:
 
     def is_accepting(self) -> bool:
         return self.matcher.is_accepting()
+
+
+_MARKERS: dict[tuple[int, str, int], npt.NDArray[np.bool_]] = {}
+
+
+def _marker_tokens(tokenizer: LLTokenizer, marker: str, size: int) -> npt.NDArray[np.bool_]:
+    """Which tokens begin ``marker`` after optional whitespace (cached per tokenizer)."""
+    key = (id(tokenizer), marker, size)
+    found = _MARKERS.get(key)
+    if found is None:
+        found = np.zeros(size, dtype=np.bool_)
+        for token in range(min(size, tokenizer.vocab_size)):
+            text = tokenizer.decode_bytes([token]).lstrip().decode("utf-8", errors="ignore")
+            found[token] = bool(text) and (marker.startswith(text) or text.startswith(marker))
+        _MARKERS[key] = found
+    return found
 
 
 class PrefixSwitchConstraint:

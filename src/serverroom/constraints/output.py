@@ -89,6 +89,7 @@ class OutputPlan:
     grammar: str
     switch_marker: str | None = None  # free text may follow: stop masking once it is text
     tools: bool = False  # tool calls possible: stop when the model repeats a call
+    answer_first: bool = False  # after tool results: an answer unless a call is clearly preferred
 
     def new_constraint(self) -> TokenConstraint:
         inner = GrammarConstraint(
@@ -96,6 +97,7 @@ class OutputPlan:
             self.grammar,
             self.engine.vocab_size,
             decide_ends=self.tools,
+            lean_from=CALL_OPEN if self.answer_first else None,
         )
         outer: TokenConstraint = inner
         if self.switch_marker is not None:
@@ -125,7 +127,7 @@ def plan_output(
         grammar = tool_grammar(tools, text_schema)
         check_grammar(tokenizer, grammar, param=tools_param, what="tools")
         switch = CALL_OPEN[0] if (text_schema is None and not tools.must_call) else None
-        return OutputPlan(engine, grammar, switch, tools=True)
+        return OutputPlan(engine, grammar, switch, tools=True, answer_first=tools.answer_first)
     if fmt is None:
         return None
     grammar = json_grammar(fmt.grammar_schema(), strict=fmt.strict)

@@ -16,6 +16,7 @@ from serverroom.engine.base import TokenConstraint
 _NAME_OPEN = CALL_OPEN + '{"name": "'
 _ARGS_OPEN = '", "arguments": '
 _END = "}" + CALL_CLOSE
+_RAW_OPEN = '"}\n'  # a custom tool's call: its input follows as plain text (see tools.py)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class ToolCallParser:
         self._args_start = 0
         self._sent = 0
         self._held: list[ToolEvent] | None = None
+        self._raw = False  # the open call is a custom tool's (plain-text input)
         self.duplicates = 0
 
     def feed(self, text: str) -> list[ToolEvent]:
@@ -125,12 +127,19 @@ class ToolCallParser:
             offset = 0
         if not rest.startswith(_NAME_OPEN):
             return
-        name_start = offset + len(_NAME_OPEN)
-        end = self.buf.find(_ARGS_OPEN, self.pos + name_start)
-        if end < 0:
+        name_start = self.pos + offset + len(_NAME_OPEN)
+        quote = self.buf.find('"', name_start)
+        if quote < 0:
             return
-        self._name = self.buf[self.pos + name_start : end]
-        self._args_start = self._sent = end + len(_ARGS_OPEN)
+        after = self.buf[quote:]
+        if after.startswith(_ARGS_OPEN):
+            self._raw, opened = False, len(_ARGS_OPEN)
+        elif after.startswith(_RAW_OPEN):
+            self._raw, opened = True, len(_RAW_OPEN)
+        else:
+            return  # the rest of the marker is still to come
+        self._name = self.buf[name_start:quote]
+        self._args_start = self._sent = quote + opened
         self.mode = "args"
         self.calls.append(ParsedCall(self._name, "", complete=False))
         self._held = [] if len(self.calls) > 1 else None
@@ -142,10 +151,12 @@ class ToolCallParser:
     def _arguments(self, events: list[ToolEvent]) -> None:
         index = len(self.calls) - 1
         search = self._args_start
-        while (end := self.buf.find(_END, search)) >= 0:
+        closing = CALL_CLOSE if self._raw else _END
+        while (end := self.buf.find(closing, search)) >= 0:
             args = self.buf[self._args_start : end]
             try:
-                json.loads(args)
+                if not self._raw:
+                    json.loads(args)
             except json.JSONDecodeError:
                 search = end + 1
                 continue
@@ -161,10 +172,10 @@ class ToolCallParser:
                     events.extend(self._held)
                 self._held = None
             self._sent = end
-            self.pos = end + len(_END)
+            self.pos = end + len(closing)
             self.mode = "calls"
             return
-        upto = len(self.buf) - _hold(self.buf, _END)
+        upto = len(self.buf) - _hold(self.buf, closing)
         if upto > self._sent:
             self._emit(events, ArgumentsPiece(index, self.buf[self._sent : upto]))
             self._sent = upto

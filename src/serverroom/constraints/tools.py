@@ -15,13 +15,16 @@ are offered. Each call's ``arguments`` follows that function's parameters schema
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from llguidance import LLMatcher
 
 from serverroom.constraints.schema import JSON_OPTIONS, check_strict, tighten
 from serverroom.engine.base import ChatMessage
+from serverroom.errors import InvalidRequestError
 
 CALL_OPEN = "<tool_call>\n"
 CALL_CLOSE = "\n</tool_call>"
@@ -43,6 +46,7 @@ class ToolSpec:
     parameters: dict[str, Any] | None = None
     strict: bool = False
     server: str | None = None  # the MCP server label of a tool the server runs for the model
+    custom: dict[str, Any] | None = None  # a custom tool's input format (plain-text input)
 
     def schema(self) -> dict[str, Any]:
         if self.parameters is None or not self.parameters:
@@ -59,6 +63,13 @@ class ToolSetup:
     forced: str | None = None  # a named function under tool_choice {"type": "function", ...}
     parallel: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    answer_first: bool = False  # the prompt ends with tool results: a call must be clear
+
+    def after(self, messages: Sequence[ChatMessage]) -> ToolSetup:
+        """This setup for a prompt of ``messages``: when they end with tool results, the
+        reply leans to answering (see ``PrefixSwitchConstraint``)."""
+        ends = bool(messages) and messages[-1].role in ("tool", "function")
+        return replace(self, answer_first=ends) if ends != self.answer_first else self
 
     @property
     def active(self) -> bool:
@@ -75,12 +86,42 @@ class ToolSetup:
             return None
         forced = None if self.forced == name else self.forced
         mode: Mode = "auto" if self.forced == name else self.mode
-        return ToolSetup(rest, mode=mode, forced=forced, parallel=self.parallel, extra=self.extra)
+        return replace(self, tools=rest, mode=mode, forced=forced)
 
     def callable_tools(self) -> list[ToolSpec]:
         if self.forced is not None:
             return [t for t in self.tools if t.name == self.forced]
         return self.tools
+
+
+def custom_spec(tool: dict[str, Any], param: str) -> ToolSpec:
+    """A custom tool (Responses' flat form, or Chat's under ``custom``) as a ``ToolSpec``; its
+    ``format`` is text, or a Lark or regex grammar (400 when it is none of these)."""
+    nested = tool.get("custom")
+    body: dict[str, Any] = nested if isinstance(nested, dict) else tool
+    name = body.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        raise InvalidRequestError(
+            f"Invalid value for '{param}.name': a custom tool needs a name of letters, digits,"
+            " '_' and '-'.",
+            param=f"{param}.name",
+            code="invalid_value",
+        )
+    fmt: dict[str, Any] = body.get("format") or {"type": "text"}
+    inner = fmt.get("grammar")
+    grammar: dict[str, Any] = inner if isinstance(inner, dict) else fmt  # Chat nests it
+    if fmt.get("type") == "text":
+        return ToolSpec(name, body.get("description"), custom={"type": "text"})
+    syntax, definition = grammar.get("syntax"), grammar.get("definition")
+    if fmt.get("type") != "grammar" or syntax not in ("lark", "regex") or not definition:
+        raise InvalidRequestError(
+            f"Invalid value for '{param}.format': expected {{'type': 'text'}} or a grammar with"
+            " 'syntax' 'lark' or 'regex' and a 'definition'.",
+            param=f"{param}.format",
+            code="invalid_value",
+        )
+    custom = {"type": "grammar", "syntax": syntax, "definition": str(definition)}
+    return ToolSpec(name, body.get("description"), custom=custom)
 
 
 def check_tools(tools: list[ToolSpec], *, param_prefix: str) -> None:
@@ -150,11 +191,15 @@ def tool_grammar(setup: ToolSetup, text_grammar: dict[str, Any] | None = None) -
         # A newline after a call may still end the reply: the model that writes one is not
         # thereby forced into another call (which is how small models chained invented ones).
         f'calls: call {repeat} "{_lark(CALL_SEP)}"?',
-        f'call: "{_lark(CALL_OPEN)}" ({" | ".join(names)}) "{_lark(CALL_CLOSE)}"',
+        f'call: "{_lark(CALL_OPEN)}" ({" | ".join(names)})',
     ]
-    lines += [
-        f"{n}: %json {json.dumps(_call_schema(t))}" for n, t in zip(names, tools, strict=True)
-    ]
+    subgrammars: list[dict[str, str]] = []
+    for name, tool in zip(names, tools, strict=True):
+        if tool.custom is None:
+            lines.append(f'{name}: {name}_call "{_lark(CALL_CLOSE)}"')
+            lines.append(f"{name}_call: %json {json.dumps(_call_schema(tool))}")
+        else:
+            lines += _custom_rules(name, tool, subgrammars)
     if setup.must_call:
         start = "start: calls"
     elif text_grammar is not None:
@@ -164,28 +209,60 @@ def tool_grammar(setup: ToolSetup, text_grammar: dict[str, Any] | None = None) -
     else:
         start = "start: calls | TEXT"
         lines.append(r"TEXT: /[^<\s][\s\S]*/")
-    return str(LLMatcher.grammar_from_lark("\n".join([start, *lines])))
+    main = str(LLMatcher.grammar_from_lark("\n".join([start, *lines])))
+    if not subgrammars:
+        return main
+    return json.dumps({"grammars": [{"lark_grammar": main}, *subgrammars]})
+
+
+def _custom_rules(name: str, tool: ToolSpec, subgrammars: list[dict[str, str]]) -> list[str]:
+    """A custom tool's call: its name, then its input as plain text under the tool's format
+    (a Lark grammar or a regex, as a grammar of its own; free text up to the call's end)."""
+    # The name as JSON, like every call's start: a literal here would clash with them.
+    named = {
+        "type": "object",
+        "properties": {"name": {"const": tool.name}},
+        "required": ["name"],
+        "additionalProperties": False,
+        "x-guidance": JSON_OPTIONS,
+    }
+    head = f'%json {json.dumps(named)} "\\n"'
+    fmt = tool.custom or {}
+    if fmt.get("type") != "grammar":
+        return [
+            f"{name}: {head} {name}_text",
+            # lazy: the input ends at the first call end
+            f"{name}_text[lazy]: /(?s:.*)" + _lark(CALL_CLOSE).replace("/", "\\/") + "/",
+        ]
+    definition = str(fmt.get("definition", ""))
+    if fmt.get("syntax") == "regex":  # the whole input matches: anchors are implied
+        pattern = definition.removeprefix("^").removesuffix("$")
+        definition = "start: /" + re.sub(r"(?<!\\)/", r"\/", pattern) + "/"
+    subgrammars.append({"name": f"{name}_input", "lark_grammar": definition})
+    return [f'{name}: {head} @{name}_input "{_lark(CALL_CLOSE)}"']
 
 
 def _lark(text: str) -> str:
     return json.dumps(text)[1:-1]
 
 
+def _listed(tool: ToolSpec) -> dict[str, Any]:
+    if tool.custom is not None:
+        about = {"name": tool.name, "description": tool.description or "", "format": tool.custom}
+        return {"type": "custom", "custom": about}
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description or "",
+            "parameters": tool.parameters or EMPTY_PARAMS,
+        },
+    }
+
+
 def tools_prompt(setup: ToolSetup) -> str:
     """The system-prompt section that describes the tools and the call format."""
-    listing = "\n".join(
-        json.dumps(
-            {
-                "type": "function",
-                "function": {
-                    "name": t.name,
-                    "description": t.description or "",
-                    "parameters": t.parameters or EMPTY_PARAMS,
-                },
-            }
-        )
-        for t in setup.tools
-    )
+    listing = "\n".join(json.dumps(_listed(t)) for t in setup.tools)
     rules = []
     if setup.forced is not None:
         rules.append(f"You must call the function `{setup.forced}` now.")
@@ -195,6 +272,16 @@ def tools_prompt(setup: ToolSetup) -> str:
         rules.append("If no function is needed, answer the user directly.")
     if not setup.parallel:
         rules.append("Call at most one function per reply.")
+    if any(t.custom is not None for t in setup.tools):
+        rules.append(
+            'A "custom" tool takes plain text, not JSON: call it as <tool_call>\\n{"name":'
+            " <tool-name>}\\n<the input, in its format>\\n</tool_call>."
+        )
+    if setup.answer_first:
+        rules.append(
+            "The function results are in: answer the user with them now; do not call a"
+            " function again with the same arguments."
+        )
     return (
         "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
         "You are provided with function signatures within <tools></tools> XML tags:\n"
@@ -207,8 +294,11 @@ def tools_prompt(setup: ToolSetup) -> str:
     )
 
 
-def call_text(name: str, arguments: str) -> str:
-    """One call in the output format (used to replay earlier calls into the prompt)."""
+def call_text(name: str, arguments: str, *, custom: bool = False) -> str:
+    """One call in the output format (used to replay earlier calls into the prompt); a
+    custom tool's ``arguments`` are its plain-text input."""
+    if custom:
+        return f"{CALL_OPEN}{json.dumps({'name': name})}\n{arguments}{CALL_CLOSE}"
     try:
         args = json.dumps(json.loads(arguments), ensure_ascii=False)
     except json.JSONDecodeError:
@@ -227,6 +317,12 @@ def render_tool_messages(messages: list[ChatMessage], setup: ToolSetup | None) -
         if message.role == "assistant" and calls:
             texts = []
             for call in calls:
+                if call.get("type") == "custom":
+                    custom = call.get("custom", {})
+                    texts.append(
+                        call_text(custom.get("name", ""), custom.get("input", ""), custom=True)
+                    )
+                    continue
                 function = call.get("function", {})
                 texts.append(call_text(function.get("name", ""), function.get("arguments", "{}")))
             content = CALL_SEP.join(texts)

@@ -19,10 +19,22 @@ class FunctionCall(RequestModel):
     arguments: str
 
 
+class CustomCall(RequestModel):
+    name: str
+    input: str
+
+
 class ToolCall(RequestModel):
     id: str
-    type: Literal["function"] = "function"
-    function: FunctionCall
+    type: Literal["function", "custom"] = "function"
+    function: FunctionCall | None = None
+    custom: CustomCall | None = None
+
+    @model_validator(mode="after")
+    def _body(self) -> ToolCall:
+        if (self.function if self.type == "function" else self.custom) is None:
+            raise ValueError(f"a '{self.type}' tool call needs '{self.type}'")
+        return self
 
 
 class ChatMessageIn(RequestModel):
@@ -58,8 +70,15 @@ class FunctionDef(RequestModel):
 
 
 class ToolDef(RequestModel):
-    type: Literal["function"]
-    function: FunctionDef
+    type: Literal["function", "custom"]
+    function: FunctionDef | None = None
+    custom: dict[str, Any] | None = None  # name, description, format (see custom_spec)
+
+    @model_validator(mode="after")
+    def _body(self) -> ToolDef:
+        if (self.function if self.type == "function" else self.custom) is None:
+            raise ValueError(f"a '{self.type}' tool needs '{self.type}'")
+        return self
 
 
 class ChatCompletionRequest(SamplingFields):

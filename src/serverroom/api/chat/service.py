@@ -9,6 +9,10 @@ from typing import Any
 from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
 from openai.types.chat.chat_completion_message import ChatCompletionMessage
+from openai.types.chat.chat_completion_message_custom_tool_call import (
+    ChatCompletionMessageCustomToolCall,
+    Custom,
+)
 from openai.types.chat.chat_completion_message_function_tool_call import (
     ChatCompletionMessageFunctionToolCall,
     Function,
@@ -24,6 +28,7 @@ from serverroom.api.chat.schemas import ChatCompletionRequest
 from serverroom.api.chat.structured import (
     chat_format,
     chat_tools,
+    custom_names,
 )
 from serverroom.api.common import (
     ChoicesPlan,
@@ -113,7 +118,9 @@ async def plan_chat(call: Call, request: ChatCompletionRequest) -> ChatPlan:
     engine = await ctx.engines.get(entry)
     fmt = chat_format(request)
     tools = chat_tools(request)
-    messages = render_tool_messages(to_chat_messages(request), tools)
+    chat = to_chat_messages(request)
+    tools = tools.after(chat) if tools is not None else None
+    messages = render_tool_messages(chat, tools)
     prompt = await asyncio.to_thread(engine.tokenize_chat, messages)  # long ones take seconds
     max_tokens = check_context(
         engine,
@@ -218,8 +225,15 @@ def build_completion(plan: ChatPlan, ended: list[ChoiceDone]) -> ChatCompletion:
             role="assistant", content=done.text, refusal=None, annotations=[]
         )
         if done.calls:
+            custom = custom_names(plan.gen.tools)
             message.tool_calls = [
-                ChatCompletionMessageFunctionToolCall(
+                ChatCompletionMessageCustomToolCall(
+                    id=call.call_id,
+                    type="custom",
+                    custom=Custom(name=call.name, input=call.arguments),
+                )
+                if call.name in custom
+                else ChatCompletionMessageFunctionToolCall(
                     id=call.call_id,
                     type="function",
                     function=Function(name=call.name, arguments=call.arguments),

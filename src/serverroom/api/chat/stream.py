@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import (
@@ -21,6 +22,7 @@ from openai.types.chat.chat_completion_chunk import (
 from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkLogprobs
 
 from serverroom.api.chat.service import ChatPlan, build_completion, chat_logprobs
+from serverroom.api.chat.structured import custom_names
 from serverroom.generation import (
     CallArguments,
     CallOpened,
@@ -60,6 +62,15 @@ def _chunk(plan: ChatPlan, choices: list[ChunkChoice], with_usage: bool) -> byte
     return sse_event(chunk.model_dump(mode="json", exclude_unset=True))
 
 
+def _custom_delta(index: int, custom: dict[str, str], call_id: str | None = None) -> Any:
+    """A custom tool call's delta, ``{"index", "id"?, "type": "custom", "custom": {...}}``
+    (the SDK types chunk tool calls as functions only, so it is built unvalidated)."""
+    fields: dict[str, Any] = {"index": index, "custom": custom}
+    if call_id is not None:
+        fields.update(id=call_id, type="custom")
+    return ChoiceDeltaToolCall.model_construct(**fields)
+
+
 class _Renderer:
     """One chunk per result: text, tool-call deltas, and each choice's finish."""
 
@@ -69,6 +80,8 @@ class _Renderer:
         self.with_usage = bool(opts and opts.include_usage)
         self.with_logprobs = bool(plan.request.logprobs)
         self.plain: dict[int, _ContentChunk] = {}
+        self.custom = custom_names(plan.gen.tools)
+        self.custom_calls: set[tuple[int, int]] = set()  # (choice, call) of custom tools
 
     def role(self, index: int) -> bytes:
         choice = ChunkChoice(
@@ -84,7 +97,14 @@ class _Renderer:
     def render(self, result: Result) -> bytes | None:
         if isinstance(result, TextOut):
             return self.text(result)
-        if isinstance(result, CallOpened):
+        if isinstance(result, CallOpened) and result.name in self.custom:
+            self.custom_calls.add((result.choice, result.call))
+            call = _custom_delta(result.call, {"name": result.name, "input": ""}, result.call_id)
+        elif (
+            isinstance(result, CallArguments) and (result.choice, result.call) in self.custom_calls
+        ):
+            call = _custom_delta(result.call, {"input": result.text})
+        elif isinstance(result, CallOpened):
             call = ChoiceDeltaToolCall(
                 index=result.call,
                 id=result.call_id,

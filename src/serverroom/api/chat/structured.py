@@ -14,6 +14,7 @@ from serverroom.constraints import (
     ToolSetup,
     ToolSpec,
     check_tools,
+    custom_spec,
     parse_format,
 )
 from serverroom.errors import InvalidRequestError
@@ -31,6 +32,11 @@ def chat_format(request: ChatCompletionRequest) -> FormatSpec | None:
                 code="invalid_value",
             )
     return fmt
+
+
+def custom_names(tools: ToolSetup | None) -> set[str]:
+    """The names of the custom tools among ``tools`` (their calls carry plain-text input)."""
+    return {t.name for t in tools.tools if t.custom is not None} if tools is not None else set()
 
 
 def _choice_error(message: str) -> InvalidRequestError:
@@ -54,7 +60,9 @@ def chat_tools(request: ChatCompletionRequest) -> ToolSetup | None:
             parameters=t.function.parameters,
             strict=bool(t.function.strict),
         )
-        for t in request.tools
+        if t.function is not None
+        else custom_spec({"custom": t.custom}, f"tools[{i}].custom")
+        for i, t in enumerate(request.tools)
     ]
     check_tools(specs, param_prefix="tools[{index}].function.parameters")
     names = {s.name for s in specs}
@@ -74,8 +82,8 @@ def _object_choice(
     choice: dict[str, Any], specs: list[ToolSpec], names: set[str], parallel: bool
 ) -> ToolSetup:
     kind = choice.get("type")
-    if kind == "function":
-        name = (choice.get("function") or {}).get("name")
+    if kind in ("function", "custom"):
+        name = (choice.get(kind) or {}).get("name")
         if name not in names:
             raise _choice_error(
                 f"Invalid value for 'tool_choice': function '{name}' is not in 'tools'."
@@ -83,7 +91,8 @@ def _object_choice(
         return ToolSetup(specs, mode="required", forced=str(name), parallel=False)
     if kind == "allowed_tools":
         allowed = choice.get("allowed_tools") or {}
-        wanted = {(ref.get("function") or {}).get("name") for ref in allowed.get("tools") or []}
+        refs = allowed.get("tools") or []
+        wanted = {(ref.get(ref.get("type", "function")) or {}).get("name") for ref in refs}
         subset = [s for s in specs if s.name in wanted]
         if not subset:
             raise _choice_error("Invalid value for 'tool_choice': no allowed tool is in 'tools'.")

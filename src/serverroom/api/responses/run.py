@@ -43,6 +43,9 @@ class ResponseRun:
         # Calls the server runs (file_search): call index -> (item, call id, arguments so far).
         self.hosted: dict[int, tuple[Item, str, list[str]]] = {}
         self.to_run: tuple[Item, str] | None = None  # a closed server-run call to run
+        tools = plan.tools.tools if plan.tools is not None else []
+        self.custom = {t.name for t in tools if t.custom is not None}  # custom tools' names
+        self.open_custom: set[int] = set()  # call indexes of custom calls still generating
         self.cited: list[Item] = []  # results the answer cites
         self.followup: list[Item] = []  # the search call and its results, for the next round
 
@@ -129,9 +132,13 @@ class ResponseRun:
                 return self.open_search(result)
             if self.plan.mcp is not None and result.name in self.plan.mcp.names:
                 return self.open_mcp(result)
+            if result.name in self.custom:
+                return self.custom_call(result)
             return self.open_call(result)
         if isinstance(result, CallArguments | CallClosed) and result.call in self.hosted:
             return self.hosted_call(result)
+        if isinstance(result, CallArguments | CallClosed) and result.call in self.open_custom:
+            return self.custom_input(result)
         if isinstance(result, CallArguments):
             item = self.calls[result.call]
             item["arguments"] += result.text
@@ -192,6 +199,35 @@ class ResponseRun:
                 "response.output_item.done", output_index=where["output_index"], item=dict(item)
             ),
         ]
+
+    def custom_call(self, result: CallOpened) -> Events:
+        """A custom tool's call: a ``custom_tool_call`` whose ``input`` is plain text."""
+        item: Item = {
+            "type": "custom_tool_call",
+            "id": new_id("ctc_"),
+            "call_id": result.call_id,
+            "name": result.name,
+            "input": "",
+        }
+        self.calls[result.call] = item
+        self.open_custom.add(result.call)
+        return self.added(item)
+
+    def custom_input(self, result: CallArguments | CallClosed) -> Events:
+        item = self.calls[result.call]
+        if isinstance(result, CallArguments):
+            item["input"] += result.text
+            return [
+                self.event(
+                    "response.custom_tool_call_input.delta", **self.at(item), delta=result.text
+                )
+            ]
+        item["input"] = result.arguments
+        self.open_custom.discard(result.call)
+        done = self.event(
+            "response.custom_tool_call_input.done", **self.at(item), input=item["input"]
+        )
+        return [done, self.done(item)]
 
     def open_message(self) -> Events:
         self.message = {
@@ -257,8 +293,10 @@ class ResponseRun:
     def close(self, status: str) -> Events:
         """Close what is open: calls cut off are ``incomplete``, the message gets ``status``."""
         out: Events = []
-        for item in self.calls.values():
-            if item["status"] == "in_progress":
+        for index, item in self.calls.items():
+            if index in self.open_custom:
+                out.append(self.done(item))  # cut off: its input as far as it got
+            elif item.get("status") == "in_progress":
                 out += self.close_call(item, "incomplete", item["arguments"])
         for item, _, _ in self.hosted.values():
             if item.get("status", "completed") in ("in_progress", "searching", "calling"):

@@ -14,7 +14,7 @@ from dataclasses import replace
 from openai.types.responses import Response
 
 from serverroom.api.common import primed_results, sampling_params
-from serverroom.api.items import Item
+from serverroom.api.items import Item, render_items
 from serverroom.api.responses import file_search, mcp
 from serverroom.api.responses.objects import (
     ResponsePlan,
@@ -64,8 +64,14 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     inputs = state.new  # what the client sent (the prompt may see more, see _mcp_servers)
     hosted, preamble, state = await _mcp_servers(call, request, state, searcher is not None)
     offered = hosted.offered if hosted is not None else []
-    tools = response_tools(request, offered)
+    tools = _leaning(response_tools(request, offered), state)
     if entry.upstream is not None:
+        if tools is not None and any(t.custom is not None for t in tools.tools):
+            raise InvalidRequestError(
+                "Custom tools are not supported with upstream models on this server.",
+                param="tools",
+                code="unsupported_value",
+            )
         plan = await _plan_upstream(call, request, entry, state, offered)
         plan.state, plan.searcher, plan.mcp, plan.preamble = state, searcher, hosted, preamble
         plan.input_items = inputs
@@ -126,6 +132,11 @@ async def _mcp_servers(
     ran, told = await mcp.approved_calls(hosted, state.history, state.new)
     preamble = [*hosted.new_items, *ran]
     return hosted, preamble, PromptState(state.history, [*state.new, *preamble, *told])
+
+
+def _leaning(tools: ToolSetup | None, state: PromptState) -> ToolSetup | None:
+    """``tools`` for a prompt of ``state`` (which may end with tool results)."""
+    return tools.after(render_items(None, state.history + state.new)) if tools else None
 
 
 async def _constraint(
@@ -211,6 +222,7 @@ async def next_round(
     state = PromptState(history=plan.state.history, new=[*plan.state.new, *items])
     plan.state = state
     rest, keep_search, keep_mcp = _still_offered(plan, searched)
+    rest = _leaning(rest, state)
     if plan.gen.upstream is not None:
         _next_upstream_round(plan, state, done[1], keep_search, keep_mcp)
         return

@@ -17,6 +17,7 @@ from serverroom.constraints import (
     ToolSetup,
     ToolSpec,
     check_tools,
+    custom_spec,
     parse_format,
 )
 from serverroom.constraints.schema import strict_by_default
@@ -46,7 +47,7 @@ def check_json_word(fmt: FormatSpec | None, instructions: str | None, items: lis
         )
 
 
-SUPPORTED_TOOLS = ("function", file_search.NAME, "mcp")
+SUPPORTED_TOOLS = ("function", "custom", file_search.NAME, "mcp")
 
 
 def supported_tools(request: ResponseCreateRequest, policy: str) -> ResponseCreateRequest:
@@ -91,6 +92,11 @@ def response_tools(
         for t in request.tools or []
         if isinstance(t, dict) and t.get("type") == "function"
     ]
+    specs += [
+        custom_spec(t, f"tools[{i}]")
+        for i, t in enumerate(request.tools or [])
+        if isinstance(t, dict) and t.get("type") == "custom"
+    ]
     choice = request.tool_choice
     if file_search.parse_tool(request.tools) is not None:
         if any(s.name == file_search.NAME for s in specs):
@@ -115,7 +121,7 @@ def response_tools(
     if not isinstance(choice, dict):
         raise _choice_error(f"Invalid value for 'tool_choice': '{choice}'.")
     names = {s.name for s in specs}
-    if choice.get("type") == "function":
+    if choice.get("type") in ("function", "custom"):
         if choice.get("name") not in names:
             raise _choice_error(
                 f"Invalid value for 'tool_choice': function '{choice.get('name')}' is not in"
