@@ -21,6 +21,7 @@ from serverroom.api import (
     batches,
     chat,
     completions,
+    containers,
     conversations,
     embeddings,
     files,
@@ -65,6 +66,7 @@ RESOURCES = (
     Resource(organization.router),
     Resource(embeddings.router, embeddings.lifespan),  # closes the embedding engines
     Resource(files.router),
+    Resource(containers.router),  # the code interpreter's containers
     Resource(batches.router, batches.lifespan),  # the Batch API worker
     Resource(passthrough.router),  # images and audio, on upstream models
     Resource(vector_stores.router, vector_stores.lifespan),  # the ingestion worker

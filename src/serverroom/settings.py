@@ -104,6 +104,15 @@ class ToolSettings(BaseModel):
     mcp_timeout_seconds: float = Field(
         30.0, gt=0, description="Time limit of one MCP operation (listing tools, one call)."
     )
+    sandbox: Literal["auto", "bubblewrap", "subprocess"] = Field(
+        "auto",
+        description="How code_interpreter runs code: bubblewrap (no network, a private"
+        " filesystem view), subprocess (limits and a private directory only), or auto"
+        " (bubblewrap where it works).",
+    )
+    code_timeout_seconds: float = Field(30.0, gt=0, description="Wall-clock limit of one run.")
+    code_cpu_seconds: int = Field(20, ge=1, description="CPU-time limit of one run.")
+    code_memory_mb: int = Field(1024, ge=64, description="Address-space limit of one run.")
     max_hosted_calls: int = Field(
         8,
         ge=1,

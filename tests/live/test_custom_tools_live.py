@@ -20,39 +20,32 @@ NUMBER: /[0-9]{1,6}/
 """
 
 
-@pytest.mark.parametrize("attempt", range(3))
-def test_responses_regex_and_lark_inputs_match(live_client: openai.OpenAI, attempt: int) -> None:
-    dated = live_client.responses.create(
+def _called(client: openai.OpenAI, question: str, name: str, syntax: str, grammar: str) -> str:
+    """The input the model gave the custom tool ``name`` it was made to call."""
+    response = client.responses.create(
         model="gpt-4.1-mini",
-        input="Book the meeting for the first of March 2027.",
+        input=question,
         tools=[
             {
                 "type": "custom",
-                "name": "book",
-                "description": "Book a meeting on a date.",
-                "format": {"type": "grammar", "syntax": "regex", "definition": DATE},
+                "name": name,
+                "description": f"The {name} tool.",
+                "format": {"type": "grammar", "syntax": syntax, "definition": grammar},
             }
         ],
-        tool_choice={"type": "custom", "name": "book"},
-        max_output_tokens=60,
-    )
-    call = dated.output[0]
-    assert call.type == "custom_tool_call" and re.fullmatch(DATE, call.input), call
-    queried = live_client.responses.create(
-        model="gpt-4.1-mini",
-        input="Find the names of users with id 7.",
-        tools=[
-            {
-                "type": "custom",
-                "name": "sql",
-                "description": "Run a SQL query.",
-                "format": {"type": "grammar", "syntax": "lark", "definition": SQL},
-            }
-        ],
-        tool_choice={"type": "custom", "name": "sql"},
+        tool_choice={"type": "custom", "name": name},
         max_output_tokens=80,
     )
-    Lark(SQL).parse(queried.output[0].input)
+    call = response.output[0]
+    assert call.type == "custom_tool_call", call
+    return call.input
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_responses_regex_and_lark_inputs_match(live_client: openai.OpenAI, attempt: int) -> None:
+    booked = _called(live_client, "Book it for 1 March 2027.", "book", "regex", DATE)
+    assert re.fullmatch(DATE, booked), booked
+    Lark(SQL).parse(_called(live_client, "Names of users with id 7?", "sql", "lark", SQL))
 
 
 def test_chat_custom_tool_input_matches(live_client: openai.OpenAI) -> None:

@@ -44,7 +44,9 @@ class FunctionCallIn(RequestModel):
 
 
 class FunctionCallOutputIn(RequestModel):
-    type: Literal["function_call_output"]
+    """A function's or a custom tool's output."""
+
+    type: Literal["function_call_output", "custom_tool_call_output"]
     id: str | None = None
     call_id: str
     output: str | list[ContentPartIn]
@@ -56,13 +58,6 @@ class CustomToolCallIn(RequestModel):
     call_id: str
     name: str
     input: str
-
-
-class CustomToolCallOutputIn(RequestModel):
-    type: Literal["custom_tool_call_output"]
-    id: str | None = None
-    call_id: str
-    output: str | list[ContentPartIn]
 
 
 class ReasoningIn(RequestModel):
@@ -79,6 +74,15 @@ class FileSearchCallIn(RequestModel):
     queries: list[str]
     status: Literal["in_progress", "searching", "completed", "incomplete", "failed"]
     results: list[dict[str, Any]] | None = None
+
+
+class CodeInterpreterCallIn(RequestModel):
+    type: Literal["code_interpreter_call"]
+    id: str
+    code: str | None = None
+    container_id: str
+    outputs: list[dict[str, Any]] | None = None
+    status: Literal["in_progress", "completed", "incomplete", "interpreting", "failed"]
 
 
 class McpListToolsIn(RequestModel):
@@ -119,7 +123,8 @@ class McpApprovalResponseIn(RequestModel):
 
 _MODELS: dict[str, type[BaseModel]] = {
     "custom_tool_call": CustomToolCallIn,
-    "custom_tool_call_output": CustomToolCallOutputIn,
+    "custom_tool_call_output": FunctionCallOutputIn,
+    "code_interpreter_call": CodeInterpreterCallIn,
     "mcp_list_tools": McpListToolsIn,
     "mcp_call": McpCallIn,
     "mcp_approval_request": McpApprovalRequestIn,
@@ -221,7 +226,7 @@ def normalize_item(raw: Any, param: str) -> Item:
         }
     if isinstance(item, CustomToolCallIn):
         return {**item.model_dump(), "id": item.id or new_id("ctc_")}
-    if isinstance(item, FunctionCallOutputIn | CustomToolCallOutputIn):
+    if isinstance(item, FunctionCallOutputIn):
         output = item.output
         if not isinstance(output, str):
             output = "".join(p.text or "" for p in output)
@@ -234,7 +239,14 @@ def normalize_item(raw: Any, param: str) -> Item:
         }
     if isinstance(item, McpApprovalResponseIn):
         return {**item.model_dump(), "id": item.id or new_id("mcpa_")}
-    if isinstance(item, FileSearchCallIn | McpListToolsIn | McpCallIn | McpApprovalRequestIn):
+    if isinstance(
+        item,
+        FileSearchCallIn
+        | McpListToolsIn
+        | McpCallIn
+        | McpApprovalRequestIn
+        | CodeInterpreterCallIn,
+    ):
         return item.model_dump()
     assert isinstance(item, ReasoningIn)
     out = item.model_dump(exclude_none=True)
@@ -294,6 +306,19 @@ def model_items(items: list[Item]) -> list[Item]:
                 }
             )
             out.append({"type": "function_call_output", "call_id": call_id, "output": result or ""})
+        elif kind == "code_interpreter_call":
+            logs = [o.get("logs", "") for o in item.get("outputs") or [] if o.get("type") == "logs"]
+            call_id = item["id"]
+            out.append(
+                {
+                    "type": "custom_tool_call",
+                    "call_id": call_id,
+                    "name": "python",
+                    "input": item.get("code") or "",
+                }
+            )
+            output = "\n".join(logs) or "(the code ran)"
+            out.append({"type": "custom_tool_call_output", "call_id": call_id, "output": output})
         elif kind not in ("mcp_list_tools", "mcp_approval_request", "mcp_approval_response"):
             out.append(item)
     return out

@@ -17,6 +17,7 @@ _NAME_OPEN = CALL_OPEN + '{"name": "'
 _ARGS_OPEN = '", "arguments": '
 _END = "}" + CALL_CLOSE
 _RAW_OPEN = '"}\n'  # a custom tool's call: its input follows as plain text (see tools.py)
+_RAW_END = CALL_CLOSE.lstrip("\n")  # ... up to here (a newline before it is not input)
 
 
 @dataclass
@@ -151,17 +152,20 @@ class ToolCallParser:
     def _arguments(self, events: list[ToolEvent]) -> None:
         index = len(self.calls) - 1
         search = self._args_start
-        closing = CALL_CLOSE if self._raw else _END
+        closing = _RAW_END if self._raw else _END
         while (end := self.buf.find(closing, search)) >= 0:
             args = self.buf[self._args_start : end]
+            if self._raw:
+                args = args.removesuffix("\n")
             try:
                 if not self._raw:
                     json.loads(args)
             except json.JSONDecodeError:
                 search = end + 1
                 continue
-            if end > self._sent:
-                self._emit(events, ArgumentsPiece(index, self.buf[self._sent : end]))
+            shown = self._args_start + len(args)  # a raw input's newline before the end is not sent
+            if shown > self._sent:
+                self._emit(events, ArgumentsPiece(index, self.buf[self._sent : shown]))
             self.calls[index] = ParsedCall(self._name, args)
             self._emit(events, CallDone(index, self._name, args))
             if self._held is not None:
@@ -176,6 +180,8 @@ class ToolCallParser:
             self.mode = "calls"
             return
         upto = len(self.buf) - _hold(self.buf, closing)
+        if self._raw and self.buf[self._sent : upto].endswith("\n"):
+            upto -= 1  # it may be the newline before the end
         if upto > self._sent:
             self._emit(events, ArgumentsPiece(index, self.buf[self._sent : upto]))
             self._sent = upto

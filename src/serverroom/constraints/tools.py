@@ -34,6 +34,8 @@ MAX_PARALLEL = 8
 # generated with at most this many characters: a small model that never closes its quote
 # cannot hold a slot for the rest of its reply. The output still validates against the schema.
 MAX_ARGUMENT_CHARS = 256
+# A custom tool's free-text input (no grammar) likewise ends after this many characters.
+MAX_INPUT_CHARS = 2000
 EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
 
 Mode = Literal["auto", "required", "none"]
@@ -231,8 +233,10 @@ def _custom_rules(name: str, tool: ToolSpec, subgrammars: list[dict[str, str]]) 
     if fmt.get("type") != "grammar":
         return [
             f"{name}: {head} {name}_text",
-            # lazy: the input ends at the first call end
-            f"{name}_text[lazy]: /(?s:.*)" + _lark(CALL_CLOSE).replace("/", "\\/") + "/",
+            # lazy: the input ends at the first call end (the newline before it optional)
+            f"{name}_text[lazy]: /(?s:.{{0,{MAX_INPUT_CHARS}}})"
+            + _lark(CALL_CLOSE.lstrip()).replace("/", "\\/")
+            + "/",
         ]
     definition = str(fmt.get("definition", ""))
     if fmt.get("syntax") == "regex":  # the whole input matches: anchors are implied
@@ -274,8 +278,9 @@ def tools_prompt(setup: ToolSetup) -> str:
         rules.append("Call at most one function per reply.")
     if any(t.custom is not None for t in setup.tools):
         rules.append(
-            'A "custom" tool takes plain text, not JSON: call it as <tool_call>\\n{"name":'
-            " <tool-name>}\\n<the input, in its format>\\n</tool_call>."
+            'Custom tools take plain text, not JSON arguments: after {"name": ...} and a'
+            " newline, write just the text (for python: the program), then a newline and"
+            " </tool_call>."
         )
     if setup.answer_first:
         rules.append(

@@ -26,6 +26,7 @@ from serverroom.metering import Ticket
 from serverroom.principal import Principal
 
 if TYPE_CHECKING:
+    from serverroom.api.responses.code_interpreter import CodeInterpreter
     from serverroom.api.responses.file_search import FileSearch
     from serverroom.api.responses.mcp import McpTools
     from serverroom.api.responses.prompt import PromptState
@@ -54,6 +55,8 @@ class ResponsePlan:
     mcp: McpTools | None = None  # the request's MCP servers and their tools
     preamble: list[Item] = field(default_factory=list)  # output made before generating
     hosted_calls: int = 0  # server-run calls made so far
+    interpreter: CodeInterpreter | None = None  # the request's code_interpreter tool
+    container_id: str | None = None  # where its code runs
 
     @property
     def hosted_limit(self) -> int:

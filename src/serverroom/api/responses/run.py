@@ -13,7 +13,7 @@ from typing import Any
 from openai.types.responses import Response, ResponseStreamEvent
 
 from serverroom.api.items import Item
-from serverroom.api.responses import file_search
+from serverroom.api.responses import code_interpreter, file_search
 from serverroom.api.responses.events import stream_event
 from serverroom.api.responses.objects import (
     ResponsePlan,
@@ -21,6 +21,7 @@ from serverroom.api.responses.objects import (
     logprob_entries,
     wants_logprobs,
 )
+from serverroom.api.responses.run_tools import ToolItems
 from serverroom.engine.textgen import TokenInfo
 from serverroom.generation import CallArguments, CallClosed, CallOpened, Result, TextOut
 from serverroom.ids import new_id
@@ -28,7 +29,7 @@ from serverroom.ids import new_id
 Events = list[ResponseStreamEvent]
 
 
-class ResponseRun:
+class ResponseRun(ToolItems):
     """The output items of one response as they grow, and the events that tell of it."""
 
     def __init__(self, plan: ResponsePlan) -> None:
@@ -40,12 +41,13 @@ class ResponseRun:
         self.with_logprobs = wants_logprobs(plan.request)
         self.infos: list[TokenInfo] = []  # the message's logprobs so far
         self.pending: list[TokenInfo] = []  # logprobs of tokens with no visible text yet
-        # Calls the server runs (file_search): call index -> (item, call id, arguments so far).
+        # Calls the server runs: call index -> (item, call id, arguments so far).
         self.hosted: dict[int, tuple[Item, str, list[str]]] = {}
         self.to_run: tuple[Item, str] | None = None  # a closed server-run call to run
         tools = plan.tools.tools if plan.tools is not None else []
         self.custom = {t.name for t in tools if t.custom is not None}  # custom tools' names
         self.open_custom: set[int] = set()  # call indexes of custom calls still generating
+        self.written: list[Item] = []  # container files the code wrote (cited in the answer)
         self.cited: list[Item] = []  # results the answer cites
         self.followup: list[Item] = []  # the search call and its results, for the next round
 
@@ -73,57 +75,6 @@ class ResponseRun:
                 out += self.mcp_ran(item)
         return out + ([] if self.plan.may_call else self.open_message())
 
-    def added(self, item: Item) -> Events:
-        """A new output item: it joins the output and ``output_item.added`` tells of it."""
-        self.items.append(item)
-        shown = {**item, "status": "in_progress"} if "status" in item else dict(item)
-        return [
-            self.event("response.output_item.added", output_index=len(self.items) - 1, item=shown)
-        ]
-
-    def at(self, item: Item) -> dict[str, Any]:
-        return {"item_id": item["id"], "output_index": self.items.index(item)}
-
-    def done(self, item: Item) -> ResponseStreamEvent:
-        return self.event(
-            "response.output_item.done", output_index=self.items.index(item), item=dict(item)
-        )
-
-    def open_mcp(self, result: CallOpened) -> Events:
-        """An MCP tool call opens: an ``mcp_call`` the server runs, or an approval request."""
-        assert self.plan.mcp is not None
-        item = self.plan.mcp.call_item(result.name)
-        self.hosted[result.call] = (item, result.call_id, [])
-        out = self.added(item)
-        if item["type"] == "mcp_call":
-            out.append(self.event("response.mcp_call.in_progress", **self.at(item)))
-        return out
-
-    def mcp_arguments(self, item: Item, result: CallArguments | CallClosed) -> Events:
-        if isinstance(result, CallArguments):
-            item["arguments"] += result.text
-            if item["type"] != "mcp_call":
-                return []
-            return [
-                self.event("response.mcp_call_arguments.delta", **self.at(item), delta=result.text)
-            ]
-        item["arguments"] = result.arguments
-        if item["type"] != "mcp_call":  # an approval request ends the response
-            return [self.done(item)]
-        item["status"] = "calling"
-        self.to_run = (item, "")
-        return [
-            self.event(
-                "response.mcp_call_arguments.done", **self.at(item), arguments=result.arguments
-            )
-        ]
-
-    def mcp_ran(self, item: Item) -> Events:
-        """An ``mcp_call`` ran (``run_call`` set its output or error)."""
-        kind = "failed" if item["status"] == "failed" else "completed"
-        self.followup = [item]
-        return [self.event(f"response.mcp_call.{kind}", **self.at(item)), self.done(item)]
-
     def render(self, result: Result) -> Events:
         if isinstance(result, TextOut):
             return self.text(result.text, result.logprobs)
@@ -132,6 +83,8 @@ class ResponseRun:
                 return self.open_search(result)
             if self.plan.mcp is not None and result.name in self.plan.mcp.names:
                 return self.open_mcp(result)
+            if result.name == code_interpreter.NAME and self.plan.interpreter is not None:
+                return self.open_code(result)
             if result.name in self.custom:
                 return self.custom_call(result)
             return self.open_call(result)
@@ -155,79 +108,6 @@ class ResponseRun:
         self.calls = {}
         self.hosted = {}
         self.to_run = None
-
-    def open_search(self, result: CallOpened) -> Events:
-        item: Item = {
-            "type": "file_search_call",
-            "id": new_id("fs_"),
-            "status": "in_progress",
-            "queries": [],
-            "results": None,
-        }
-        self.hosted[result.call] = (item, result.call_id, [])
-        self.items.append(item)
-        where = {"item_id": item["id"], "output_index": len(self.items) - 1}
-        return [
-            self.event(
-                "response.output_item.added", output_index=where["output_index"], item=dict(item)
-            ),
-            self.event("response.file_search_call.in_progress", **where),
-        ]
-
-    def hosted_call(self, result: CallArguments | CallClosed) -> Events:
-        item, call_id, pieces = self.hosted[result.call]
-        if item["type"] != "file_search_call":
-            return self.mcp_arguments(item, result)
-        if isinstance(result, CallArguments):
-            pieces.append(result.text)  # the platform streams no query deltas
-            return []
-        item["queries"] = file_search.queries_of(result.arguments)
-        item["status"] = "searching"
-        self.to_run = (item, call_id)
-        where = {"item_id": item["id"], "output_index": self.items.index(item)}
-        return [self.event("response.file_search_call.searching", **where)]
-
-    def searched(self, item: Item, results: list[Item], shown: bool) -> Events:
-        """A search ran: its item is complete (with its results when ``include`` asks)."""
-        item["status"] = "completed"
-        item["results"] = results if shown else None
-        self.cited = results
-        where = {"item_id": item["id"], "output_index": self.items.index(item)}
-        return [
-            self.event("response.file_search_call.completed", **where),
-            self.event(
-                "response.output_item.done", output_index=where["output_index"], item=dict(item)
-            ),
-        ]
-
-    def custom_call(self, result: CallOpened) -> Events:
-        """A custom tool's call: a ``custom_tool_call`` whose ``input`` is plain text."""
-        item: Item = {
-            "type": "custom_tool_call",
-            "id": new_id("ctc_"),
-            "call_id": result.call_id,
-            "name": result.name,
-            "input": "",
-        }
-        self.calls[result.call] = item
-        self.open_custom.add(result.call)
-        return self.added(item)
-
-    def custom_input(self, result: CallArguments | CallClosed) -> Events:
-        item = self.calls[result.call]
-        if isinstance(result, CallArguments):
-            item["input"] += result.text
-            return [
-                self.event(
-                    "response.custom_tool_call_input.delta", **self.at(item), delta=result.text
-                )
-            ]
-        item["input"] = result.arguments
-        self.open_custom.discard(result.call)
-        done = self.event(
-            "response.custom_tool_call_input.done", **self.at(item), input=item["input"]
-        )
-        return [done, self.done(item)]
 
     def open_message(self) -> Events:
         self.message = {
@@ -317,7 +197,11 @@ class ResponseRun:
             self.message["status"] = status
             entries = logprob_entries(self.infos, with_bytes=False) if self.with_logprobs else []
             where = self.where()
-            for number, note in enumerate(file_search.citations(self.cited, len(part["text"]))):
+            end = len(part["text"])
+            notes = file_search.citations(self.cited, end) + code_interpreter.citations(
+                self.written, end
+            )
+            for number, note in enumerate(notes):
                 part["annotations"].append(note)
                 out.append(
                     self.event(

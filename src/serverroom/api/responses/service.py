@@ -15,7 +15,7 @@ from openai.types.responses import Response
 
 from serverroom.api.common import primed_results, sampling_params
 from serverroom.api.items import Item, render_items
-from serverroom.api.responses import file_search, mcp
+from serverroom.api.responses import code_interpreter, file_search, mcp
 from serverroom.api.responses.objects import (
     ResponsePlan,
     dump,
@@ -68,7 +68,8 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     if entry.upstream is not None:
         if tools is not None and any(t.custom is not None for t in tools.tools):
             raise InvalidRequestError(
-                "Custom tools are not supported with upstream models on this server.",
+                "Custom tools and code_interpreter are not supported with upstream models on"
+                " this server.",
                 param="tools",
                 code="unsupported_value",
             )
@@ -109,6 +110,7 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     )
     plan = ResponsePlan(ctx, request, principal, entry, inputs, gen, NullTicket(), response_id)
     plan.state, plan.searcher, plan.mcp, plan.preamble = state, searcher, hosted, preamble
+    await _container(plan, code_interpreter.parse_tool(request.tools))
     response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
     # Admission last: a request rejected above must not hold a rate-limit reservation.
     plan.ticket = await call.admit(
@@ -132,6 +134,19 @@ async def _mcp_servers(
     ran, told = await mcp.approved_calls(hosted, state.history, state.new)
     preamble = [*hosted.new_items, *ran]
     return hosted, preamble, PromptState(state.history, [*state.new, *preamble, *told])
+
+
+async def _container(plan: ResponsePlan, tool: code_interpreter.CodeInterpreter | None) -> None:
+    """The code_interpreter's container, found or made (a new one is billed)."""
+    if tool is None:
+        return
+    assert plan.state is not None
+    context = plan.state.history + plan.state.new
+    project = plan.principal.project_id
+    plan.interpreter = tool
+    plan.container_id, made = await code_interpreter.container_for(plan.ctx, project, tool, context)
+    if made:
+        plan.tools_usd += code_interpreter.CONTAINER_USD
 
 
 def _leaning(tools: ToolSetup | None, state: PromptState) -> ToolSetup | None:
@@ -202,6 +217,8 @@ def _still_offered(plan: ResponsePlan, searched: bool) -> tuple[ToolSetup | None
     rest = plan.tools
     if rest is not None and not keep_search:
         rest = rest.without(file_search.NAME)
+    if rest is not None and spent:
+        rest = rest.without(code_interpreter.NAME)
     if rest is not None and not keep_mcp and plan.mcp is not None:
         for spec in plan.mcp.offered:
             rest = rest.without(spec.name) if rest is not None else None

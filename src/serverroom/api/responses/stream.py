@@ -15,7 +15,7 @@ from typing import Any
 from openai.types.responses import Response, ResponseStreamEvent
 
 from serverroom.api.common import primed_results
-from serverroom.api.responses import file_search, mcp
+from serverroom.api.responses import code_interpreter, file_search, mcp
 from serverroom.api.responses.objects import ResponsePlan, dump, response_object, usage_of
 from serverroom.api.responses.run import Events, ResponseRun
 from serverroom.api.responses.service import finish, next_round, settle
@@ -68,8 +68,12 @@ async def run_events(
                     yield event
             if run.to_run is None or done is None:
                 break
-            searched = run.to_run[0]["type"] == "file_search_call"
-            for event in await (_search(plan, run) if searched else _call(plan, run)):
+            kind = run.to_run[0]["type"]
+            searched = kind == "file_search_call"
+            runner = (
+                _search if searched else _interpret if kind == "code_interpreter_call" else _call
+            )
+            for event in await runner(plan, run):
                 yield event
             await _close(stream)
             counts = (done.cached_tokens, done.completion_tokens)
@@ -113,6 +117,17 @@ async def _call(plan: ResponsePlan, run: ResponseRun) -> Events:
     item = run.to_run[0]
     await mcp.run_call(plan.mcp, item)
     return run.mcp_ran(item)
+
+
+async def _interpret(plan: ResponsePlan, run: ResponseRun) -> Events:
+    """Run the code the model wrote; its events, and what the model reads next."""
+    assert run.to_run is not None
+    item = run.to_run[0]
+    result, saved = await code_interpreter.interpret(plan.ctx, plan.principal.project_id, item)
+    text = code_interpreter.report(result, saved)
+    run.followup = code_interpreter.followup_items(item, text)
+    failed = result.timed_out or result.exit_code not in (0, None)
+    return run.interpreted(item, result.logs, failed, saved)
 
 
 async def _close(events: AsyncIterator[Any]) -> None:

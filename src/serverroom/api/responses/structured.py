@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from serverroom.api.items import Item, render_items
-from serverroom.api.responses import file_search
+from serverroom.api.responses import code_interpreter, file_search
 from serverroom.constraints import (
     FormatSpec,
     ToolSetup,
@@ -47,7 +47,10 @@ def check_json_word(fmt: FormatSpec | None, instructions: str | None, items: lis
         )
 
 
-SUPPORTED_TOOLS = ("function", "custom", file_search.NAME, "mcp")
+SUPPORTED_TOOLS = ("function", "custom", file_search.NAME, "mcp", "code_interpreter")
+
+
+SERVER_RUN = (file_search.NAME, code_interpreter.NAME)  # tools offered as calls the server runs
 
 
 def supported_tools(request: ResponseCreateRequest, policy: str) -> ResponseCreateRequest:
@@ -105,15 +108,26 @@ def response_tools(
                 param="tools",
             )
         specs.append(file_search.SPEC)
-    runs = bool(hosted) or any(s.name == file_search.NAME for s in specs)
+    if code_interpreter.parse_tool(request.tools) is not None:
+        if any(s.name == code_interpreter.NAME for s in specs):
+            raise InvalidRequestError(
+                f"A tool may not be named '{code_interpreter.NAME}' next to code_interpreter.",
+                param="tools",
+            )
+        specs.append(code_interpreter.SPEC)
+    runs = bool(hosted) or any(s.name in SERVER_RUN for s in specs)
     specs += hosted
     if not specs:
         return None
     check_tools(specs, param_prefix="tools[{index}].parameters")
-    if isinstance(choice, dict) and choice.get("type") == file_search.NAME:
-        if not any(s.name == file_search.NAME for s in specs):
-            raise _choice_error("Invalid value for 'tool_choice': there is no file_search tool.")
-        return ToolSetup(specs, mode="required", forced=file_search.NAME, parallel=False)
+    hosted_choice = {file_search.NAME: file_search.NAME, "code_interpreter": code_interpreter.NAME}
+    if isinstance(choice, dict) and choice.get("type") in hosted_choice:
+        forced = hosted_choice[str(choice["type"])]
+        if not any(s.name == forced for s in specs):
+            raise _choice_error(
+                f"Invalid value for 'tool_choice': there is no {choice['type']} tool."
+            )
+        return ToolSetup(specs, mode="required", forced=forced, parallel=False)
     # One call at a time when the server runs some: a search is answered before more calls.
     parallel = request.parallel_tool_calls is not False and not runs
     if choice is None or choice in ("auto", "none", "required"):

@@ -5,6 +5,7 @@ from serverroom.storage.tables import (  # noqa: F401
     accounts,
     batches,
     chat,
+    containers,
     conversations,
     files,
     responses,
