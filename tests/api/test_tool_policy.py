@@ -66,7 +66,7 @@ def test_the_ignore_policy_leaves_hosted_tools_out(lenient: openai.OpenAI) -> No
     response = lenient.responses.create(
         model="gpt-4.1-mini",
         input="hi",
-        tools=[{"type": "web_search"}, {"type": "code_interpreter", "container": {"type": "auto"}}],
+        tools=[{"type": "web_search"}, {"type": "image_generation"}],
         tool_choice={"type": "web_search"},  # type: ignore[typeddict-item]
         max_output_tokens=8,
     )

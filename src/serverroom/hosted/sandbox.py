@@ -84,7 +84,8 @@ def _readable_roots() -> list[str]:
 
 
 def _bwrap(work: Path, code: Path) -> list[str]:
-    binds: list[str] = []
+    # The private /tmp first: the binds that follow may lie under it (a venv in /tmp).
+    binds: list[str] = ["--tmpfs", "/tmp"]
     for root in _readable_roots():
         binds += ["--ro-bind", root, root]
     return [
@@ -92,7 +93,6 @@ def _bwrap(work: Path, code: Path) -> list[str]:
         *binds,
         "--bind", str(work), DATA,
         "--ro-bind", str(code), CODE,
-        "--tmpfs", "/tmp",
         "--proc", "/proc",
         "--dev", "/dev",
         "--chdir", DATA,
