@@ -21,7 +21,7 @@ def test_the_model_writes_code_that_the_server_runs(live_client: openai.OpenAI) 
         max_output_tokens=1000,  # a program is cut at 2,000 characters, then it runs
     )
     call = response.output[0]
-    assert call.type == "code_interpreter_call" and call.code and call.code.strip()
+    assert call.type == "code_interpreter_call" and call.code is not None  # may be empty
     assert call.status in ("completed", "failed")  # the model's code ran, well or not
     assert call.outputs and call.outputs[0].type == "logs"
     if call.status == "failed":  # a program that failed says why
