@@ -287,38 +287,43 @@ def searched_note(item: Item) -> str:
     return f"(I searched the files for: {queries})"
 
 
+def call_pair(
+    call_id: str, name: str, payload: str, output: str, *, custom: bool = False
+) -> list[Item]:
+    """A tool call and its output as the model reads them: a function call with ``payload``
+    as its arguments, or (``custom``) a custom tool call with ``payload`` as its input."""
+    if custom:
+        call: Item = {
+            "type": "custom_tool_call",
+            "call_id": call_id,
+            "name": name,
+            "input": payload,
+        }
+    else:
+        call = {"type": "function_call", "call_id": call_id, "name": name, "arguments": payload}
+    kind = "custom_tool_call_output" if custom else "function_call_output"
+    return [call, {"type": kind, "call_id": call_id, "output": output}]
+
+
+def _hosted_pair(item: Item) -> list[Item]:
+    """A server-run call (``mcp_call``, ``code_interpreter_call``) as the model reads it."""
+    if item["type"] == "mcp_call":
+        error = item.get("error")
+        result = item.get("output") if not error else f"Error: {json.dumps(error)}"
+        return call_pair(item["id"], item["name"], item["arguments"] or "{}", result or "")
+    logs = [o.get("logs", "") for o in item.get("outputs") or [] if o.get("type") == "logs"]
+    output = "\n".join(logs) or "(the code ran)"
+    return call_pair(item["id"], "python", item.get("code") or "", output, custom=True)
+
+
 def model_items(items: list[Item]) -> list[Item]:
-    """The items as the model reads them: a server-run ``mcp_call`` is a function call and
-    its output; MCP listings and approvals are not shown (the tools are offered as such)."""
+    """The items as the model reads them: a server-run call is a tool call and its output;
+    MCP listings and approvals are not shown (the tools are offered as such)."""
     out: list[Item] = []
     for item in items:
         kind = item.get("type")
-        if kind == "mcp_call":
-            call_id = item["id"]
-            error = item.get("error")
-            result = item.get("output") if not error else f"Error: {json.dumps(error)}"
-            out.append(
-                {
-                    "type": "function_call",
-                    "call_id": call_id,
-                    "name": item["name"],
-                    "arguments": item["arguments"] or "{}",
-                }
-            )
-            out.append({"type": "function_call_output", "call_id": call_id, "output": result or ""})
-        elif kind == "code_interpreter_call":
-            logs = [o.get("logs", "") for o in item.get("outputs") or [] if o.get("type") == "logs"]
-            call_id = item["id"]
-            out.append(
-                {
-                    "type": "custom_tool_call",
-                    "call_id": call_id,
-                    "name": "python",
-                    "input": item.get("code") or "",
-                }
-            )
-            output = "\n".join(logs) or "(the code ran)"
-            out.append({"type": "custom_tool_call_output", "call_id": call_id, "output": output})
+        if kind in ("mcp_call", "code_interpreter_call"):
+            out += _hosted_pair(item)
         elif kind not in ("mcp_list_tools", "mcp_approval_request", "mcp_approval_response"):
             out.append(item)
     return out

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serverroom.api.containers.service import Containers
-from serverroom.api.items import Item
+from serverroom.api.items import Item, call_pair
 from serverroom.constraints import ToolSpec
 from serverroom.context import AppContext
 from serverroom.errors import InvalidRequestError, NotFoundError
@@ -125,17 +125,7 @@ def report(result: RunResult, saved: list[dict[str, Any]]) -> str:
 
 def followup_items(item: Item, text: str) -> list[Item]:
     """The call and its output as the model reads them in the next round."""
-    call_id = item["id"]
-    return [
-        {"type": "custom_tool_call", "call_id": call_id, "name": NAME, "input": item["code"]},
-        {"type": "custom_tool_call_output", "call_id": call_id, "output": text},
-    ]
-
-
-def ran_note(item: Item) -> list[Item]:
-    """An earlier call, as a later turn's model reads it (its logs when they were kept)."""
-    logs = [o.get("logs", "") for o in item.get("outputs") or [] if o.get("type") == "logs"]
-    return followup_items(item, "\n".join(logs) or "(the code ran)")
+    return call_pair(item["id"], NAME, item["code"], text, custom=True)
 
 
 def citations(saved: list[dict[str, Any]], index: int) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from serverroom.api.items import Item, item_text
+from serverroom.api.items import Item, call_pair, item_text
 from serverroom.api.vector_stores.schemas import SearchRequest
 from serverroom.api.vector_stores.search import check_filter
 from serverroom.api.vector_stores.service import VectorStores, usable
@@ -162,10 +162,7 @@ def followup_items(call_id: str, queries: list[str], results: list[dict[str, Any
         output = f"Search results:\n\n{passages}\n\nAnswer the question using these results."
     else:
         output = "The search found nothing in the files. Say so."
-    return [
-        {"type": "function_call", "call_id": call_id, "name": NAME, "arguments": arguments},
-        {"type": "function_call_output", "call_id": call_id, "output": output},
-    ]
+    return call_pair(call_id, NAME, arguments, output)
 
 
 def citations(results: list[dict[str, Any]], index: int) -> list[dict[str, Any]]:

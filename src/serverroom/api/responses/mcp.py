@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from serverroom.api.items import Item
+from serverroom.api.items import Item, call_pair
 from serverroom.constraints import ToolSpec
 from serverroom.errors import ExternalConnectorError, InvalidRequestError
 from serverroom.hosted.mcp_client import McpFailure, McpServer, call_tool, check_url, list_tools
@@ -279,13 +279,4 @@ def _mcp_call(label: str, name: str, arguments: str, approval_id: str | None) ->
 
 def declined(asked: Item) -> list[Item]:
     """What the model reads of a call the user declined."""
-    call_id = asked["id"]
-    return [
-        {
-            "type": "function_call",
-            "call_id": call_id,
-            "name": asked["name"],
-            "arguments": asked["arguments"],
-        },
-        {"type": "function_call_output", "call_id": call_id, "output": DECLINED},
-    ]
+    return call_pair(asked["id"], asked["name"], asked["arguments"], DECLINED)

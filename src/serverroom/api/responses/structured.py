@@ -80,6 +80,16 @@ def _choice_error(message: str) -> InvalidRequestError:
     return InvalidRequestError(message, param="tool_choice", code="invalid_value")
 
 
+def _server_run_specs(request: ResponseContextFields) -> list[tuple[str, ToolSpec]]:
+    """The request's server-run tools (type, the function it is offered as), each checked."""
+    out = []
+    if file_search.parse_tool(request.tools) is not None:
+        out.append(("file_search", file_search.SPEC))
+    if code_interpreter.parse_tool(request.tools) is not None:
+        out.append(("code_interpreter", code_interpreter.SPEC))
+    return out
+
+
 def response_tools(
     request: ResponseContextFields, hosted: Sequence[ToolSpec] = ()
 ) -> ToolSetup | None:
@@ -101,20 +111,13 @@ def response_tools(
         if isinstance(t, dict) and t.get("type") == "custom"
     ]
     choice = request.tool_choice
-    if file_search.parse_tool(request.tools) is not None:
-        if any(s.name == file_search.NAME for s in specs):
+    for tool_type, spec in _server_run_specs(request):
+        if any(s.name == spec.name for s in specs):
             raise InvalidRequestError(
-                f"A function may not be named '{file_search.NAME}' next to the file_search tool.",
+                f"A tool may not be named '{spec.name}' next to the {tool_type} tool.",
                 param="tools",
             )
-        specs.append(file_search.SPEC)
-    if code_interpreter.parse_tool(request.tools) is not None:
-        if any(s.name == code_interpreter.NAME for s in specs):
-            raise InvalidRequestError(
-                f"A tool may not be named '{code_interpreter.NAME}' next to code_interpreter.",
-                param="tools",
-            )
-        specs.append(code_interpreter.SPEC)
+        specs.append(spec)
     runs = bool(hosted) or any(s.name in SERVER_RUN for s in specs)
     specs += hosted
     if not specs:
