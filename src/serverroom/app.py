@@ -127,6 +127,8 @@ def create_app(
     for resource in RESOURCES:
         # Every /v1 route authenticates (once per request: FastAPI caches the dependency).
         app.include_router(resource.router, prefix="/v1", dependencies=[Depends(get_principal)])
+    # The Responses WebSocket authenticates itself: a bad key is an error event on the socket.
+    app.include_router(responses.socket_router, prefix="/v1")
     limits = settings.requests
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout

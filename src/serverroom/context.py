@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from serverroom.catalog import Catalog, ModelEntry
 from serverroom.engine.embeddings import EmbeddingRegistry
@@ -62,7 +63,7 @@ class AppContext:
 Lifespan = Callable[[AppContext], AbstractAsyncContextManager[None]]
 
 
-def context_of(request: Request) -> AppContext:
+def context_of(request: HTTPConnection) -> AppContext:
     ctx: AppContext = request.app.state.context
     return ctx
 
@@ -79,6 +80,11 @@ def request_id_of(request: Request) -> str:
 
 async def get_principal(request: Request) -> Principal:
     """The caller, from its API key (``serverroom.accounts.auth``); 401 when it is not valid."""
+    return await principal_of(request)
+
+
+async def principal_of(request: HTTPConnection) -> Principal:
+    """The caller of a request or a WebSocket (``get_principal``)."""
     accounts = context_of(request).accounts
     if accounts is None:
         return Principal(project_id=DEFAULT_PROJECT)

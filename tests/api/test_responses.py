@@ -347,7 +347,7 @@ def test_open_responses_fields(client: TestClient) -> None:
 
 
 def test_unknown_routes_and_methods_are_404(client: TestClient) -> None:
-    for method, path in [("POST", "/v1/responses/compact"), ("PUT", "/v1/models/gpt-4.1")]:
+    for method, path in [("POST", "/v1/responses/summarize"), ("PUT", "/v1/models/gpt-4.1")]:
         reply = client.request(method, path, json={})
         assert reply.status_code == 404, (method, path)
         assert reply.json()["error"]["code"] == "unknown_url"

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import Request
 from redis.exceptions import RedisError
+from starlette.requests import HTTPConnection
 
 from serverroom.accounts import keys
 from serverroom.accounts.repository import AccountsRepository, KeyInfo
@@ -44,7 +45,7 @@ def _invalid(shown: str | None) -> AuthenticationError:
     )
 
 
-def bearer_token(request: Request) -> str | None:
+def bearer_token(request: HTTPConnection) -> str | None:
     """The raw key from ``Authorization: Bearer <key>``; raises 401 when malformed."""
     header = request.headers.get("authorization")
     if header is None:
@@ -134,7 +135,7 @@ class Authenticator:
             self._cache[digest] = (info, now + self.cache_seconds)
         return info
 
-    async def principal(self, request: Request) -> Principal:
+    async def principal(self, request: HTTPConnection) -> Principal:
         """The caller of ``request``: the open principal, or the one its key belongs to."""
         if not await self.enforced():
             return OPEN_PRINCIPAL

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from serverroom.api.compaction import compacted, compaction_summary, summary_message
 from serverroom.api.schemas import RequestModel
 from serverroom.engine.base import ChatMessage
 from serverroom.errors import InvalidRequestError
@@ -121,7 +122,15 @@ class McpApprovalResponseIn(RequestModel):
     reason: str | None = None
 
 
+class CompactionIn(RequestModel):
+    type: Literal["compaction"]
+    id: str | None = None
+    encrypted_content: str
+    created_by: str | None = None
+
+
 _MODELS: dict[str, type[BaseModel]] = {
+    "compaction": CompactionIn,
     "custom_tool_call": CustomToolCallIn,
     "custom_tool_call_output": FunctionCallOutputIn,
     "code_interpreter_call": CodeInterpreterCallIn,
@@ -237,6 +246,15 @@ def normalize_item(raw: Any, param: str) -> Item:
             "output": output,
             "status": "completed",
         }
+    if isinstance(item, CompactionIn):
+        if compaction_summary(item.encrypted_content) is None:
+            raise InvalidRequestError(
+                f"The encrypted content of '{param}' could not be decoded: send compaction"
+                " items back as this server returned them.",
+                param=f"{param}.encrypted_content",
+                code="invalid_encrypted_content",
+            )
+        return {**item.model_dump(exclude_none=True), "id": item.id or new_id("cmp_")}
     if isinstance(item, McpApprovalResponseIn):
         return {**item.model_dump(), "id": item.id or new_id("mcpa_")}
     if isinstance(
@@ -317,10 +335,10 @@ def _hosted_pair(item: Item) -> list[Item]:
 
 
 def model_items(items: list[Item]) -> list[Item]:
-    """The items as the model reads them: a server-run call is a tool call and its output;
-    MCP listings and approvals are not shown (the tools are offered as such)."""
+    """The items as the model reads them: ``compacted``; a server-run call is a tool call and
+    its output; MCP listings and approvals are not shown (the tools are offered as such)."""
     out: list[Item] = []
-    for item in items:
+    for item in compacted(items):
         kind = item.get("type")
         if kind in ("mcp_call", "code_interpreter_call"):
             out += _hosted_pair(item)
@@ -353,6 +371,8 @@ def render_item(item: Item) -> ChatMessage | None:
         return ChatMessage(role="assistant", content=text, extra={"tool_calls": [call]})
     if kind == "file_search_call":
         return ChatMessage(role="assistant", content=searched_note(item))
+    if kind == "compaction":
+        return ChatMessage(role="system", content=summary_message(item))
     if kind in ("function_call_output", "custom_tool_call_output"):
         output = item["output"]
         text = output if isinstance(output, str) else json.dumps(output)

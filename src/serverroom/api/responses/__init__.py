@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from serverroom.api.responses.background import lifespan
 from serverroom.api.responses.router import router
+from serverroom.api.responses.websocket import router as socket_router
 
-__all__ = ["lifespan", "router"]
+__all__ = ["lifespan", "router", "socket_router"]

@@ -18,10 +18,15 @@ from serverroom.api.responses.objects import dump
 from serverroom.api.responses.prompt import gather_state, render_prompt
 from serverroom.api.responses.replay import EventLog, find_log, synthetic_events
 from serverroom.api.responses.repository import ResponseRepository
-from serverroom.api.responses.schemas import InputTokensRequest, ResponseCreateRequest
+from serverroom.api.responses.schemas import (
+    InputTokensRequest,
+    ResponseCompactRequest,
+    ResponseCreateRequest,
+)
 from serverroom.api.responses.service import plan_response, start_generation
 from serverroom.api.responses.stream import final_response, run_events, sse_body
 from serverroom.api.responses.structured import response_tools
+from serverroom.api.responses.summary import compact
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import AppContext, CallDep, Caller, Ctx, request_id_of
 from serverroom.errors import EngineError
@@ -64,6 +69,16 @@ async def count_input_tokens(
     prompt = await asyncio.to_thread(render_prompt, engine, body.instructions, items, tools)
     count = InputTokenCountResponse(object="response.input_tokens", input_tokens=len(prompt))
     return json_response(count)
+
+
+@router.post("/responses/compact", response_model=None)
+async def compact_response(
+    body: ResponseCompactRequest, request: Request, call: CallDep
+) -> Response:
+    state = await gather_state(call.ctx, body.context(), call.principal)
+    items = state.history + state.new
+    compacted = await compact(call, body.model, body.instructions, items, request_id_of(request))
+    return JSONResponse(compacted)
 
 
 @router.get("/responses/{response_id}", response_model=None)

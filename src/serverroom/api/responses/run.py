@@ -60,12 +60,14 @@ class ResponseRun(ToolItems):
         return self.event(kind, response=dump(response))
 
     def start(self) -> Events:
-        """Events after ``response.in_progress``: the output made before generating (MCP
-        listings, approved calls), then a run without tools opens its message."""
+        """Events after ``response.in_progress``: the output made before generating (a
+        compaction, MCP listings, approved calls), then a run without tools opens its message."""
         out: Events = []
         for item in self.plan.preamble:
             out += self.added(item)
-            if item["type"] == "mcp_list_tools":
+            if item["type"] == "compaction":
+                out.append(self.done(item))
+            elif item["type"] == "mcp_list_tools":
                 where = self.at(item)
                 out.append(self.event("response.mcp_list_tools.in_progress", **where))
                 out.append(self.event("response.mcp_list_tools.completed", **where))

@@ -43,8 +43,17 @@ class ResponseContextFields(RequestModel):
         return self.conversation if isinstance(self.conversation, str) else self.conversation.id
 
 
+class ContextManagement(RequestModel):
+    """One ``context_management`` entry: compact once the prompt passes the threshold."""
+
+    type: Literal["compaction"]
+    compact_threshold: int | None = Field(None, ge=1)
+
+
 class ResponseCreateRequest(ResponseContextFields):
     """``POST /v1/responses``."""
+
+    context_management: list[ContextManagement] | None = Field(None, max_length=1)
 
     max_output_tokens: int | None = Field(None, ge=1)
     max_tool_calls: int | None = Field(None, ge=1)
@@ -70,3 +79,26 @@ class InputTokensRequest(ResponseContextFields):
     """``POST /v1/responses/input_tokens``."""
 
     model: str
+
+
+class ResponseCompactRequest(RequestModel):
+    """``POST /v1/responses/compact``."""
+
+    list_limits: ClassVar[ListLimits] = (("input", "max_items", "input items"),)
+
+    model: str
+    input: Any = None
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    service_tier: str | None = None
+
+    def context(self) -> ResponseContextFields:
+        """The fields that find the items to compact."""
+        return ResponseContextFields(
+            model=self.model,
+            input=self.input,
+            instructions=self.instructions,
+            previous_response_id=self.previous_response_id,
+        )

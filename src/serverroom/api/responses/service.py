@@ -31,6 +31,7 @@ from serverroom.api.responses.structured import (
     response_tools,
     supported_tools,
 )
+from serverroom.api.responses.summary import compact_state
 from serverroom.api.responses.upstream import after_search, chat_fields
 from serverroom.api.upstream import output_reserve, upstream_chat
 from serverroom.catalog import ModelEntry
@@ -66,6 +67,12 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     offered = hosted.offered if hosted is not None else []
     tools = _leaning(response_tools(request, offered), state)
     if entry.upstream is not None:
+        if request.context_management:
+            raise InvalidRequestError(
+                "context_management is not supported with upstream models on this server.",
+                param="context_management",
+                code="unsupported_value",
+            )
         if tools is not None and any(t.custom is not None for t in tools.tools):
             raise InvalidRequestError(
                 "Custom tools and code_interpreter are not supported with upstream models on"
@@ -78,13 +85,19 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         plan.input_items = inputs
         return plan
     engine = await ctx.engines.get(entry)
+    response_id = new_id("resp_")
+    state, compaction, summary = await compact_state(
+        call, engine, request, state, tools, response_id
+    )
+    if compaction is not None:
+        preamble = [compaction, *preamble]
     prompt, budget = await asyncio.to_thread(  # templating a long input takes seconds
         fit_prompt,
         engine,
         request.instructions,
         state,
         max_output=request.max_output_tokens,
-        truncation=request.truncation,
+        truncation=_truncation(request),
         tools=tools,
         model_cap=entry.max_output_tokens,
         default_output=entry.default_max_output_tokens,
@@ -100,7 +113,6 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         top_logprobs=(request.top_logprobs or 0) if wants_logprobs(request) else None,
         constraint=constraint,
     )
-    response_id = new_id("resp_")
     gen = Generation(
         engine,
         [Job(prompt, params)],
@@ -110,6 +122,7 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     )
     plan = ResponsePlan(ctx, request, principal, entry, inputs, gen, NullTicket(), response_id)
     plan.state, plan.searcher, plan.mcp, plan.preamble = state, searcher, hosted, preamble
+    plan.spent = summary.passes  # the compaction's passes are billed with the response
     await _container(plan, code_interpreter.parse_tool(request.tools))
     response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
     # Admission last: a request rejected above must not hold a rate-limit reservation.
@@ -147,6 +160,12 @@ async def _container(plan: ResponsePlan, tool: code_interpreter.CodeInterpreter 
     plan.container_id, made = await code_interpreter.container_for(plan.ctx, project, tool, context)
     if made:
         plan.tools_usd += code_interpreter.CONTAINER_USD
+
+
+def _truncation(request: ResponseCreateRequest) -> str | None:
+    """How a prompt too long for the context is cut: as asked, and with ``context_management``
+    always from the oldest items (a compacted prompt that still overflows must not fail)."""
+    return "auto" if request.context_management else request.truncation
 
 
 def _leaning(tools: ToolSetup | None, state: PromptState) -> ToolSetup | None:
@@ -250,7 +269,7 @@ async def next_round(
         plan.request.instructions,
         state,
         max_output=max(1, plan.params.max_tokens - done[1]),
-        truncation=plan.request.truncation,
+        truncation=_truncation(plan.request),
         tools=rest,
     )
     constraint = await _constraint(engine, response_format(plan.request), rest)

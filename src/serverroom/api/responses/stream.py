@@ -75,7 +75,7 @@ async def run_events(
             )
             for event in await runner(plan, run):
                 yield event
-            await _close(stream)
+            await close_events(stream)
             counts = (done.cached_tokens, done.completion_tokens)
             await next_round(plan, counts, run.followup, searched=searched)
             run.next_round()
@@ -85,7 +85,7 @@ async def run_events(
         logger.warning("response %s failed: %s", plan.response_id, exc.message)
         error = exc
     finally:
-        await _close(stream)
+        await close_events(stream)
         await settle(
             plan,
             done.cached_tokens if done else 0,
@@ -130,7 +130,7 @@ async def _interpret(plan: ResponsePlan, run: ResponseRun) -> Events:
     return run.interpreted(item, result.logs, failed, saved)
 
 
-async def _close(events: AsyncIterator[Any]) -> None:
+async def close_events(events: AsyncIterator[Any]) -> None:
     closer = getattr(events, "aclose", None)
     if closer is not None:
         await closer()
@@ -153,4 +153,4 @@ async def sse_body(events: AsyncIterator[ResponseStreamEvent]) -> AsyncIterator[
         async for event in events:
             yield sse_event(dump(event), event=event.type)
     finally:
-        await _close(events)
+        await close_events(events)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from serverroom.api.compaction import summary_message
 from serverroom.api.items import Item, item_text, model_items, searched_note
 from serverroom.api.responses import file_search
 from serverroom.api.responses.objects import wants_logprobs
@@ -47,6 +48,8 @@ def _messages(instructions: str | None, items: list[Item]) -> list[JSON]:
             out.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
         elif kind == "file_search_call":
             out.append({"role": "assistant", "content": searched_note(item)})
+        elif kind == "compaction":
+            out.append({"role": "system", "content": summary_message(item)})
     return out
 
 

@@ -1,0 +1,198 @@
+"""Compacting a conversation: the model writes a summary that stands for its items.
+
+``summarize`` is the one place a summary is written, for ``POST /v1/responses/compact``
+(``compact``) and for a response whose ``context_management`` threshold is crossed
+(``service``). The transcript is summarized a part at a time when the whole does not fit the
+model's context (each part's summary opens the next part's prompt), so compacting works
+precisely when a conversation has outgrown the context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from serverroom.api.common import sampling_params
+from serverroom.api.compaction import compaction_content, is_user_message
+from serverroom.api.items import Item, render_items
+from serverroom.api.responses.prompt import PromptState, render_prompt
+from serverroom.api.responses.schemas import ResponseCreateRequest
+from serverroom.constraints import ToolSetup
+from serverroom.context import Call
+from serverroom.engine.base import ChatMessage, Engine
+from serverroom.errors import EngineError, InvalidRequestError
+from serverroom.generation import Generation, Job, fold, generate
+from serverroom.ids import new_id
+from serverroom.metering import Usage
+
+ENDPOINT = "/v1/responses/compact"
+SUMMARY_TOKENS = 320  # the most tokens one summary may take
+_LABELS = {"user": "User", "assistant": "Assistant", "tool": "Tool result", "system": "Note"}
+_ASK = (
+    "Summarize the conversation above so that it can be continued from your summary alone:"
+    " what the user wants, the facts, tool calls and their results so far, what was decided,"
+    " and what is left to do. Write plain sentences, at most 150 words."
+)
+
+
+@dataclass
+class Summary:
+    """A written summary and what writing it took: (prompt, cached, output) tokens a pass."""
+
+    text: str = ""
+    passes: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def usage(self) -> Usage:
+        return Usage(
+            sum(p[0] for p in self.passes),
+            sum(p[1] for p in self.passes),
+            sum(p[2] for p in self.passes),
+        )
+
+
+def transcript(instructions: str | None, items: list[Item]) -> list[str]:
+    """The instructions and items as transcript lines, one a message (earlier summaries
+    included, as the model reads them)."""
+    lines = [f"Instructions the assistant follows: {instructions}"] if instructions else []
+    return lines + [
+        f"{_LABELS.get(m.role, m.role)}: {m.content}"
+        for m in render_items(None, items)
+        if m.content.strip()
+    ]
+
+
+def _prompt(engine: Engine, before: str, lines: list[str]) -> list[int]:
+    head = f"Summary of the conversation before this part:\n{before}\n\n" if before else ""
+    text = head + "Conversation:\n\n" + "\n\n".join(lines) + "\n\n" + _ASK
+    return engine.tokenize_chat([ChatMessage(role="user", content=text)])
+
+
+def _next_part(engine: Engine, before: str, lines: list[str]) -> tuple[list[int], int]:
+    """The prompt for the most leading ``lines`` that fit with room for the summary, and how
+    many lines it holds (a line too long alone is cut to fit)."""
+    room = engine.context_length - SUMMARY_TOKENS
+    prompt = _prompt(engine, before, lines)
+    if len(prompt) <= room:
+        return prompt, len(lines)
+    low, high = 0, len(lines) - 1  # the most lines that fit, by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        candidate = _prompt(engine, before, lines[:middle])
+        if len(candidate) <= room:
+            low, prompt = middle, candidate
+        else:
+            high = middle - 1
+    if low > 0:
+        return _prompt(engine, before, lines[:low]), low
+    line = lines[0]
+    while line:
+        line = line[: len(line) * 2 // 3]
+        prompt = _prompt(engine, before, [line + " [cut]"])
+        if len(prompt) <= room:
+            return prompt, 1
+    raise EngineError("The model's context is too small to write a summary.")
+
+
+async def summarize(
+    engine: Engine,
+    lines: list[str],
+    summary: Summary,
+    *,
+    priority: int,
+    request_id: str,
+) -> None:
+    """Write into ``summary`` a summary of the transcript ``lines`` by ``engine``'s model (the
+    passes are counted as they finish, so a failed summary is billed for what it took)."""
+    while lines:
+        prompt, taken = await asyncio.to_thread(_next_part, engine, summary.text, lines)
+        lines = lines[taken:]
+        params = sampling_params(max_tokens=SUMMARY_TOKENS, temperature=0, top_p=None, seed=None)
+        gen = Generation(engine, [Job(prompt, params)], priority=priority)
+        done = (await fold(generate(gen, request_id)))[0]
+        summary.passes.append((done.prompt_tokens, done.cached_tokens, done.completion_tokens))
+        summary.text = (done.text or "").strip() or summary.text
+
+
+def compaction_item(summary: str) -> Item:
+    return {
+        "type": "compaction",
+        "id": new_id("cmp_"),
+        "encrypted_content": compaction_content(summary),
+    }
+
+
+def usage_body(used: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": used.input_tokens,
+        "input_tokens_details": {"cached_tokens": used.cached_tokens},
+        "output_tokens": used.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": used.input_tokens + used.output_tokens,
+    }
+
+
+async def compact(
+    call: Call, model: str, instructions: str | None, items: list[Item], request_id: str
+) -> dict[str, Any]:
+    """``POST /v1/responses/compact``: the user's messages and one compaction item."""
+    entry = call.ctx.catalog.resolve(model)
+    if entry.upstream is not None:
+        raise InvalidRequestError(
+            "Compaction is not supported with upstream models on this server.",
+            param="model",
+            code="unsupported_value",
+        )
+    engine = await call.ctx.engines.get(entry)
+    lines = transcript(instructions, items)
+    first, _ = await asyncio.to_thread(_next_part, engine, "", lines)
+    ticket = await call.admit(
+        entry, ENDPOINT, prompt_tokens=len(first), max_output_tokens=SUMMARY_TOKENS
+    )
+    summary = Summary()
+    try:
+        await summarize(engine, lines, summary, priority=call.priority, request_id=request_id)
+    finally:
+        await ticket.settle(summary.usage())
+    return {
+        "id": new_id("resp_"),
+        "object": "response.compaction",
+        "created_at": int(time.time()),
+        "output": [*(it for it in items if is_user_message(it)), compaction_item(summary.text)],
+        "usage": usage_body(summary.usage()),
+    }
+
+
+def threshold(request: ResponseCreateRequest, engine: Engine) -> int | None:
+    """The prompt size past which a response compacts first (None: it does not)."""
+    entries = request.context_management or []
+    if not entries:
+        return None
+    given = entries[0].compact_threshold
+    return given if given is not None else engine.context_length * 3 // 4
+
+
+async def compact_state(
+    call: Call,
+    engine: Engine,
+    request: ResponseCreateRequest,
+    state: PromptState,
+    tools: ToolSetup | None,
+    request_id: str,
+) -> tuple[PromptState, Item | None, Summary]:
+    """The state a response is generated from, compacted first when its prompt passes the
+    ``context_management`` threshold: the items so far are summarized into a compaction item
+    that the prompt reads before this turn's input (and which leads the response's output)."""
+    limit = threshold(request, engine)
+    summary = Summary()
+    if limit is None:
+        return state, None, summary
+    items = state.history + state.new
+    size = len(await asyncio.to_thread(render_prompt, engine, request.instructions, items, tools))
+    if size <= limit:
+        return state, None, summary
+    lines = transcript(None, items)
+    await summarize(engine, lines, summary, priority=call.priority, request_id=request_id)
+    item = compaction_item(summary.text)
+    return PromptState([*state.history, item], state.new), item, summary
