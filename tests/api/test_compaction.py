@@ -238,3 +238,49 @@ def test_compaction_in_a_conversation(sdk: openai.OpenAI, settings: Settings) ->
     assert any(item.type == "compaction" for item in items)
     last = sdk.responses.create(model="gpt-4o-mini", input="Again?", conversation=conversation.id)
     assert "SUMMARY:" in last.output_text
+
+
+def test_compacting_again_reads_the_new_summary(sdk: openai.OpenAI, scripted: list[bytes]) -> None:
+    """Input that holds a compaction item, compacted again: the newer summary is the one read
+    (it summarizes the older one and what followed)."""
+    compacted = sdk.responses.compact(model="gpt-4o-mini", previous_response_id=_chat(sdk))
+    follow: Any = [
+        *_dump(compacted.output),
+        {"role": "assistant", "content": f"{DROPPED} " * 40},
+        {"role": "user", "content": "What is my name?"},
+    ]
+    answer = sdk.responses.create(
+        model="gpt-4o-mini",
+        input=follow,
+        context_management=[{"type": "compaction", "compact_threshold": 150}],
+    )
+    assert [item.type for item in answer.output] == ["compaction", "message"]
+    assert answer.output_text == "I read SUMMARY:."
+    assert scripted[-1].count(b"SUMMARY:") == 1  # the new summary only
+    assert b"What is my name?" in scripted[-1]
+
+
+def test_a_stateless_agent_loop_keeps_only_the_last_tool_round(
+    sdk: openai.OpenAI, scripted: list[bytes]
+) -> None:
+    def call(n: int, output: str) -> list[dict[str, Any]]:
+        call_id = f"call_{n}"
+        return [
+            {"type": "function_call", "call_id": call_id, "name": "look", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": call_id, "output": output},
+        ]
+
+    items: Any = [
+        {"role": "user", "content": "Find my name."},
+        *call(1, f"{DROPPED} " * 40),
+        *call(2, "LAST-RESULT"),
+    ]
+    answer = sdk.responses.create(
+        model="gpt-4o-mini",
+        input=items,
+        context_management=[{"type": "compaction", "compact_threshold": 150}],
+    )
+    assert answer.output[0].type == "compaction"
+    read = scripted[-1]
+    assert b"SUMMARY:" in read and b"LAST-RESULT" in read and DROPPED.encode() not in read
+    assert read.index(b"SUMMARY:") < read.index(b"LAST-RESULT")

@@ -182,8 +182,9 @@ async def compact_state(
     request_id: str,
 ) -> tuple[PromptState, Item | None, Summary]:
     """The state a response is generated from, compacted first when its prompt passes the
-    ``context_management`` threshold: the items so far are summarized into a compaction item
-    that the prompt reads before this turn's input (and which leads the response's output)."""
+    ``context_management`` threshold: every item is summarized into a compaction item (which
+    leads the response's output); the prompt reads the user's messages, the summary, then the
+    turn being answered (``_turn_start``) verbatim."""
     limit = threshold(request, engine)
     summary = Summary()
     if limit is None:
@@ -195,4 +196,22 @@ async def compact_state(
     lines = transcript(None, items)
     await summarize(engine, lines, summary, priority=call.priority, request_id=request_id)
     item = compaction_item(summary.text)
-    return PromptState([*state.history, item], state.new), item, summary
+    cut = _turn_start(items)
+    return PromptState([*items[:cut], item], items[cut:]), item, summary
+
+
+_CALLS = ("function_call", "custom_tool_call", "mcp_call", "code_interpreter_call", "reasoning")
+_OUTPUTS = ("function_call_output", "custom_tool_call_output")
+
+
+def _turn_start(items: list[Item]) -> int:
+    """Where the items the model must read verbatim after a summary begin: the last user
+    message when the input ends with one, else the last round of tool calls and results."""
+    if items and is_user_message(items[-1]):
+        return len(items) - 1
+    start = len(items)
+    while start > 0 and items[start - 1].get("type") in _OUTPUTS:
+        start -= 1
+    while start > 0 and start < len(items) and items[start - 1].get("type") in _CALLS:
+        start -= 1
+    return start
