@@ -68,7 +68,7 @@ def test_compact_returns_user_messages_and_one_compaction_item(sdk: openai.OpenA
     assert kinds == [("message", "user"), ("message", "user"), ("compaction", None)]
     item = compacted.output[-1]
     assert item.type == "compaction" and item.id.startswith("cmp_")
-    assert compaction_summary(item.encrypted_content) == SUMMARY
+    assert compaction_summary(item.encrypted_content) == "The user" + SUMMARY  # its lead
     assert compacted.usage.input_tokens > 0 and compacted.usage.output_tokens > 0
     total = compacted.usage.input_tokens + compacted.usage.output_tokens
     assert compacted.usage.total_tokens == total
@@ -205,7 +205,9 @@ def test_summaries_of_a_transcript_longer_than_the_context_take_several_passes(
     passes = [p for p in scripted if b"Summarize the conversation above" in p]
     assert len(passes) >= 3
     assert all(len(p) <= 1024 for p in passes)
-    assert b"Summary of the conversation before this part:\n" + SUMMARY.encode() in passes[-1]
+    assert (
+        b"Summary of the conversation before this part:\nThe user" + SUMMARY.encode() in passes[-1]
+    )
     assert b"Part 11." in passes[-1] and b"Part 0." in passes[0]
 
 
