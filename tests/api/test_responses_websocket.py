@@ -127,12 +127,10 @@ def test_a_socket_needs_a_valid_key_when_keys_are_enforced(tmp_path: Path) -> No
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("ws"), args=["--engine.kind", "fake"])
-    server.start()
-    try:
+    with LiveServer(
+        tmp_path_factory.mktemp("ws"), args=["--engine.kind", "fake"]
+    ).running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_sdk_connects_and_creates_responses(served: LiveServer) -> None:

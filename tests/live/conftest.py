@@ -20,11 +20,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     """One real server for the whole session (bundled model). Slots hold 2048 tokens, so a
     snippet without an output limit cannot ramble for minutes on the tiny model."""
     server = LiveServer(tmp_path_factory.mktemp("live"), args=["--engine.slot_context", "2048"])
-    server.start()
-    try:
+    with server.running():
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

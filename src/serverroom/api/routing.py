@@ -88,6 +88,12 @@ def check_lists(value: Any, bounds: Sequence[ListBound]) -> None:
             check_count(len(items), limit, param=field, what=what)
 
 
+def list_bounds(model: Any, limits: Any) -> list[ListBound]:
+    """A request model's ``list_limits`` with their values from the ``RequestLimits``."""
+    declared: Sequence[tuple[str, str, str]] = getattr(model, "list_limits", ())
+    return [(field, getattr(limits, setting), what) for field, setting, what in declared]
+
+
 class CheckedRequest(Request):
     """A request whose JSON body is decoded by ``decode_json``, off the loop when large."""
 
@@ -114,15 +120,10 @@ class CheckedRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         model = self.body_field.field_info.annotation if self.body_field else None
-        declared: Sequence[tuple[str, str, str]] = getattr(model, "list_limits", ())
 
         async def checked(request: Request) -> Response:
             checked_request = CheckedRequest(request.scope, request.receive)
-            if declared:
-                limits = request.app.state.context.settings.requests
-                checked_request.bounds = [
-                    (field, getattr(limits, setting), what) for field, setting, what in declared
-                ]
+            checked_request.bounds = list_bounds(model, request.app.state.context.settings.requests)
             return await handler(checked_request)
 
         return checked

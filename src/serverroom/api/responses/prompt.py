@@ -88,10 +88,12 @@ def fit_prompt(
     tools: ToolSetup | None = None,
     model_cap: int | None = None,
     default_output: int | None = None,
+    rendered: list[int] | None = None,
 ) -> tuple[list[int], int]:
-    """The prompt and output budget; ``truncation: auto`` drops the oldest items to fit."""
+    """The prompt and output budget; ``truncation: auto`` drops the oldest items to fit
+    (``rendered``: the whole state's prompt, when the caller has rendered it already)."""
     items = state.history + state.new
-    prompt = render_prompt(engine, instructions, items, tools)
+    prompt = rendered if rendered is not None else render_prompt(engine, instructions, items, tools)
     if truncation == "auto" and len(items) > 1 and not _fits(engine, prompt, max_output):
         # The fewest oldest items to drop, by bisection (a long history is rendered and
         # tokenized O(log n) times, not once per dropped item); keeps at least the last item.

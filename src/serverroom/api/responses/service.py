@@ -86,11 +86,10 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         return plan
     engine = await ctx.engines.get(entry)
     response_id = new_id("resp_")
-    state, compaction, summary = await compact_state(
-        call, engine, request, state, tools, response_id
-    )
-    if compaction is not None:
-        preamble = [compaction, *preamble]
+    compacted = await compact_state(call, engine, request, state, tools, response_id)
+    state = compacted.state
+    if compacted.item is not None:
+        preamble = [compacted.item, *preamble]
     prompt, budget = await asyncio.to_thread(  # templating a long input takes seconds
         fit_prompt,
         engine,
@@ -101,6 +100,7 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         tools=tools,
         model_cap=entry.max_output_tokens,
         default_output=entry.default_max_output_tokens,
+        rendered=compacted.prompt,
     )
     constraint = await _constraint(engine, fmt, tools)
     params = sampling_params(
@@ -122,7 +122,7 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     )
     plan = ResponsePlan(ctx, request, principal, entry, inputs, gen, NullTicket(), response_id)
     plan.state, plan.searcher, plan.mcp, plan.preamble = state, searcher, hosted, preamble
-    plan.spent = summary.passes  # the compaction's passes are billed with the response
+    plan.spent = compacted.summary.passes  # the compaction's passes are billed with it
     await _container(plan, code_interpreter.parse_tool(request.tools))
     response_object(plan, "in_progress")  # echo fields (tools, text ...) are valid
     # Admission last: a request rejected above must not hold a rate-limit reservation.

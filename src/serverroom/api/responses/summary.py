@@ -17,6 +17,7 @@ from typing import Any
 from serverroom.api.common import sampling_params
 from serverroom.api.compaction import compaction_content, is_user_message
 from serverroom.api.items import Item, render_items
+from serverroom.api.responses.objects import usage_of
 from serverroom.api.responses.prompt import PromptState, render_prompt
 from serverroom.api.responses.schemas import ResponseCreateRequest
 from serverroom.constraints import ToolSetup
@@ -45,8 +46,9 @@ class Summary:
     text: str = ""
     passes: list[tuple[int, int, int]] = field(default_factory=list)
 
-    def usage(self) -> Usage:
-        return Usage(
+    def totals(self) -> tuple[int, int, int]:
+        """Input, cached and output tokens of every pass."""
+        return (
             sum(p[0] for p in self.passes),
             sum(p[1] for p in self.passes),
             sum(p[2] for p in self.passes),
@@ -105,11 +107,15 @@ async def summarize(
     *,
     priority: int,
     request_id: str,
+    first: tuple[list[int], int] | None = None,
 ) -> None:
     """Write into ``summary`` a summary of the transcript ``lines`` by ``engine``'s model (the
-    passes are counted as they finish, so a failed summary is billed for what it took)."""
+    passes are counted as they finish, so a failed summary is billed for what it took;
+    ``first``: the first part's ``_next_part``, when the caller has it)."""
     while lines:
-        prompt, taken = await asyncio.to_thread(_next_part, engine, summary.text, lines)
+        if first is None:
+            first = await asyncio.to_thread(_next_part, engine, summary.text, lines)
+        (prompt, taken), first = first, None
         lines = lines[taken:]
         params = sampling_params(max_tokens=SUMMARY_TOKENS, temperature=0, top_p=None, seed=None)
         gen = Generation(engine, [Job(prompt, params)], priority=priority)
@@ -126,16 +132,6 @@ def compaction_item(summary: str) -> Item:
     }
 
 
-def usage_body(used: Usage) -> dict[str, Any]:
-    return {
-        "input_tokens": used.input_tokens,
-        "input_tokens_details": {"cached_tokens": used.cached_tokens},
-        "output_tokens": used.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": used.input_tokens + used.output_tokens,
-    }
-
-
 async def compact(
     call: Call, model: str, instructions: str | None, items: list[Item], request_id: str
 ) -> dict[str, Any]:
@@ -149,22 +145,35 @@ async def compact(
         )
     engine = await call.ctx.engines.get(entry)
     lines = transcript(instructions, items)
-    first, _ = await asyncio.to_thread(_next_part, engine, "", lines)
+    first = await asyncio.to_thread(_next_part, engine, "", lines)
     ticket = await call.admit(
-        entry, ENDPOINT, prompt_tokens=len(first), max_output_tokens=SUMMARY_TOKENS
+        entry, ENDPOINT, prompt_tokens=len(first[0]), max_output_tokens=SUMMARY_TOKENS
     )
     summary = Summary()
     try:
-        await summarize(engine, lines, summary, priority=call.priority, request_id=request_id)
+        await summarize(
+            engine, lines, summary, priority=call.priority, request_id=request_id, first=first
+        )
     finally:
-        await ticket.settle(summary.usage())
+        await ticket.settle(Usage(*summary.totals()))
     return {
         "id": new_id("resp_"),
         "object": "response.compaction",
         "created_at": int(time.time()),
         "output": [*(it for it in items if is_user_message(it)), compaction_item(summary.text)],
-        "usage": usage_body(summary.usage()),
+        "usage": usage_of(*summary.totals()),
     }
+
+
+@dataclass
+class Compacted:
+    """``compact_state``'s answer: the state to generate from, the compaction item made (if
+    any) with what writing it took, and the state's rendered prompt when it was rendered."""
+
+    state: PromptState
+    item: Item | None = None
+    summary: Summary = field(default_factory=Summary)
+    prompt: list[int] | None = None
 
 
 def threshold(request: ResponseCreateRequest, engine: Engine) -> int | None:
@@ -183,24 +192,24 @@ async def compact_state(
     state: PromptState,
     tools: ToolSetup | None,
     request_id: str,
-) -> tuple[PromptState, Item | None, Summary]:
+) -> Compacted:
     """The state a response is generated from, compacted first when its prompt passes the
     ``context_management`` threshold: every item is summarized into a compaction item (which
     leads the response's output); the prompt reads the user's messages, the summary, then the
     turn being answered (``_turn_start``) verbatim."""
     limit = threshold(request, engine)
-    summary = Summary()
     if limit is None:
-        return state, None, summary
+        return Compacted(state)
     items = state.history + state.new
-    size = len(await asyncio.to_thread(render_prompt, engine, request.instructions, items, tools))
-    if size <= limit:
-        return state, None, summary
+    prompt = await asyncio.to_thread(render_prompt, engine, request.instructions, items, tools)
+    if len(prompt) <= limit:
+        return Compacted(state, prompt=prompt)
     lines = transcript(None, items)
+    summary = Summary()
     await summarize(engine, lines, summary, priority=call.priority, request_id=request_id)
     item = compaction_item(summary.text)
     cut = _turn_start(items)
-    return PromptState([*items[:cut], item], items[cut:]), item, summary
+    return Compacted(PromptState([*items[:cut], item], items[cut:]), item, summary)
 
 
 _CALLS = ("function_call", "custom_tool_call", "mcp_call", "code_interpreter_call", "reasoning")

@@ -23,7 +23,7 @@ from serverroom.api.responses.objects import dump
 from serverroom.api.responses.schemas import ResponseCreateRequest
 from serverroom.api.responses.service import plan_response, start_generation
 from serverroom.api.responses.stream import close_events, run_events
-from serverroom.api.routing import check_lists, decode_json
+from serverroom.api.routing import check_lists, decode_json, list_bounds
 from serverroom.context import Call, context_of, principal_of
 from serverroom.errors import APIError, InvalidRequestError
 from serverroom.ids import new_id
@@ -83,9 +83,7 @@ async def _create(
     fields = {k: v for k, v in event.items() if k not in _SOCKET_ONLY}
     _refuse_unsupported(fields)
     fields.pop("stream", None)  # implicit over a socket
-    limits = ctx.settings.requests
-    bounds = [(f, getattr(limits, s), what) for f, s, what in ResponseCreateRequest.list_limits]
-    check_lists(fields, bounds)
+    check_lists(fields, list_bounds(ResponseCreateRequest, ctx.settings.requests))
     try:
         request = ResponseCreateRequest.model_validate(fields)
     except ValidationError as exc:
