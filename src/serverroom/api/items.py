@@ -122,6 +122,13 @@ class McpApprovalResponseIn(RequestModel):
     reason: str | None = None
 
 
+class ItemReferenceIn(RequestModel):
+    """An earlier item by id (``prompt.gather_state`` puts the item in its place)."""
+
+    type: Literal["item_reference"] | None = None
+    id: str
+
+
 class CompactionIn(RequestModel):
     type: Literal["compaction"]
     id: str | None = None
@@ -131,6 +138,7 @@ class CompactionIn(RequestModel):
 
 _MODELS: dict[str, type[BaseModel]] = {
     "compaction": CompactionIn,
+    "item_reference": ItemReferenceIn,
     "custom_tool_call": CustomToolCallIn,
     "custom_tool_call_output": FunctionCallOutputIn,
     "code_interpreter_call": CodeInterpreterCallIn,
@@ -164,7 +172,7 @@ def _validate(raw: Any, param: str) -> BaseModel:
         raise InvalidRequestError(
             f"Invalid value for '{param}': expected an object.", param=param, code="invalid_value"
         )
-    kind = raw.get("type") or "message"
+    kind = raw.get("type") or ("message" if "role" in raw or "id" not in raw else "item_reference")
     model = _MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
         raise InvalidRequestError(
@@ -255,6 +263,8 @@ def normalize_item(raw: Any, param: str) -> Item:
                 code="invalid_encrypted_content",
             )
         return {**item.model_dump(exclude_none=True), "id": item.id or new_id("cmp_")}
+    if isinstance(item, ItemReferenceIn):
+        return {"type": "item_reference", "id": item.id}
     if isinstance(item, McpApprovalResponseIn):
         return {**item.model_dump(), "id": item.id or new_id("mcpa_")}
     if isinstance(

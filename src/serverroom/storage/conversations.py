@@ -140,6 +140,18 @@ class ConversationRepository(Repository):
         async with self.db.session() as session:
             return (await self._item_row(session, conversation_id, item_id)).data
 
+    async def find_item(self, project_id: str, item_id: str) -> Item | None:
+        """The newest item with this id in any of the project's conversations, if any."""
+        query = (
+            select(ConversationItemRow.data)
+            .where(ConversationItemRow.project_id == project_id, ConversationItemRow.id == item_id)
+            .order_by(ConversationItemRow.seq.desc())
+            .limit(1)
+        )
+        async with self.db.session() as session:
+            data = await session.scalar(query)
+        return data if isinstance(data, dict) else None
+
     async def delete_item(self, project_id: str, conversation_id: str, item_id: str) -> None:
         await self.get(project_id, conversation_id)
         async with self.db.session() as session:

@@ -15,7 +15,7 @@ from serverroom.api.responses.schemas import ResponseContextFields
 from serverroom.constraints import ToolSetup, render_tool_messages
 from serverroom.context import AppContext
 from serverroom.engine.base import Engine
-from serverroom.errors import InvalidRequestError
+from serverroom.errors import InvalidRequestError, NotFoundError
 from serverroom.principal import Principal
 from serverroom.storage.conversations import ConversationRepository
 
@@ -57,6 +57,7 @@ async def gather_state(
     elif conversation_id is not None:
         conversations = ConversationRepository(ctx.db)
         history = await conversations.all_items(principal.project_id, conversation_id)
+    new = await _resolve_references(ctx, principal.project_id, new, history)
     if require_input and not new and not history:
         raise InvalidRequestError(
             "Missing required parameter: 'input'.",
@@ -64,6 +65,34 @@ async def gather_state(
             code="missing_required_parameter",
         )
     return PromptState(history=history, new=new)
+
+
+async def _resolve_references(
+    ctx: AppContext, project_id: str, new: list[Item], history: list[Item]
+) -> list[Item]:
+    """``new`` with each ``item_reference`` replaced by the item it names: one of the earlier
+    items, else one of the project's stored responses or conversations (else a 404)."""
+    if not any(item["type"] == "item_reference" for item in new):
+        return new
+    known = {item.get("id"): item for item in history}
+    responses, conversations = ResponseRepository(ctx.db), ConversationRepository(ctx.db)
+    out = []
+    for item in new:
+        if item["type"] == "item_reference":
+            found = (
+                known.get(item["id"])
+                or await responses.find_item(project_id, item["id"])
+                or await conversations.find_item(project_id, item["id"])
+            )
+            if found is None or found.get("type") == "item_reference":
+                raise NotFoundError(
+                    f"Item with id '{item['id']}' not found. Items are not persisted when"
+                    " `store` is set to false.",
+                    param="input",
+                )
+            item = dict(found)
+        out.append(item)
+    return out
 
 
 def render_prompt(

@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, literal_column, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from serverroom.api.items import Item
 from serverroom.errors import InvalidRequestError, NotFoundError
 from serverroom.storage.repository import Repository, changed
-from serverroom.storage.tables.responses import ResponseRow
+from serverroom.storage.tables.responses import ResponseItemRow, ResponseRow
 
 ACTIVE = ("queued", "in_progress")
 MAX_CHAIN = 100_000  # a bound on the recursive walk (chains cannot loop; this is a guard)
@@ -55,6 +56,8 @@ class ResponseRepository(Repository):
             row.body = body
             if lease is not None:
                 row.owner, row.lease_until = lease
+            await session.flush()  # the row exists before its items point at it
+            await _index_items(session, row)
 
     async def get(self, project_id: str, response_id: str) -> ResponseRow:
         """The stored response, or ``NotFoundError``."""
@@ -84,7 +87,27 @@ class ResponseRepository(Repository):
                 )
                 .values(status=body["status"], body=body)
             )
+            if changed(result):
+                row = await session.get(ResponseRow, response_id)
+                if row is not None:
+                    await _index_items(session, row)
         return changed(result)
+
+    async def find_item(self, project_id: str, item_id: str) -> Item | None:
+        """The newest stored response's item with this id (input or output), if any."""
+        query = (
+            select(ResponseRow)
+            .join(ResponseItemRow, ResponseItemRow.response_id == ResponseRow.id)
+            .where(ResponseItemRow.project_id == project_id, ResponseItemRow.item_id == item_id)
+            .order_by(ResponseItemRow.seq.desc())
+            .limit(1)
+        )
+        async with self.db.session() as session:
+            row = (await session.execute(query)).scalar_one_or_none()
+        if row is None:
+            return None
+        items = [*row.input_items, *(row.body.get("output") or [])]
+        return next((item for item in items if item.get("id") == item_id), None)
 
     async def chain_items(self, project_id: str, previous_id: str) -> list[Item]:
         """Inputs and outputs of ``previous_id`` and every response before it, oldest first.
@@ -160,3 +183,14 @@ class ResponseRepository(Repository):
                 row.status = "failed"
                 row.body = body
         return len(rows)
+
+
+async def _index_items(session: AsyncSession, row: ResponseRow) -> None:
+    """Record where the response's item ids are (again, for a body replaced)."""
+    await session.execute(delete(ResponseItemRow).where(ResponseItemRow.response_id == row.id))
+    items = [*row.input_items, *(row.body.get("output") or [])]
+    ids = {str(i["id"]) for i in items if isinstance(i.get("id"), str) and 0 < len(i["id"]) <= 64}
+    session.add_all(
+        ResponseItemRow(project_id=row.project_id, item_id=item_id, response_id=row.id)
+        for item_id in sorted(ids)
+    )

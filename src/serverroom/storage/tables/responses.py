@@ -2,6 +2,7 @@
 
 A row keeps the full ``Response`` object as JSON (``body``), the input items of that turn with
 their ids (``input_items``), and the columns lookups need (project, status, chain link).
+``response_items`` says which response holds an item id, so ``item_reference`` input finds it.
 A background response still running is owned by the replica running it (``owner``) until
 ``lease_until`` (epoch milliseconds), which that replica's heartbeat keeps moving.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from serverroom.storage.db import Base
@@ -37,4 +38,22 @@ class ResponseRow(Base):
     __table_args__ = (
         Index("ix_responses_project_id", "project_id"),
         Index("ix_responses_status", "status"),
+    )
+
+
+class ResponseItemRow(Base):
+    """An item id (input or output) of a stored response: where ``item_reference`` finds it."""
+
+    __tablename__ = "response_items"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    item_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    response_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("responses.id", ondelete="CASCADE"), nullable=False
+    )
+
+    __table_args__ = (
+        Index("ix_response_items_lookup", "project_id", "item_id"),
+        Index("ix_response_items_response", "response_id"),
     )
