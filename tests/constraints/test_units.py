@@ -176,3 +176,45 @@ def test_after_a_call_the_reply_ends_unless_the_model_clearly_goes_on() -> None:
         bounded["properties"]["a"]["maxLength"] == 10
         and "maxLength" not in bounded["properties"]["b"]
     )
+
+
+def test_tool_rounds_count_runs_of_results_since_the_user_spoke() -> None:
+    setup = ToolSetup([ToolSpec("f")])
+    call = ChatMessage(role="assistant", content="", extra={"tool_calls": [{"id": "c"}]})
+    result = ChatMessage(role="tool", content="r", extra={"tool_call_id": "c"})
+    user = ChatMessage(role="user", content="q")
+    assert setup.after([user]).tool_rounds == 0
+    assert setup.after([user, call, result]).tool_rounds == 1
+    assert setup.after([user, call, call, result, result]).tool_rounds == 1  # parallel calls
+    assert setup.after([user, call, result, call, result]).tool_rounds == 2
+    assert setup.after([call, result, user, call, result]).tool_rounds == 1  # the user spoke
+    assert not setup.after([user, call, result, call]).answer_first
+
+
+def test_the_margin_to_call_again_grows_with_the_rounds() -> None:
+    import numpy as np
+
+    from serverroom.constraints.grammar import ANSWER_MARGIN
+    from serverroom.constraints.output import OutputPlan
+
+    tok = byte_tokenizer()
+    setup = ToolSetup([ToolSpec("f", parameters={"type": "object", "properties": {}})])
+    grammar = tool_grammar(setup)
+
+    class Engine:
+        vocab_size = 258
+
+        def constraint_tokenizer(self) -> object:
+            return tok
+
+    for rounds, call_lead, masked in ((1, 6.0, False), (2, 6.0, True), (2, 11.0, False)):
+        plan = OutputPlan(Engine(), grammar, tools=False, tool_rounds=rounds)  # type: ignore[arg-type]
+        constraint = plan.new_constraint()
+        assert isinstance(constraint, GrammarConstraint)
+        assert constraint.lean_margin == ANSWER_MARGIN * rounds
+        mask = constraint.allowed_mask()
+        assert mask is not None
+        logits = np.where(mask, 0.0, -np.inf).astype(np.float32)
+        logits[ord("<")] = call_lead  # the call's opening, this many nats ahead
+        constraint.decide(logits)
+        assert bool(logits[ord("<")] == -np.inf) is masked, (rounds, call_lead)

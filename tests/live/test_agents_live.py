@@ -118,11 +118,6 @@ def test_responses_mode_runs_and_streams(live_server: LiveServer, served: Served
     assert isinstance(summed.final_output, Answer)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known flaky (about 1 run in 4): on Chat Completions the 135M model sometimes keeps"
-    " calling tools past max_turns; the Responses-mode test above is the firm check",
-)
 def test_chat_completions_mode_runs_and_streams(live_server: LiveServer, served: Served) -> None:
     set_tracing_disabled(True)
     client = openai.AsyncOpenAI(base_url=live_server.base_url, api_key=live_server.api_key)

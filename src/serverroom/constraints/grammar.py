@@ -42,9 +42,12 @@ def check_grammar(tokenizer: LLTokenizer, grammar: str, *, param: str, what: str
 
 
 GO_ON_MARGIN = 2.0  # nats: about 7 times as likely
-# After tool results a call must be this much likelier than an answer (about 150 times).
-# SmolLM2-135M, given the result of the call it had just made, preferred repeating that same
-# call by 2.2 to 4.6 nats (tests/live/test_agents_live.py's weather question), and so looped.
+# After tool results a call must be this much likelier than an answer (about 150 times), per
+# round of calls since the user last spoke. SmolLM2-135M, given the result of the call it had
+# just made, preferred repeating that same call by 2.2 to 4.6 nats
+# (tests/live/test_agents_live.py's weather question), and so looped; on Chat Completions it
+# sometimes preferred it by more, round after round, until the agent's max_turns (1 streamed
+# run in 8): a margin growing with the rounds ends such a loop within a round or two.
 ANSWER_MARGIN = 5.0
 
 
@@ -59,15 +62,17 @@ class GrammarConstraint:
         *,
         decide_ends: bool = False,
         lean_from: str | None = None,
+        lean_margin: float = ANSWER_MARGIN,
     ) -> None:
         """``decide_ends``: where the output may end but could go on (after a tool call), the
         step is decided, not sampled (``decide``). ``lean_from``: the call marker, when the
         prompt ends with tool results; until the reply shows whether it is a call, a call
-        may start only if the model clearly prefers it (``ANSWER_MARGIN``) over answering,
+        may start only if the model prefers it by ``lean_margin`` nats over answering,
         since a small model otherwise repeats the call it just had answered."""
         self.tokenizer = tokenizer
         self.decide_ends = decide_ends
         self.lean_from = lean_from
+        self.lean_margin = lean_margin
         self._deciding = False
         self.matcher = LLMatcher(tokenizer, grammar, log_level=0)
         if self.matcher.is_error():
@@ -118,7 +123,7 @@ class GrammarConstraint:
         calls = np.where(opening, logits, -np.inf)
         others = np.where(opening, -np.inf, logits)
         call, other = float(calls.max()), float(others.max())
-        if other > -np.inf and call <= other + ANSWER_MARGIN:
+        if other > -np.inf and call <= other + self.lean_margin:
             logits[opening] = -np.inf
 
     def _eos_only(self) -> npt.NDArray[np.bool_]:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from serverroom.constraints.grammar import GrammarConstraint, PrefixSwitchConstraint, check_grammar
+from serverroom.constraints.grammar import (
+    ANSWER_MARGIN,
+    GrammarConstraint,
+    PrefixSwitchConstraint,
+    check_grammar,
+)
 from serverroom.constraints.schema import check_strict, json_grammar, tighten
 from serverroom.constraints.toolcalls import RepeatGuard
 from serverroom.constraints.tools import CALL_OPEN, ToolSetup, tool_grammar
@@ -89,7 +94,7 @@ class OutputPlan:
     grammar: str
     switch_marker: str | None = None  # free text may follow: stop masking once it is text
     tools: bool = False  # tool calls possible: stop when the model repeats a call
-    answer_first: bool = False  # after tool results: an answer unless a call is clearly preferred
+    tool_rounds: int = 0  # after tool results: an answer unless a call is clearly preferred
 
     def new_constraint(self) -> TokenConstraint:
         inner = GrammarConstraint(
@@ -97,7 +102,8 @@ class OutputPlan:
             self.grammar,
             self.engine.vocab_size,
             decide_ends=self.tools,
-            lean_from=CALL_OPEN if self.answer_first else None,
+            lean_from=CALL_OPEN if self.tool_rounds else None,
+            lean_margin=ANSWER_MARGIN * self.tool_rounds,
         )
         outer: TokenConstraint = inner
         if self.switch_marker is not None:
@@ -127,7 +133,7 @@ def plan_output(
         grammar = tool_grammar(tools, text_schema)
         check_grammar(tokenizer, grammar, param=tools_param, what="tools")
         switch = CALL_OPEN[0] if (text_schema is None and not tools.must_call) else None
-        return OutputPlan(engine, grammar, switch, tools=True, answer_first=tools.answer_first)
+        return OutputPlan(engine, grammar, switch, tools=True, tool_rounds=tools.tool_rounds)
     if fmt is None:
         return None
     grammar = json_grammar(fmt.grammar_schema(), strict=fmt.strict)

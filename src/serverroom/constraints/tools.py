@@ -65,13 +65,26 @@ class ToolSetup:
     forced: str | None = None  # a named function under tool_choice {"type": "function", ...}
     parallel: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
-    answer_first: bool = False  # the prompt ends with tool results: a call must be clear
+    tool_rounds: int = 0  # rounds of calls and results the prompt ends with (see ``after``)
 
     def after(self, messages: Sequence[ChatMessage]) -> ToolSetup:
         """This setup for a prompt of ``messages``: when they end with tool results, the
-        reply leans to answering (see ``PrefixSwitchConstraint``)."""
-        ends = bool(messages) and messages[-1].role in ("tool", "function")
-        return replace(self, answer_first=ends) if ends != self.answer_first else self
+        reply leans to answering, the more the more rounds of calls led there since the
+        user last spoke (see ``GrammarConstraint``'s ``lean_from``)."""
+        rounds, after_result = 0, False
+        if messages and messages[-1].role in ("tool", "function"):
+            for message in reversed(messages):  # a round: a run of results (after its calls)
+                result = message.role in ("tool", "function")
+                if not result and message.role != "assistant":
+                    break
+                rounds += result and not after_result
+                after_result = result
+        return replace(self, tool_rounds=rounds) if rounds != self.tool_rounds else self
+
+    @property
+    def answer_first(self) -> bool:
+        """The prompt ends with tool results: a further call must be clearly preferred."""
+        return self.tool_rounds > 0
 
     @property
     def active(self) -> bool:
