@@ -71,6 +71,7 @@ class ModelEntry:
     max_output_tokens: int | None = None
     default_max_output_tokens: int | None = None
     upstream: UpstreamSpec | None = None  # set for ``backend = "upstream"``
+    reasoning: bool = False  # a reasoning model: the o-series' parameters (``api.reasoning``)
 
     @property
     def is_alias(self) -> bool:
@@ -136,6 +137,7 @@ def _build(raw: dict[str, Any], real: dict[str, dict[str, Any]]) -> ModelEntry:
         max_output_tokens=_optional_int(base.get("max_output_tokens")),
         default_max_output_tokens=_optional_int(base.get("default_max_output_tokens")),
         upstream=_upstream(target_id, base),
+        reasoning=bool(raw.get("reasoning", base.get("reasoning", False))),
     )
 
 

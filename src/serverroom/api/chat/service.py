@@ -39,6 +39,7 @@ from serverroom.api.common import (
     choice_params,
     logit_bias_ids,
 )
+from serverroom.api.reasoning import check_parameters
 from serverroom.api.upstream import output_reserve, upstream_chat
 from serverroom.catalog import ModelEntry
 from serverroom.constraints import (
@@ -113,6 +114,14 @@ async def plan_chat(call: Call, request: ChatCompletionRequest) -> ChatPlan:
     check_count(len(request.messages), limits.max_items, param="messages", what="messages")
     check_count(len(request.tools or []), limits.max_tools, param="tools", what="tools")
     entry = ctx.catalog.resolve(request.model)
+    check_parameters(
+        entry,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        effort=request.reasoning_effort,
+        effort_param="reasoning_effort",
+        max_tokens=request.max_tokens,
+    )
     if entry.upstream is not None:
         return await _plan_upstream(call, request, entry)
     engine = await ctx.engines.get(entry)

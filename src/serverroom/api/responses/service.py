@@ -15,6 +15,7 @@ from openai.types.responses import Response
 
 from serverroom.api.common import primed_results, sampling_params
 from serverroom.api.items import Item, render_items
+from serverroom.api.reasoning import check_parameters
 from serverroom.api.responses import code_interpreter, file_search, mcp
 from serverroom.api.responses.objects import (
     ResponsePlan,
@@ -56,6 +57,13 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     ctx, principal = call.ctx, call.principal
     request = supported_tools(request, ctx.settings.tools.unsupported)
     entry = ctx.catalog.resolve(request.model)
+    check_parameters(
+        entry,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        effort=(request.reasoning or {}).get("effort"),
+        effort_param="reasoning.effort",
+    )
     state = await gather_state(ctx, request, principal)
     fmt = response_format(request)
     check_json_word(fmt, request.instructions, state.history + state.new)
