@@ -26,6 +26,7 @@ from serverroom.engine.registry import EngineRegistry
 from serverroom.ids import new_id
 from serverroom.metering import Admission, Metering, NullMetering, Ticket
 from serverroom.principal import DEFAULT_PROJECT, Principal
+from serverroom.sealing import Sealer
 from serverroom.settings import Settings
 from serverroom.storage.db import Database
 
@@ -57,6 +58,13 @@ class AppContext:
     response_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # background
     response_logs: OrderedDict[str, EventLog] = field(default_factory=OrderedDict)
     replica_id: str = field(default_factory=lambda: new_id("replica_"))  # owns leases
+    sealer: Sealer = field(init=False)  # seals reasoning for stateless clients
+
+    def __post_init__(self) -> None:
+        secret = self.settings.secret_key
+        self.sealer = Sealer(
+            secret.get_secret_value() if secret else None, self.settings.data_dir / "secret.key"
+        )
 
 
 # What a resource package exports as ``lifespan``: entered with the app, after migrations.

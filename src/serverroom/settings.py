@@ -188,6 +188,11 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default: SQLite in the data directory."
     )
     redis_url: str | None = Field(None, description="Redis URL for state shared by replicas.")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key that seals reasoning items' encrypted_content; default: made once"
+        " into <data_dir>/secret.key. Replicas must share one.",
+    )
     catalog_file: Path | None = Field(
         None, description="A TOML model catalog that overrides and extends the built-in one."
     )

@@ -2,13 +2,15 @@
 
 On the platform an o-series model takes only the default ``temperature`` and ``top_p`` (1),
 refuses Chat's ``max_tokens`` in favour of ``max_completion_tokens``, and only reasoning models
-take a reasoning effort. Both APIs check their requests here, before any work.
+take a reasoning effort. Both APIs check their requests here, before any work, and take the
+thinking phase an effort buys from :func:`thinking_for`.
 """
 
 from __future__ import annotations
 
 from serverroom.catalog import ModelEntry
 from serverroom.errors import InvalidRequestError
+from serverroom.generation import Thinking
 
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")  # the SDK's values
 
@@ -59,3 +61,32 @@ def _unsupported(param: str) -> InvalidRequestError:
         param=param,
         code="unsupported_parameter",
     )
+
+
+SUMMARIES = ("auto", "concise", "detailed")
+
+
+def check_summary(entry: ModelEntry, reasoning: dict[str, object] | None) -> None:
+    """Responses' ``reasoning.summary``: one of the platform's values, on a reasoning model."""
+    for key in ("summary", "generate_summary"):
+        value = (reasoning or {}).get(key)
+        if value is None:
+            continue
+        param = f"reasoning.{key}"
+        if value not in SUMMARIES:
+            raise InvalidRequestError(
+                f"Invalid value: '{value}'. Supported values are: 'auto', 'concise' and"
+                " 'detailed'.",
+                param=param,
+                code="invalid_value",
+            )
+        if not entry.reasoning:
+            raise _unsupported(param)
+
+
+def thinking_for(entry: ModelEntry, effort: str | None) -> Thinking | None:
+    """The thinking phase of a request to ``entry`` at ``effort`` (None: not a reasoning model).
+    An upstream model thinks on its own; its think tags are read from its content."""
+    if not entry.reasoning:
+        return None
+    return Thinking.for_effort(effort, scaffold=entry.thinking == "scaffold", tags=entry.think_tags)

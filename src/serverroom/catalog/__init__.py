@@ -72,6 +72,10 @@ class ModelEntry:
     default_max_output_tokens: int | None = None
     upstream: UpstreamSpec | None = None  # set for ``backend = "upstream"``
     reasoning: bool = False  # a reasoning model: the o-series' parameters (``api.reasoning``)
+    # How a reasoning model thinks: "native" (its template and training write a think block)
+    # or "scaffold" (serverroom opens the block and holds it to a budget); the block's tags.
+    thinking: Literal["native", "scaffold"] = "scaffold"
+    think_tags: tuple[str, str] = ("<think>", "</think>")
 
     @property
     def is_alias(self) -> bool:
@@ -138,7 +142,27 @@ def _build(raw: dict[str, Any], real: dict[str, dict[str, Any]]) -> ModelEntry:
         default_max_output_tokens=_optional_int(base.get("default_max_output_tokens")),
         upstream=_upstream(target_id, base),
         reasoning=bool(raw.get("reasoning", base.get("reasoning", False))),
+        thinking=_thinking(raw.get("thinking", base.get("thinking", "scaffold")), model_id),
+        think_tags=_tags(raw.get("think_tags", base.get("think_tags")), model_id),
     )
+
+
+def _thinking(value: Any, model_id: str) -> Literal["native", "scaffold"]:
+    if value == "native":
+        return "native"
+    if value == "scaffold":
+        return "scaffold"
+    raise CatalogError(f"model {model_id!r}: thinking must be 'native' or 'scaffold'")
+
+
+def _tags(value: Any, model_id: str) -> tuple[str, str]:
+    if value is None:
+        return ("<think>", "</think>")
+    if not (
+        isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) and v for v in value)
+    ):
+        raise CatalogError(f"model {model_id!r}: think_tags must be two strings [open, close]")
+    return (value[0], value[1])
 
 
 def _upstream(model_id: str, raw: dict[str, Any]) -> UpstreamSpec | None:

@@ -3,7 +3,8 @@
 A generation runs one or more choices (Chat's ``n``, legacy Completions' prompts times ``n``, one
 for a response). Its stream interleaves the choices' results: visible text with its logprobs,
 tool calls as they open, grow and close, and each choice's end with its finish reason, its
-whole text or calls, and its token counts. A non-streaming answer is the fold of the stream.
+whole text or calls, and its token counts. A reasoning model's thinking comes first, as
+reasoning results. A non-streaming answer is the fold of the stream.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "CallOpened",
     "ChoiceDone",
     "Finish",
+    "ReasoningOut",
     "Result",
     "TextOut",
     "ToolCall",
@@ -36,6 +38,14 @@ class TextOut:
     choice: int
     text: str
     logprobs: list[TokenInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReasoningOut:
+    """More of one choice's reasoning (its thinking, before the answer)."""
+
+    choice: int
+    text: str
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,9 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ChoiceDone:
-    """One choice ended. ``text`` is ``None`` when the output was tool calls."""
+    """One choice ended. ``text`` is ``None`` when the output was tool calls;
+    ``completion_tokens`` counts the reasoning (``reasoning_tokens`` of them, its text
+    ``reasoning``: None when the model did not think)."""
 
     choice: int
     finish_reason: Finish
@@ -88,9 +100,11 @@ class ChoiceDone:
     prompt_tokens: int
     cached_tokens: int
     completion_tokens: int
+    reasoning: str | None = None
+    reasoning_tokens: int = 0
 
 
-Result = TextOut | CallOpened | CallArguments | CallClosed | ChoiceDone
+Result = ReasoningOut | TextOut | CallOpened | CallArguments | CallClosed | ChoiceDone
 
 
 def call_id(seed: str, choice: int, call: int) -> str:

@@ -3,14 +3,16 @@
 ``Generation`` describes the work (jobs, stop strings, tools, priority); ``results`` runs its
 choices concurrently and interleaves their results, ``fold`` keeps each choice's end. This is
 the one place where tool calls are read out of generated text, where the ``tool_calls`` finish
-rule is applied, and where the tokens generated so far are counted for billing.
+rule is applied, where a reasoning model thinks before it answers (``_Thought``: the block
+is generated on its own, then the answer follows it in the prompt), and where the tokens
+generated so far are counted for billing.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from serverroom.constraints import (
     ArgumentsPiece,
@@ -20,6 +22,7 @@ from serverroom.constraints import (
     ToolCallParser,
     ToolSetup,
 )
+from serverroom.constraints.grammar import GrammarConstraint
 from serverroom.engine.base import Engine, SamplingParams
 from serverroom.engine.textgen import TextDelta, TextDone, TokenInfo, generate_text
 from serverroom.generation.results import (
@@ -28,14 +31,16 @@ from serverroom.generation.results import (
     CallOpened,
     ChoiceDone,
     Finish,
+    ReasoningOut,
     Result,
     TextOut,
     ToolCall,
     call_id,
 )
+from serverroom.generation.thinking import Thinking, ThinkSplitter, think_grammar
 from serverroom.generation.upstream import UpstreamChat, upstream_results
 
-__all__ = ["Generation", "Job", "UpstreamChat", "call_id", "fold", "generate"]
+__all__ = ["Generation", "Job", "Thinking", "UpstreamChat", "call_id", "fold", "generate"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,8 @@ class Generation:
     """One request's generation, on a local ``engine`` or, with ``upstream`` set, on another
     server (``jobs`` then hold each choice's parameters, with no prompt tokens). ``tools``
     (active ones only) makes a local output read as tool calls; ``call_ids`` seeds the calls'
-    ids; ``tokens`` counts each choice's generated tokens as they come (what a generation
+    ids; ``thinking``: a reasoning model's thinking phase, run before each choice's answer;
+    ``tokens`` counts each choice's generated tokens as they come (what a generation
     abandoned halfway is billed for)."""
 
     engine: Engine | None
@@ -61,6 +67,7 @@ class Generation:
     call_ids: str = ""
     priority: int = 0
     upstream: UpstreamChat | None = None
+    thinking: Thinking | None = None
     tokens: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -135,6 +142,88 @@ class _Reader:
         return [*out, ended]
 
 
+class _Thought:
+    """One choice's thinking: the block generated on its own (reasoning results), then the
+    job that answers after it."""
+
+    def __init__(self, gen: Generation, choice: int, engine: Engine) -> None:
+        assert gen.thinking is not None
+        self.gen, self.choice, self.engine = gen, choice, engine
+        self.plan = gen.thinking
+        self.job = gen.jobs[choice]
+        tail = b"".join(engine.token_bytes(t) for t in self.job.prompt[-8:])
+        self.opened = self.plan.opened_by(tail.decode("utf-8", errors="ignore"))
+        self.text = ""
+        self.tokens = 0
+        self.cached = 0
+
+    async def run(
+        self, request_id: str, on_start: Callable[[], None] | None
+    ) -> AsyncIterator[ReasoningOut]:
+        plan, job = self.plan, self.job
+        if plan.budget == 0:
+            if on_start is not None:
+                on_start()
+            return
+        limit = min(job.params.max_tokens, plan.budget + (8 if plan.scaffold else 0))
+        grammar = think_grammar(plan.budget, plan.close) if plan.scaffold else None
+        constraint = (
+            GrammarConstraint(self.engine.constraint_tokenizer(), grammar, self.engine.vocab_size)
+            if grammar is not None
+            else None
+        )
+        params = replace(job.params, max_tokens=limit, constraint=constraint, top_logprobs=None)
+        prompt = job.prompt + self.engine.tokenize(plan.prefill(self.opened), special=False)
+        splitter = ThinkSplitter(plan.open, plan.close, opened=True)
+        events = generate_text(
+            self.engine,
+            prompt,
+            params,
+            [plan.close],
+            request_id=request_id,
+            priority=self.gen.priority,
+            on_start=on_start,
+        )
+        async for event in events:
+            if isinstance(event, TextDelta):
+                self.gen.tokens[self.choice] += len(event.token_ids)
+                pieces = splitter.feed(event.text)
+            else:
+                self.tokens, self.cached = event.completion_tokens, event.cached_tokens
+                pieces = splitter.flush()
+            for _, text in pieces:
+                self.text += text
+                yield ReasoningOut(self.choice, text)
+
+    @property
+    def exhausted(self) -> bool:
+        """The thinking took every token the choice may generate: no answer follows."""
+        return self.tokens >= self.job.params.max_tokens
+
+    def answer_job(self) -> Job:
+        prefix = self.plan.answer_prefix(self.text, self.opened)
+        prompt = self.job.prompt + self.engine.tokenize(prefix, special=False)
+        params = replace(self.job.params, max_tokens=self.job.params.max_tokens - self.tokens)
+        return Job(prompt, params)
+
+    def done(self, ended: ChoiceDone | None = None) -> ChoiceDone:
+        """The choice's end, counting the thinking (the answer's ``ended``; None: cut off)."""
+        reasoning = self.text if self.plan.budget else None
+        if ended is None:
+            return ChoiceDone(
+                self.choice, "length", "", [], [], len(self.job.prompt), self.cached,
+                self.tokens, reasoning, self.tokens,
+            )  # fmt: skip
+        return replace(
+            ended,
+            prompt_tokens=len(self.job.prompt),
+            cached_tokens=self.cached,
+            completion_tokens=ended.completion_tokens + self.tokens,
+            reasoning=reasoning,
+            reasoning_tokens=self.tokens,
+        )
+
+
 async def _choice(
     gen: Generation, choice: int, request_id: str, on_start: Callable[[], None] | None
 ) -> AsyncIterator[Result]:
@@ -144,8 +233,17 @@ async def _choice(
             on_start()
         yield ChoiceDone(choice, "length", "", [], [], len(job.prompt), 0, 0)
         return
-    reader = _Reader(gen, choice)
     assert gen.engine is not None  # a local generation
+    thought: _Thought | None = None
+    if gen.thinking is not None:
+        thought = _Thought(gen, choice, gen.engine)
+        async for reasoning in thought.run(request_id, on_start):
+            yield reasoning
+        if thought.exhausted:
+            yield thought.done()
+            return
+        job, on_start = thought.answer_job(), None
+    reader = _Reader(gen, choice)
     events = generate_text(
         gen.engine,
         job.prompt,
@@ -162,7 +260,7 @@ async def _choice(
                 yield result
         else:
             for result in reader.done(event):
-                yield result
+                yield thought.done(result) if thought and isinstance(result, ChoiceDone) else result
 
 
 async def generate(

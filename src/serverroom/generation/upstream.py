@@ -5,6 +5,8 @@ module turns its chunks into the same results a local engine's text gives (text 
 tool calls as they open and grow, each choice's end), so every endpoint renders an upstream
 model exactly as a local one. Usage is the upstream's own (``stream_options.include_usage``);
 an upstream that sends none is billed by estimate (the prompt's estimate, a token per chunk).
+A reasoning model's thinking is read from the chunks' ``reasoning_content`` (or ``reasoning``),
+as vLLM and llama-server send it, or from a think block at the head of its content.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import UpstreamError
 from serverroom.generation import results
+from serverroom.generation.thinking import ThinkSplitter
 from serverroom.upstream import Upstream
 
 if TYPE_CHECKING:
@@ -46,6 +49,8 @@ class _Choice:
     infos: list[TokenInfo] = field(default_factory=list)
     calls: dict[int, list[str]] = field(default_factory=dict)  # index -> [id, name, arguments]
     finish: str | None = None
+    reasoning: list[str] = field(default_factory=list)
+    splitter: ThinkSplitter | None = None  # a reasoning model's content: think block first
 
 
 def _legacy_infos(raw: JSON) -> list[TokenInfo]:
@@ -94,6 +99,10 @@ class _Reader:
         self.gen = gen
         self.call = call
         self.choices = [_Choice() for _ in gen.jobs]
+        thinking = gen.thinking
+        if thinking is not None and call.path == "/chat/completions":
+            for state in self.choices:
+                state.splitter = ThinkSplitter(thinking.open, thinking.close, opened=False)
         self.usage: JSON | None = None
 
     def chunk(self, chunk: JSON) -> list[results.Result]:
@@ -111,17 +120,38 @@ class _Reader:
         state = self.choices[index]
         delta = raw.get("delta") or {}
         out: list[results.Result] = []
+        thought = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(thought, str) and thought:
+            state.reasoning.append(thought)
+            self.gen.tokens[index] += 1
+            out.append(results.ReasoningOut(index, thought))
         content = delta.get("content") if "text" not in raw else raw["text"]
         if isinstance(content, str) and content:
             infos = _infos(raw.get("logprobs"))
-            state.text.append(content)
-            state.infos += infos
             self.gen.tokens[index] += max(1, len(infos))
-            out.append(results.TextOut(index, content, infos))
+            pieces = state.splitter.feed(content) if state.splitter else [(False, content)]
+            out += self._pieces(index, state, pieces, infos)
         for tool in delta.get("tool_calls") or []:
             out += self._tool(index, state, tool)
         if raw.get("finish_reason"):
             state.finish = str(raw["finish_reason"])
+        return out
+
+    @staticmethod
+    def _pieces(
+        index: int, state: _Choice, pieces: list[tuple[bool, str]], infos: list[TokenInfo]
+    ) -> list[results.Result]:
+        """Content read as reasoning or answer text (the logprobs go with the answer)."""
+        out: list[results.Result] = []
+        for thinking, text in pieces:
+            if thinking:
+                state.reasoning.append(text)
+                out.append(results.ReasoningOut(index, text))
+            else:
+                state.text.append(text)
+                state.infos += infos
+                out.append(results.TextOut(index, text, infos))
+                infos = []
         return out
 
     def _tool(self, index: int, state: _Choice, tool: JSON) -> list[results.Result]:
@@ -147,10 +177,13 @@ class _Reader:
         prompt = int(usage.get("prompt_tokens") or self.call.prompt_tokens)
         cached = int(details.get("cached_tokens") or 0)
         completion = int(usage.get("completion_tokens") or sum(self.gen.tokens))
+        thinking = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
         self.call.prompt_tokens, self.call.cached_tokens = prompt, cached
         self.gen.tokens[:] = [completion] + [0] * (len(self.choices) - 1)  # the total, once
         out: list[results.Result] = []
         for index, state in enumerate(self.choices):
+            if state.splitter is not None:
+                out += self._pieces(index, state, state.splitter.flush(), [])
             calls = [
                 results.ToolCall(ident, name, args, _valid_json(args))
                 for _, (ident, name, args) in sorted(state.calls.items())
@@ -170,6 +203,8 @@ class _Reader:
                     prompt,
                     cached,
                     completion if index == 0 else 0,
+                    "".join(state.reasoning) if state.reasoning else None,
+                    thinking if index == 0 else 0,
                 )
             )
         return out

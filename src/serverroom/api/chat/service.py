@@ -39,7 +39,7 @@ from serverroom.api.common import (
     choice_params,
     logit_bias_ids,
 )
-from serverroom.api.reasoning import check_parameters
+from serverroom.api.reasoning import check_parameters, thinking_for
 from serverroom.api.upstream import output_reserve, upstream_chat
 from serverroom.catalog import ModelEntry
 from serverroom.constraints import (
@@ -82,7 +82,10 @@ async def _plan_upstream(call: Call, request: ChatCompletionRequest, entry: Mode
     )
     completion_id = new_id("chatcmpl-", 12)
     jobs = [Job([], SamplingParams(max_tokens=limit or 0))] * n
-    gen = Generation(None, jobs, call_ids=completion_id, priority=call.priority, upstream=chat)
+    thinking = thinking_for(entry, request.reasoning_effort)
+    gen = Generation(
+        None, jobs, call_ids=completion_id, priority=call.priority, upstream=chat, thinking=thinking
+    )
     return ChatPlan(entry, gen, completion_id, ticket, request=request)
 
 
@@ -175,18 +178,20 @@ async def plan_chat(call: Call, request: ChatCompletionRequest) -> ChatPlan:
         tools=tools if tools is not None and tools.active else None,
         call_ids=completion_id,
         priority=call.priority,
+        thinking=thinking_for(entry, request.reasoning_effort),
     )
     return ChatPlan(entry, gen, completion_id, ticket, request=request)
 
 
-def usage(prompt: int, cached: int, completion: int) -> CompletionUsage:
+def usage(prompt: int, cached: int, completion: int, reasoning: int = 0) -> CompletionUsage:
+    """Chat usage; ``reasoning`` of the ``completion`` tokens were thinking."""
     return CompletionUsage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
         prompt_tokens_details=PromptTokensDetails(cached_tokens=cached, audio_tokens=0),
         completion_tokens_details=CompletionTokensDetails(
-            reasoning_tokens=0,
+            reasoning_tokens=reasoning,
             audio_tokens=0,
             accepted_prediction_tokens=0,
             rejected_prediction_tokens=0,
@@ -259,10 +264,11 @@ def build_completion(plan: ChatPlan, ended: list[ChoiceDone]) -> ChatCompletion:
         )
     cached = max((done.cached_tokens for done in ended), default=0)
     completion = sum(done.completion_tokens for done in ended)
+    reasoning = sum(done.reasoning_tokens for done in ended)
     return ChatCompletion(
         **plan.stamp(),
         object="chat.completion",
         choices=choices,
-        usage=usage(plan.gen.prompt_tokens, cached, completion),
+        usage=usage(plan.gen.prompt_tokens, cached, completion, reasoning),
         service_tier="default",
     )

@@ -90,6 +90,12 @@ class ResponsePlan:
         return self.gen.tools is not None
 
     @property
+    def thinks(self) -> bool:
+        """Whether the model thinks before it answers (its output opens with reasoning)."""
+        thinking = self.gen.thinking
+        return thinking is not None and thinking.budget > 0
+
+    @property
     def store(self) -> bool:
         return self.request.store is not False
 
@@ -155,6 +161,7 @@ def response_object(
         "usage": None,
         "completed_at": None,
         **_echo(plan.request),
+        "reasoning": _reasoning_echo(plan),
         # With no limit asked for, the model's default limit applies, and is shown.
         "max_output_tokens": plan.request.max_output_tokens or plan.params.max_tokens or None,
         **extra,
@@ -169,12 +176,22 @@ def response_object(
         ) from None
 
 
-def usage_of(prompt: int, cached: int, output: int) -> dict[str, Any]:
+def _reasoning_echo(plan: ResponsePlan) -> dict[str, Any]:
+    """``reasoning`` as echoed: a reasoning model shows the effort it ran at."""
+    echo = dict(plan.request.reasoning or {"effort": None, "summary": None})
+    if plan.entry.reasoning and echo.get("effort") is None:
+        echo["effort"] = "medium"
+    echo.setdefault("summary", None)
+    return echo
+
+
+def usage_of(prompt: int, cached: int, output: int, reasoning: int = 0) -> dict[str, Any]:
+    """Responses usage; ``reasoning`` of the ``output`` tokens were thinking."""
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": output,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": prompt + output,
     }
 

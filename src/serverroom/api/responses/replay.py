@@ -67,7 +67,35 @@ def find_log(ctx: AppContext, response_id: str) -> EventLog | None:
     return ctx.response_logs.get(response_id)
 
 
+def _reasoning_events(index: int, item: Item) -> list[dict[str, Any]]:
+    """A reasoning item's events, with its summary parts (``run_reasoning``'s order)."""
+    events: list[dict[str, Any]] = [
+        {
+            "type": "response.output_item.added",
+            "output_index": index,
+            "item": {**item, "summary": []},
+        }
+    ]
+    for number, part in enumerate(item.get("summary") or []):
+        where = {"item_id": item["id"], "output_index": index, "summary_index": number}
+        text = str(part.get("text", ""))
+        events += [
+            {
+                "type": "response.reasoning_summary_part.added",
+                **where,
+                "part": {**part, "text": ""},
+            },
+            {"type": "response.reasoning_summary_text.delta", **where, "delta": text},
+            {"type": "response.reasoning_summary_text.done", **where, "text": text},
+            {"type": "response.reasoning_summary_part.done", **where, "part": part},
+        ]
+    events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    return events
+
+
 def _item_events(index: int, item: Item) -> list[dict[str, Any]]:
+    if item.get("type") == "reasoning":
+        return _reasoning_events(index, item)
     if item.get("type") != "message":
         started = {**item, "status": "in_progress"}
         return [

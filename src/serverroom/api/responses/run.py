@@ -3,7 +3,8 @@
 ``ResponseRun`` renders the generation's results: text goes into one assistant message (its
 ``output_text`` part, with logprobs when asked for), tool calls become ``function_call``
 items with their argument deltas. Plain text is simply the case in which no call appears; a
-run with no tools opens its message at once, as the platform does.
+run with no tools opens its message at once, as the platform does, unless a reasoning item
+comes first (``run_reasoning``).
 """
 
 from __future__ import annotations
@@ -21,15 +22,24 @@ from serverroom.api.responses.objects import (
     logprob_entries,
     wants_logprobs,
 )
+from serverroom.api.responses.run_reasoning import ReasoningItems
 from serverroom.api.responses.run_tools import ToolItems
 from serverroom.engine.textgen import TokenInfo
-from serverroom.generation import CallArguments, CallClosed, CallOpened, Result, TextOut
+from serverroom.generation import (
+    CallArguments,
+    CallClosed,
+    CallOpened,
+    ChoiceDone,
+    ReasoningOut,
+    Result,
+    TextOut,
+)
 from serverroom.ids import new_id
 
 Events = list[ResponseStreamEvent]
 
 
-class ResponseRun(ToolItems):
+class ResponseRun(ToolItems, ReasoningItems):
     """The output items of one response as they grow, and the events that tell of it."""
 
     def __init__(self, plan: ResponsePlan) -> None:
@@ -50,6 +60,9 @@ class ResponseRun(ToolItems):
         self.written: list[Item] = []  # container files the code wrote (cited in the answer)
         self.cited: list[Item] = []  # results the answer cites
         self.followup: list[Item] = []  # the search call and its results, for the next round
+        self.reasoning: Item | None = None  # the round's reasoning item while the model thinks
+        self.thought = ""
+        self.reasoning_tokens = 0
 
     def event(self, kind: str, **fields: Any) -> ResponseStreamEvent:
         event = stream_event(kind, self.seq, **fields)
@@ -75,9 +88,18 @@ class ResponseRun(ToolItems):
             else:
                 out.append(self.event("response.mcp_call.in_progress", **self.at(item)))
                 out += self.mcp_ran(item)
-        return out + ([] if self.plan.may_call else self.open_message())
+        return out + ([] if self.plan.may_call or self.plan.thinks else self.open_message())
 
     def render(self, result: Result) -> Events:
+        if isinstance(result, ReasoningOut):
+            return self.think(result.text)
+        ended = self.end_thinking() if self.reasoning is not None else []
+        return ended + self._render(result)
+
+    def _render(self, result: Result) -> Events:
+        if isinstance(result, ChoiceDone):
+            self.reasoning_tokens += result.reasoning_tokens
+            return []
         if isinstance(result, TextOut):
             return self.text(result.text, result.logprobs)
         if isinstance(result, CallOpened):
@@ -188,7 +210,10 @@ class ResponseRun(ToolItems):
                     self.event("response.output_item.done", output_index=index, item=dict(item))
                 )
         asking = any(i["type"] == "mcp_approval_request" for i in self.items)
-        if self.message is None and not self.calls and not asking:
+        thought_only = (
+            status == "incomplete" and self.items and self.items[-1]["type"] == "reasoning"
+        )
+        if self.message is None and not self.calls and not asking and not thought_only:
             out += self.open_message()
         if self.message is not None:
             self.infos.extend(self.pending)

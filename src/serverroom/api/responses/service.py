@@ -15,7 +15,7 @@ from openai.types.responses import Response
 
 from serverroom.api.common import primed_results, sampling_params
 from serverroom.api.items import Item, render_items
-from serverroom.api.reasoning import check_parameters
+from serverroom.api.reasoning import check_parameters, check_summary, thinking_for
 from serverroom.api.responses import code_interpreter, file_search, mcp
 from serverroom.api.responses.objects import (
     ResponsePlan,
@@ -64,7 +64,9 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         effort=(request.reasoning or {}).get("effort"),
         effort_param="reasoning.effort",
     )
+    check_summary(entry, request.reasoning)
     state = await gather_state(ctx, request, principal)
+    _verify_reasoning(call, state.new)
     fmt = response_format(request)
     check_json_word(fmt, request.instructions, state.history + state.new)
     searcher = file_search.parse_tool(request.tools)
@@ -127,6 +129,7 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         tools=tools if tools is not None and tools.active else None,
         call_ids=response_id,
         priority=call.priority,
+        thinking=thinking_for(entry, (request.reasoning or {}).get("effort")),
     )
     plan = ResponsePlan(ctx, request, principal, entry, inputs, gen, NullTicket(), response_id)
     plan.state, plan.searcher, plan.mcp, plan.preamble = state, searcher, hosted, preamble
@@ -168,6 +171,15 @@ async def _container(plan: ResponsePlan, tool: code_interpreter.CodeInterpreter 
     plan.container_id, made = await code_interpreter.container_for(plan.ctx, project, tool, context)
     if made:
         plan.tools_usd += code_interpreter.CONTAINER_USD
+
+
+def _verify_reasoning(call: Call, items: list[Item]) -> None:
+    """A replayed reasoning item's ``encrypted_content`` must be one this server sealed."""
+    for index, item in enumerate(items):
+        sealed = item.get("encrypted_content") if item.get("type") == "reasoning" else None
+        if isinstance(sealed, str):
+            param = f"input[{index}].encrypted_content"
+            call.ctx.sealer.open(sealed, item_id=str(item.get("id")), param=param)
 
 
 def _truncation(request: ResponseCreateRequest) -> str | None:
@@ -212,6 +224,7 @@ async def _plan_upstream(
         call_ids=response_id,
         priority=call.priority,
         upstream=chat,
+        thinking=thinking_for(entry, (request.reasoning or {}).get("effort")),
     )
     plan = ResponsePlan(
         call.ctx, request, call.principal, entry, state.new, gen, NullTicket(), response_id
@@ -288,6 +301,7 @@ async def next_round(
         tools=rest if rest is not None and rest.active else None,
         call_ids=plan.response_id + str(len(plan.spent)),
         priority=plan.gen.priority,
+        thinking=plan.gen.thinking,
     )
 
 
@@ -328,6 +342,7 @@ def _next_upstream_round(
         call_ids=plan.response_id + str(len(plan.spent)),
         priority=plan.gen.priority,
         upstream=chat,
+        thinking=plan.gen.thinking,
     )
 
 

@@ -33,10 +33,10 @@ def _final(
     """The terminal response and the events that close its items."""
     cached = done.cached_tokens if done else 0
     output_tokens = done.completion_tokens if done else sum(plan.gen.tokens)  # as billed
-    usage = usage_of(*plan.totals(cached, output_tokens))
+    usage = usage_of(*plan.totals(cached, output_tokens), reasoning=run.reasoning_tokens)
     cut = done is not None and done.finish_reason == "length"
     status = "failed" if error else "incomplete" if cut else "completed"
-    closing = run.close("completed" if status == "completed" else "incomplete")
+    closing = run.end_thinking() + run.close("completed" if status == "completed" else "incomplete")
     extra: dict[str, Any] = {"usage": usage}
     if error is not None:
         extra["error"] = {"code": "server_error", "message": error.message}
