@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from serverroom.api.compaction import compacted, compaction_summary, summary_message
+from serverroom.api.images import image_part
 from serverroom.api.schemas import RequestModel
 from serverroom.engine.base import ChatMessage
 from serverroom.errors import InvalidRequestError
@@ -27,6 +28,9 @@ class ContentPartIn(RequestModel):
     type: str
     text: str | None = None
     refusal: str | None = None
+    image_url: str | None = None  # input_image: a data or http(s) URL
+    file_id: str | None = None  # input_image: a file of the Files API
+    detail: str | None = None
 
 
 class MessageIn(RequestModel):
@@ -199,6 +203,8 @@ def _validate(raw: Any, param: str) -> BaseModel:
 def _part(part: ContentPartIn, assistant: bool, param: str) -> Item:
     if part.type == "refusal":
         return {"type": "refusal", "refusal": part.refusal or ""}
+    if part.type == "input_image" and not assistant:  # models that read text refuse it later
+        return image_part(part.image_url, part.file_id, part.detail, param)
     if part.type not in TEXT_PARTS:
         raise InvalidRequestError(
             f"Content type '{part.type}' is not supported by this model; only text parts are.",

@@ -76,6 +76,8 @@ class ModelEntry:
     # or "scaffold" (serverroom opens the block and holds it to a budget); the block's tags.
     thinking: Literal["native", "scaffold"] = "scaffold"
     think_tags: tuple[str, str] = ("<think>", "</think>")
+    # Whether it takes image inputs: None (an upstream's own call), True or False.
+    vision: bool | None = None
 
     @property
     def is_alias(self) -> bool:
@@ -144,7 +146,19 @@ def _build(raw: dict[str, Any], real: dict[str, dict[str, Any]]) -> ModelEntry:
         reasoning=bool(raw.get("reasoning", base.get("reasoning", False))),
         thinking=_thinking(raw.get("thinking", base.get("thinking", "scaffold")), model_id),
         think_tags=_tags(raw.get("think_tags", base.get("think_tags")), model_id),
+        vision=_vision(raw.get("vision", base.get("vision")), base, model_id),
     )
+
+
+def _vision(value: Any, base: dict[str, Any], model_id: str) -> bool | None:
+    if value is None:
+        return None
+    if value and base.get("backend", "llamacpp") != "upstream":
+        raise CatalogError(
+            f'model {model_id!r}: vision = true needs backend = "upstream" (serve the model'
+            " on llama-server with --mmproj, or on vLLM); local models read text only"
+        )
+    return bool(value)
 
 
 def _thinking(value: Any, model_id: str) -> Literal["native", "scaffold"]:

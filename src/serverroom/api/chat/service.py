@@ -126,6 +126,8 @@ async def plan_chat(call: Call, request: ChatCompletionRequest) -> ChatPlan:
         max_tokens=request.max_tokens,
     )
     if entry.upstream is not None:
+        if entry.vision is False:
+            to_chat_messages(request)  # text parts only: images are refused as for local models
         return await _plan_upstream(call, request, entry)
     engine = await ctx.engines.get(entry)
     fmt = chat_format(request)

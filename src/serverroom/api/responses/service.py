@@ -14,6 +14,7 @@ from dataclasses import replace
 from openai.types.responses import Response
 
 from serverroom.api.common import primed_results, sampling_params
+from serverroom.api.images import check_images, inline_files
 from serverroom.api.items import Item, render_items
 from serverroom.api.reasoning import check_parameters, check_summary, thinking_for
 from serverroom.api.responses import code_interpreter, file_search, mcp
@@ -37,7 +38,7 @@ from serverroom.api.responses.upstream import after_search, chat_fields
 from serverroom.api.upstream import output_reserve, upstream_chat
 from serverroom.catalog import ModelEntry
 from serverroom.constraints import FormatSpec, ToolSetup, ToolSpec, constrains, plan_output
-from serverroom.context import Call
+from serverroom.context import AppContext, Call
 from serverroom.engine.base import Engine, SamplingParams, TokenConstraint
 from serverroom.errors import InvalidRequestError
 from serverroom.generation import Generation, Job, Result
@@ -67,6 +68,7 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     check_summary(entry, request.reasoning)
     state = await gather_state(ctx, request, principal)
     _verify_reasoning(call, state.new)
+    check_images(entry, state.history, state.new)
     fmt = response_format(request)
     check_json_word(fmt, request.instructions, state.history + state.new)
     searcher = file_search.parse_tool(request.tools)
@@ -173,6 +175,12 @@ async def _container(plan: ResponsePlan, tool: code_interpreter.CodeInterpreter 
         plan.tools_usd += code_interpreter.CONTAINER_USD
 
 
+async def _inlined(ctx: AppContext, project_id: str, state: PromptState) -> PromptState:
+    """``state`` as sent to an upstream: images given by file id inlined as data URLs."""
+    history = await inline_files(ctx, project_id, state.history)
+    return PromptState(history, await inline_files(ctx, project_id, state.new))
+
+
 def _verify_reasoning(call: Call, items: list[Item]) -> None:
     """A replayed reasoning item's ``encrypted_content`` must be one this server sealed."""
     for index, item in enumerate(items):
@@ -215,7 +223,8 @@ async def _plan_upstream(
     Completions, admitted on an estimate of its size."""
     limit = request.max_output_tokens or entry.default_max_output_tokens
     conversation = request.conversation_id()
-    fields = chat_fields(request, state, limit, hosted)
+    sent = await _inlined(call.ctx, call.principal.project_id, state)
+    fields = chat_fields(request, sent, limit, hosted)
     chat = upstream_chat(call.ctx, entry, fields, conversation)
     response_id = new_id("resp_")
     gen = Generation(
@@ -281,7 +290,8 @@ async def next_round(
     rest, keep_search, keep_mcp = _still_offered(plan, searched)
     rest = _leaning(rest, state)
     if plan.gen.upstream is not None:
-        _next_upstream_round(plan, state, done[1], keep_search, keep_mcp)
+        sent = await _inlined(plan.ctx, plan.principal.project_id, state)
+        _next_upstream_round(plan, sent, done[1], keep_search, keep_mcp)
         return
     engine = await plan.ctx.engines.get(plan.entry)
     prompt, budget = await asyncio.to_thread(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from serverroom.api.compaction import summary_message
+from serverroom.api.images import chat_content
 from serverroom.api.items import Item, item_text, model_items, searched_note
 from serverroom.api.responses import file_search
 from serverroom.api.responses.objects import wants_logprobs
@@ -30,7 +31,7 @@ def _messages(instructions: str | None, items: list[Item]) -> list[JSON]:
         kind = item.get("type")
         if kind == "message":
             role = "system" if item["role"] == "developer" else item["role"]
-            out.append({"role": role, "content": item_text(item)})
+            out.append({"role": role, "content": chat_content(item, item_text(item))})
         elif kind == "function_call":
             call = {
                 "id": item["call_id"],
@@ -137,6 +138,7 @@ def chat_fields(
         "presence_penalty": request.presence_penalty,
         "frequency_penalty": request.frequency_penalty,
         "user": request.safety_identifier or request.user,
+        "reasoning_effort": (request.reasoning or {}).get("effort"),
         **_tools(request, hosted),
         **_format(request),
     }
