@@ -12,6 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 HI = {"model": "o3", "input": "Hi"}
+# A reasoning item with a summary, as a stream tells of it (the platform's order).
+REASONING_EVENTS = [
+    "response.output_item.added",
+    "response.reasoning_summary_part.added",
+    "response.reasoning_summary_text.delta",
+    "response.reasoning_summary_text.done",
+    "response.reasoning_summary_part.done",
+    "response.output_item.done",
+]
 
 
 def _post(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -92,12 +101,7 @@ def test_the_stream_tells_of_reasoning_in_the_platforms_order(client: TestClient
     assert squeezed == [
         "response.created",
         "response.in_progress",
-        "response.output_item.added",
-        "response.reasoning_summary_part.added",
-        "response.reasoning_summary_text.delta",
-        "response.reasoning_summary_text.done",
-        "response.reasoning_summary_part.done",
-        "response.output_item.done",
+        *REASONING_EVENTS,
         "response.output_item.added",
         "response.content_part.added",
         "response.output_text.delta",
@@ -182,13 +186,6 @@ def test_a_stored_reasoning_response_replays_its_summary(sdk: openai.OpenAI) -> 
     done = sdk.responses.create(model="o3", input="Hi", reasoning={"summary": "auto"})
     events = list(sdk.responses.retrieve(done.id, stream=True))
     kinds = [e.type for e in events]
-    assert kinds[2:8] == [
-        "response.output_item.added",
-        "response.reasoning_summary_part.added",
-        "response.reasoning_summary_text.delta",
-        "response.reasoning_summary_text.done",
-        "response.reasoning_summary_part.done",
-        "response.output_item.done",
-    ]
+    assert kinds[2:8] == REASONING_EVENTS
     final = events[-1]
     assert final.type == "response.completed" and final.response.output == done.output

@@ -22,7 +22,7 @@ from serverroom.api.responses.objects import (
     logprob_entries,
     wants_logprobs,
 )
-from serverroom.api.responses.run_reasoning import ReasoningItems
+from serverroom.api.responses.run_reasoning import ReasoningItems, summary_mode
 from serverroom.api.responses.run_tools import ToolItems
 from serverroom.engine.textgen import TokenInfo
 from serverroom.generation import (
@@ -63,6 +63,7 @@ class ResponseRun(ToolItems, ReasoningItems):
         self.reasoning: Item | None = None  # the round's reasoning item while the model thinks
         self.thought = ""
         self.reasoning_tokens = 0
+        self.summarized = summary_mode(plan) is not None
 
     def event(self, kind: str, **fields: Any) -> ResponseStreamEvent:
         event = stream_event(kind, self.seq, **fields)

@@ -38,8 +38,15 @@ class ReasoningItems:
     reasoning: Item | None  # the round's reasoning item while the model thinks
     thought: str  # its text so far
     reasoning_tokens: int  # every round's reasoning tokens
+    summarized: bool  # the request asks for summary parts (``summary_mode``)
 
     def event(self, kind: str, **fields: Any) -> ResponseStreamEvent:
+        raise NotImplementedError
+
+    def added(self, item: Item) -> Events:  # ``ToolItems.added``
+        raise NotImplementedError
+
+    def done(self, item: Item) -> ResponseStreamEvent:  # ``ToolItems.done``
         raise NotImplementedError
 
     def _summary_at(self) -> dict[str, Any]:
@@ -50,18 +57,11 @@ class ReasoningItems:
     def think(self, text: str) -> Events:
         """More of the round's thinking: the item opens on the first piece."""
         out: Events = []
-        summarized = summary_mode(self.plan) is not None
         if self.reasoning is None:
             self.reasoning = {"type": "reasoning", "id": new_id("rs_"), "summary": []}
             self.thought = ""
-            self.items.append(self.reasoning)
-            index = len(self.items) - 1
-            out.append(
-                self.event(
-                    "response.output_item.added", output_index=index, item=dict(self.reasoning)
-                )
-            )
-            if summarized:
+            out += self.added(self.reasoning)
+            if self.summarized:
                 part = {"type": "summary_text", "text": ""}
                 out.append(
                     self.event(
@@ -69,7 +69,7 @@ class ReasoningItems:
                     )
                 )
         self.thought += text
-        if summarized and text:
+        if self.summarized and text:
             out.append(
                 self.event(
                     "response.reasoning_summary_text.delta", **self._summary_at(), delta=text
@@ -84,7 +84,7 @@ class ReasoningItems:
             return []
         out: Events = []
         text = self.thought.strip()
-        if summary_mode(self.plan) is not None:
+        if self.summarized:
             where = self._summary_at()
             part = {"type": "summary_text", "text": text}
             out.append(self.event("response.reasoning_summary_text.done", **where, text=text))
@@ -92,7 +92,6 @@ class ReasoningItems:
             item["summary"] = [part]
         if ENCRYPTED_INCLUDE in (self.plan.request.include or []):
             item["encrypted_content"] = self.plan.ctx.sealer.seal(text)
-        index = self.items.index(item)
-        out.append(self.event("response.output_item.done", output_index=index, item=dict(item)))
+        out.append(self.done(item))
         self.reasoning = None
         return out
