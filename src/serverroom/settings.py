@@ -172,6 +172,25 @@ class RequestLimits(BaseModel):
     )
 
 
+class ImageSettings(BaseModel):
+    """Image inputs for local vision models (an upstream model fetches URLs by its own rules)."""
+
+    fetch_urls: bool = Field(
+        False,
+        description="Fetch http(s) image URLs for local models (off: only data URLs and file"
+        " ids; a URL is a 400).",
+    )
+    max_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest image, inline or fetched, in bytes."
+    )
+    fetch_timeout: float = Field(
+        10.0, gt=0, description="Seconds one image URL may take to download."
+    )
+    max_images: int = Field(
+        16, ge=1, description="Most images in one request's prompt (history included)."
+    )
+
+
 class Settings(BaseSettings):
     """All of serverroom's configuration."""
 
@@ -219,6 +238,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
 
     def resolved_files_dir(self) -> Path:
         """The blob directory of uploaded files."""

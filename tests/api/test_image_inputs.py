@@ -86,10 +86,33 @@ def test_bad_image_parts_are_400s(
     assert (error["param"], error["code"]) == (param, code)
 
 
-def test_a_local_vision_entry_is_refused_by_the_catalog(tmp_path: Path) -> None:
+def test_a_local_vision_entry_needs_a_projector(tmp_path: Path) -> None:
     path = tmp_path / "models.toml"
     path.write_text('[[model]]\nid = "m"\ngguf = "m.gguf"\nvision = true\n')
-    with pytest.raises(CatalogError, match="upstream"):
+    with pytest.raises(CatalogError, match="mmproj"):
+        Catalog.load(path)
+
+
+def test_a_projector_makes_a_local_model_read_images(tmp_path: Path) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text(
+        '[[model]]\nid = "m"\ngguf = "m.gguf"\nmmproj = "p.gguf"\n'
+        '[[model]]\nid = "m-alias"\nalias_of = "m"\n'
+    )
+    catalog = Catalog.load(path)
+    for name in ("m", "m-alias"):
+        entry = catalog.resolve(name)
+        assert entry.vision is True and entry.mmproj == str(tmp_path / "p.gguf")
+    assert Catalog.load().resolve("gpt-4o-mini").vision is False  # the bundled model reads text
+
+
+@pytest.mark.parametrize(
+    "extra", ['backend = "upstream"\nbase_urls = ["http://h/v1"]', "vision = false"]
+)
+def test_a_projector_is_for_a_local_model_that_reads_images(tmp_path: Path, extra: str) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text(f'[[model]]\nid = "m"\ngguf = "m.gguf"\nmmproj = "p.gguf"\n{extra}\n')
+    with pytest.raises(CatalogError, match="mmproj"):
         Catalog.load(path)
 
 

@@ -74,3 +74,32 @@ def test_placeholder_text_in_a_message_is_just_text(template: ChatTemplate) -> N
     messages = [ChatMessage("user", "\ue0000\ue001 and \ue0001\ue001")]
     segments = template.segments(messages)
     assert [s for s in segments if not s.control] == [Segment(messages[0].content, False)]
+
+
+# SmolVLM's template: it iterates over typed content parts and loses a plain string.
+TYPED = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}"
+    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def test_a_typed_content_template_gets_its_text_parts() -> None:
+    template = ChatTemplate(TYPED, bos_token="", eos_token="")
+    assert template.typed_content
+    rendered = template.render([ChatMessage("user", "What is in the picture?")])
+    assert rendered == "<|im_start|>User: What is in the picture?<end_of_utterance>\nAssistant:"
+    assert not ChatTemplate(None, bos_token="", eos_token="").typed_content
+
+
+def test_images_are_segments_where_they_stand(template: ChatTemplate) -> None:
+    from serverroom.engine.base import ImageInput
+
+    message = ChatMessage(
+        "user", "before after", images=(ImageInput(b"A", 7), ImageInput(b"B", 99))
+    )
+    segments = template.segments([message])
+    plain = [(s.text, s.image) for s in segments if not s.control]
+    assert plain == [("before ", None), ("", b"A"), ("after", None), ("", b"B")]

@@ -17,8 +17,10 @@ from serverroom.engine.base import (
     SampledToken,
     SamplingParams,
 )
+from serverroom.engine.llamacpp import placement
 from serverroom.engine.llamacpp import scheduler as sched
-from serverroom.engine.llamacpp.scheduler import Scheduler, ServedSequence, Slot
+from serverroom.engine.llamacpp.placement import Slot
+from serverroom.engine.llamacpp.scheduler import Scheduler, ServedSequence
 from serverroom.engine.llamacpp.waker import Outbox
 
 
@@ -238,14 +240,14 @@ def test_a_repeated_prompt_takes_back_its_own_slot_rather_than_evict_another(
 
 
 def test_common_prefix_counts_the_shared_leading_tokens() -> None:
-    assert sched.common_prefix([1, 2, 3], [1, 2, 3]) == 3
-    assert sched.common_prefix([1, 2, 3], [1, 2]) == 2
-    assert sched.common_prefix([], [1]) == 0
-    assert sched.common_prefix([5, 2], [1, 2]) == 0
+    assert placement.common_prefix([1, 2, 3], [1, 2, 3]) == 3
+    assert placement.common_prefix([1, 2, 3], [1, 2]) == 2
+    assert placement.common_prefix([], [1]) == 0
+    assert placement.common_prefix([5, 2], [1, 2]) == 0
     long = list(range(1000))
     for cut in (0, 1, 499, 998, 999):
         other = [*long[:cut], -1, *long[cut + 1 :]]
-        assert sched.common_prefix(long, other) == cut
+        assert placement.common_prefix(long, other) == cut
 
 
 def test_a_long_shared_prefix_is_copied_from_another_slot(
@@ -275,7 +277,7 @@ def test_a_long_shared_prefix_is_copied_from_another_slot(
     assert events == [PromptProcessed(cached_tokens=len(system))]
     assert scheduler.slots[0].tokens == [*system, 7, 8, 9]  # the donor keeps its cache
 
-    short = _seq([*system[: sched.COPY_MIN - 1], 60, 61], [])
+    short = _seq([*system[: placement.COPY_MIN - 1], 60, 61], [])
     scheduler.waiting.append(short)
     scheduler._admit()
     assert len(copies) == 1 and short.cached == 0
@@ -316,11 +318,11 @@ def test_a_new_sequence_goes_next_to_the_busy_ones(monkeypatch: pytest.MonkeyPat
 
 def test_fewest_runs_without_busy_slots_keeps_every_choice() -> None:
     free = [Slot(i) for i in range(4)]
-    assert sched.fewest_runs(free, set()) == free
-    assert [s.seq_id for s in sched.fewest_runs(free[2:], {0})] == [2, 3]  # no neighbour: all
+    assert placement.fewest_runs(free, set()) == free
+    assert [s.seq_id for s in placement.fewest_runs(free[2:], {0})] == [2, 3]  # no neighbour: all
     holes = [Slot(0), Slot(2), Slot(4), Slot(6)]
-    assert [s.seq_id for s in sched.fewest_runs(holes, {1, 3})] == [2]  # joins two runs
-    assert [s.seq_id for s in sched.fewest_runs(holes[::3], {1, 3})] == [0]  # 6 would add one
+    assert [s.seq_id for s in placement.fewest_runs(holes, {1, 3})] == [2]  # joins two runs
+    assert [s.seq_id for s in placement.fewest_runs(holes[::3], {1, 3})] == [0]  # 6 would add one
 
 
 def test_submit_and_cancel_do_not_wait_for_a_step_that_samples(

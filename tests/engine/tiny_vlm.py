@@ -124,3 +124,25 @@ def _finish(writer: object) -> None:
     writer.write_kv_data_to_file()  # type: ignore[attr-defined]
     writer.write_tensors_to_file()  # type: ignore[attr-defined]
     writer.close()  # type: ignore[attr-defined]
+
+
+def png(width: int = IMAGE_SIZE, height: int = IMAGE_SIZE, seed: int = 0) -> bytes:
+    """A PNG of random RGB pixels (written with zlib, as the PNG format specifies)."""
+    import struct
+    import zlib
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)  # filter 0 on every row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )

@@ -4,7 +4,8 @@ An image is a ``data:`` URL (base64), an ``http(s)`` URL, or a ``file_id`` of th
 with a ``detail`` (``auto`` by default). Only a model that takes images gets them: an upstream
 model (unless its catalog entry says ``vision = false``) receives them as Chat ``image_url``
 parts, files inlined as data URLs and other URLs passed on for the upstream to fetch under its
-own policy. Local models read text only, and an image for one is the platform's 400.
+own policy. A local model with a multimodal projector gets their bytes (``image_data``); other
+local models read text only, and an image for one is the platform's 400.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def image_part(image_url: str | None, file_id: str | None, detail: str | None, p
 
 
 def takes_images(entry: ModelEntry) -> bool:
-    return entry.upstream is not None and entry.vision is not False
+    """An upstream model unless its entry says ``vision = false``; a local one with a
+    projector (``vision`` true)."""
+    return entry.vision is True or (entry.upstream is not None and entry.vision is None)
 
 
 def check_images(entry: ModelEntry, history: list[Item], new: list[Item]) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from serverroom.api.compaction import compacted, compaction_summary, summary_message
+from serverroom.api.image_data import with_images
 from serverroom.api.images import image_part
 from serverroom.api.schemas import RequestModel
 from serverroom.engine.base import ChatMessage
@@ -368,7 +369,7 @@ def render_item(item: Item) -> ChatMessage | None:
     kind = item.get("type")
     if kind == "message":
         role = "system" if item["role"] == "developer" else item["role"]
-        return ChatMessage(role=role, content=item_text(item))
+        return with_images(ChatMessage(role=role, content=item_text(item)), item)
     if kind == "function_call":
         call = {
             "id": item["call_id"],

@@ -76,8 +76,10 @@ class ModelEntry:
     # or "scaffold" (serverroom opens the block and holds it to a budget); the block's tags.
     thinking: Literal["native", "scaffold"] = "scaffold"
     think_tags: tuple[str, str] = ("<think>", "</think>")
-    # Whether it takes image inputs: None (an upstream's own call), True or False.
+    # Whether it takes image inputs: None (an upstream's own call), True or False; a local
+    # model reads them through its multimodal projector (``mmproj``, a GGUF like ``gguf``).
     vision: bool | None = None
+    mmproj: str | None = None
 
     @property
     def is_alias(self) -> bool:
@@ -126,9 +128,8 @@ def _build(raw: dict[str, Any], real: dict[str, dict[str, Any]]) -> ModelEntry:
     if base is None:
         raise CatalogError(f"model {model_id!r} is an alias of unknown model {target_id!r}")
     pricing_raw = raw.get("pricing", base.get("pricing", {}))
-    gguf = base.get("gguf")
-    if gguf is not None and not str(gguf).startswith("pkg:"):
-        gguf = str(locate_weights(str(gguf), Path(base["_base_dir"])))
+    gguf = _weights(base.get("gguf"), base)
+    mmproj = _weights(base.get("mmproj"), base)
     return ModelEntry(
         id=model_id,
         target=target_id,
@@ -147,16 +148,33 @@ def _build(raw: dict[str, Any], real: dict[str, dict[str, Any]]) -> ModelEntry:
         thinking=_thinking(raw.get("thinking", base.get("thinking", "scaffold")), model_id),
         think_tags=_tags(raw.get("think_tags", base.get("think_tags")), model_id),
         vision=_vision(raw.get("vision", base.get("vision")), base, model_id),
+        mmproj=mmproj,
     )
 
 
+def _weights(ref: Any, base: dict[str, Any]) -> str | None:
+    """A weights reference as the catalog keeps it: ``pkg:`` as is, a path made absolute."""
+    if ref is None or str(ref).startswith("pkg:"):
+        return None if ref is None else str(ref)
+    return str(locate_weights(str(ref), Path(base["_base_dir"])))
+
+
 def _vision(value: Any, base: dict[str, Any], model_id: str) -> bool | None:
+    """Whether a model takes images: an upstream as its entry says (None: its own call); a
+    local model when it has a projector."""
+    backend = base.get("backend", "llamacpp")
+    if base.get("mmproj") is not None:
+        if backend != "llamacpp" or value is False:
+            raise CatalogError(
+                f"model {model_id!r}: mmproj is for a local (llamacpp) model that reads images"
+            )
+        return True
     if value is None:
-        return None
-    if value and base.get("backend", "llamacpp") != "upstream":
+        return None if backend == "upstream" else False
+    if value and backend != "upstream":
         raise CatalogError(
-            f'model {model_id!r}: vision = true needs backend = "upstream" (serve the model'
-            " on llama-server with --mmproj, or on vLLM); local models read text only"
+            f"model {model_id!r}: vision = true needs a multimodal projector (mmproj = the"
+            ' projector GGUF) or backend = "upstream"'
         )
     return bool(value)
 

@@ -101,12 +101,22 @@ GenerationEvent = PromptProcessed | SampledToken | GenerationStats
 
 
 @dataclass(frozen=True)
+class ImageInput:
+    """An image in a message: its encoded bytes (PNG, JPEG ...) and where in the message's
+    text it goes (a character offset into ``ChatMessage.content``)."""
+
+    data: bytes
+    at: int
+
+
+@dataclass(frozen=True)
 class ChatMessage:
-    """A message ready for a chat template."""
+    """A message ready for a chat template; ``images`` only for a model that reads them."""
 
     role: str
     content: str
     extra: dict[str, Any] = field(default_factory=dict)
+    images: tuple[ImageInput, ...] = ()
 
 
 @runtime_checkable
@@ -160,8 +170,10 @@ class Engine(Protocol):
         self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
     ) -> list[int]:
         """The prompt tokens for a conversation: the template's markers as control tokens, the
-        messages' text as plain text (a message cannot write a control token). Slow for long
-        conversations: call it off the event loop."""
+        messages' text as plain text (a message cannot write a control token). A model that
+        reads images encodes the messages' ``images`` here: their spans are negative
+        placeholder ids that only this engine's ``generate`` understands. Slow for long
+        conversations and for images: call it off the event loop."""
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         """Sampled tokens, then one ``GenerationStats``. Closing the iterator cancels."""

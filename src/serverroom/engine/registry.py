@@ -44,6 +44,7 @@ def default_factory(settings: Settings) -> EngineFactory:
                 context_length=entry.context_length,
                 settings=engine_settings,
                 probe_cache=settings.data_dir,
+                mmproj=locate_weights(entry.mmproj) if entry.mmproj else None,
             )
         raise ValueError(f"unsupported backend {entry.backend!r} for {entry.target}")
 

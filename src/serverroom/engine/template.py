@@ -3,7 +3,10 @@ Hugging Face ``apply_chat_template`` does (sandboxed, trim/lstrip blocks).
 
 ``segments`` renders a conversation as pieces that say whether they came from the template
 or from a message, so that only the template's own markers are tokenized as control tokens:
-a message saying ``<|im_end|>`` stays seven plain-text tokens and cannot fake a turn.
+a message saying ``<|im_end|>`` stays seven plain-text tokens and cannot fake a turn. A
+message's images are pieces of their own, where they stand in its text. Templates written for
+typed content (a list of ``{"type": "text"}`` parts, as vision models' templates iterate) are
+recognised when they drop plain string content, and get their content as one text part.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ _SPAN = re.compile(rf"{_OPEN}(\d+){_CLOSE}")
 
 
 class Segment(NamedTuple):
-    """A piece of a rendered prompt: the template's (``control``: may hold control tokens) or
-    a message's text (tokenized as plain text)."""
+    """A piece of a rendered prompt: the template's (``control``: may hold control tokens), a
+    message's text (tokenized as plain text) or one of its images (``image``, no text)."""
 
     text: str
     control: bool
+    image: bytes | None = None
 
 
 CHATML = (
@@ -60,6 +64,22 @@ class ChatTemplate:
         self._template = env.from_string(self.source)
         self.bos_token = bos_token
         self.eos_token = eos_token
+        self.typed_content = self._drops_string_content()
+
+    def _drops_string_content(self) -> bool:
+        """Whether the template loses a message given as a plain string (it iterates over
+        typed parts): then content goes in as one text part."""
+        probe = f"{_OPEN}0{_CLOSE}"
+        try:
+            rendered = self._template.render(
+                messages=[{"role": "user", "content": probe}],
+                add_generation_prompt=True,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+            )
+        except Exception:
+            return False
+        return probe not in rendered
 
     def render(
         self,
@@ -68,7 +88,9 @@ class ChatTemplate:
         tools: list[dict[str, Any]] | None = None,
         add_generation_prompt: bool = True,
     ) -> str:
-        payload = [{"role": m.role, "content": m.content, **m.extra} for m in messages]
+        payload = [
+            {"role": m.role, "content": self._content(m.content), **m.extra} for m in messages
+        ]
         try:
             return self._template.render(
                 messages=payload,
@@ -81,6 +103,9 @@ class ChatTemplate:
             raise InvalidRequestError(
                 f"The messages could not be formatted for this model: {exc}", param="messages"
             ) from exc
+
+    def _content(self, text: str) -> str | list[dict[str, str]]:
+        return [{"type": "text", "text": text}] if self.typed_content else text
 
     def segments(
         self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
@@ -99,12 +124,27 @@ class ChatTemplate:
             if span.start() > at:
                 out.append(Segment(rendered[at : span.start()], True))
             index = int(span.group(1))
-            if index < len(messages) and messages[index].content:
-                out.append(Segment(messages[index].content, False))
+            if index < len(messages):
+                out += _message_segments(messages[index])
             at = span.end()
         if at < len(rendered):
             out.append(Segment(rendered[at:], True))
         return out
+
+
+def _message_segments(message: ChatMessage) -> list[Segment]:
+    """A message's text as a plain segment, split where its images go."""
+    out: list[Segment] = []
+    at = 0
+    for image in sorted(message.images, key=lambda i: i.at):
+        cut = min(max(image.at, at), len(message.content))
+        if cut > at:
+            out.append(Segment(message.content[at:cut], False))
+        out.append(Segment("", False, image.data))
+        at = cut
+    if at < len(message.content):
+        out.append(Segment(message.content[at:], False))
+    return out
 
 
 def join_safe(segments: Sequence[Segment], controls: Collection[str]) -> list[Segment]:
@@ -116,7 +156,9 @@ def join_safe(segments: Sequence[Segment], controls: Collection[str]) -> list[Se
     longest = max(map(len, controls), default=1)
     out: list[Segment] = []
     for i, segment in enumerate(segments):
-        if not segment.control and _forges(segments, i, controls, longest):
+        if segment.image is not None or (
+            not segment.control and _forges(segments, i, controls, longest)
+        ):
             out.append(segment)
         elif out and out[-1].control:
             out[-1] = Segment(out[-1].text + segment.text, True)

@@ -12,6 +12,7 @@ from serverroom.api.schemas import ListLimits, Metadata, RequestModel, SamplingF
 class ContentPart(RequestModel):
     type: str
     text: str | None = None
+    image_url: dict[str, Any] | None = None  # {"url": data or http(s) URL, "detail"?}
 
 
 class FunctionCall(RequestModel):

@@ -24,6 +24,7 @@ from openai.types.completion_usage import (
     PromptTokensDetails,
 )
 
+from serverroom.api.chat.images import Images, chat_images, message_content
 from serverroom.api.chat.schemas import ChatCompletionRequest
 from serverroom.api.chat.structured import (
     chat_format,
@@ -39,6 +40,7 @@ from serverroom.api.common import (
     choice_params,
     logit_bias_ids,
 )
+from serverroom.api.images import takes_images
 from serverroom.api.reasoning import check_parameters, thinking_for
 from serverroom.api.upstream import output_reserve, upstream_chat
 from serverroom.catalog import ModelEntry
@@ -50,7 +52,6 @@ from serverroom.constraints import (
 from serverroom.context import Call
 from serverroom.engine.base import ChatMessage, SamplingParams, TokenConstraint
 from serverroom.engine.textgen import TokenInfo
-from serverroom.errors import InvalidRequestError
 from serverroom.generation import ChoiceDone, Generation, Job, fold, generate
 from serverroom.ids import new_id
 from serverroom.metering import Usage
@@ -89,25 +90,20 @@ async def _plan_upstream(call: Call, request: ChatCompletionRequest, entry: Mode
     return ChatPlan(entry, gen, completion_id, ticket, request=request)
 
 
-def to_chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
+def to_chat_messages(
+    request: ChatCompletionRequest, images: Images | None = None
+) -> list[ChatMessage]:
+    """The request's messages for a template; ``images``: a vision model's, by part."""
     out: list[ChatMessage] = []
     for index, message in enumerate(request.messages):
-        if isinstance(message.content, list):
-            for part_index, part in enumerate(message.content):
-                if part.type != "text":
-                    raise InvalidRequestError(
-                        f"Content type '{part.type}' is not supported by this model; only"
-                        " text parts are.",
-                        param=f"messages[{index}].content[{part_index}].type",
-                        code="unsupported_content_type",
-                    )
+        text, placed = message_content(message, index, images)
         role = "system" if message.role == "developer" else message.role
         extra: dict[str, Any] = {}
         if message.tool_calls:
             extra["tool_calls"] = [call.model_dump() for call in message.tool_calls]
         if message.tool_call_id:
             extra["tool_call_id"] = message.tool_call_id
-        out.append(ChatMessage(role=role, content=message.text(), extra=extra))
+        out.append(ChatMessage(role=role, content=text, extra=extra, images=placed))
     return out
 
 
@@ -132,7 +128,8 @@ async def plan_chat(call: Call, request: ChatCompletionRequest) -> ChatPlan:
     engine = await ctx.engines.get(entry)
     fmt = chat_format(request)
     tools = chat_tools(request)
-    chat = to_chat_messages(request)
+    images = await chat_images(ctx, request) if takes_images(entry) else None
+    chat = to_chat_messages(request, images)
     tools = tools.after(chat) if tools is not None else None
     messages = render_tool_messages(chat, tools)
     prompt = await asyncio.to_thread(engine.tokenize_chat, messages)  # long ones take seconds

@@ -12,6 +12,8 @@ from openai.types.responses.input_token_count_response import InputTokenCountRes
 from starlette.responses import JSONResponse, Response
 
 from serverroom.api.disconnect import while_connected
+from serverroom.api.image_data import load_images
+from serverroom.api.images import takes_images
 from serverroom.api.lists import NewestFirst, deleted_body, list_body, page_of
 from serverroom.api.responses.background import cancel_response, forget, start_background
 from serverroom.api.responses.objects import dump
@@ -63,9 +65,12 @@ async def count_input_tokens(
     ctx: Ctx,
     principal: Caller,
 ) -> Response:
-    engine = await ctx.engines.get(ctx.catalog.resolve(body.model))
+    entry = ctx.catalog.resolve(body.model)
+    engine = await ctx.engines.get(entry)
     state = await gather_state(ctx, body, principal, require_input=False)
     items, tools = state.history + state.new, response_tools(body)
+    if takes_images(entry):  # a local vision model counts its images' tokens
+        items = await load_images(ctx, principal.project_id, items)
     prompt = await asyncio.to_thread(render_prompt, engine, body.instructions, items, tools)
     count = InputTokenCountResponse(object="response.input_tokens", input_tokens=len(prompt))
     return json_response(count)

@@ -14,7 +14,8 @@ from dataclasses import replace
 from openai.types.responses import Response
 
 from serverroom.api.common import primed_results, sampling_params
-from serverroom.api.images import check_images, inline_files
+from serverroom.api.image_data import load_images
+from serverroom.api.images import check_images, inline_files, takes_images
 from serverroom.api.items import Item, render_items
 from serverroom.api.reasoning import check_parameters, check_summary, thinking_for
 from serverroom.api.responses import code_interpreter, file_search, mcp
@@ -97,6 +98,8 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
         plan.input_items = inputs
         return plan
     engine = await ctx.engines.get(entry)
+    if takes_images(entry):  # a local vision model: the images' bytes go into the prompt
+        state = await _with_image_data(ctx, principal.project_id, state)
     response_id = new_id("resp_")
     compacted = await compact_state(call, engine, request, state, tools, response_id)
     state = compacted.state
@@ -179,6 +182,11 @@ async def _inlined(ctx: AppContext, project_id: str, state: PromptState) -> Prom
     """``state`` as sent to an upstream: images given by file id inlined as data URLs."""
     history = await inline_files(ctx, project_id, state.history)
     return PromptState(history, await inline_files(ctx, project_id, state.new))
+
+
+async def _with_image_data(ctx: AppContext, project_id: str, state: PromptState) -> PromptState:
+    items = await load_images(ctx, project_id, state.history + state.new)
+    return PromptState(items[: len(state.history)], items[len(state.history) :])
 
 
 def _verify_reasoning(call: Call, items: list[Item]) -> None:

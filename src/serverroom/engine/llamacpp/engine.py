@@ -20,11 +20,13 @@ from serverroom.engine.base import (
     GenerationRequest,
     GenerationStats,
 )
+from serverroom.engine.llamacpp.media import ImageSpan, Projector
 from serverroom.engine.llamacpp.model import GGUFModel
 from serverroom.engine.llamacpp.native import NativeChoice, NativeProbeError, Probe, choose
 from serverroom.engine.llamacpp.scheduler import Scheduler, ServedSequence
 from serverroom.engine.slots import overloaded
 from serverroom.engine.template import ChatTemplate
+from serverroom.errors import EngineError
 from serverroom.settings import EngineSettings
 
 logger = logging.getLogger("serverroom.engine.llamacpp")
@@ -47,10 +49,14 @@ class LlamaCppEngine:
         settings: EngineSettings,
         native: NativeChoice | None = None,
         probe_cache: Path | None = None,
+        mmproj: Path | None = None,
     ) -> None:
         """``native`` fixes the native settings; without it they are probed (``native.py``),
-        with the verdict kept in ``probe_cache``."""
+        with the verdict kept in ``probe_cache``. ``mmproj``: a multimodal projector, for a
+        model that reads images (``media.py``)."""
         self.gguf = gguf
+        self.mmproj = mmproj
+        self._projector: Projector | None = None
         self.settings = settings
         self.native = native
         self._probe_cache = probe_cache
@@ -107,7 +113,16 @@ class LlamaCppEngine:
             bos_token=model.bos_text,
             eos_token=model.eos_text,
         )
-        scheduler = Scheduler(ctx, model.n_vocab, model.eog, slots=s.slots, batch_size=s.batch_size)
+        if self.mmproj is not None:
+            self._projector = self._load_projector(self.mmproj, threads)
+        scheduler = Scheduler(
+            ctx,
+            model.n_vocab,
+            model.eog,
+            slots=s.slots,
+            batch_size=s.batch_size,
+            projector=self._projector,
+        )
         scheduler.start()
         self._scheduler = scheduler
         logger.info(
@@ -119,10 +134,27 @@ class LlamaCppEngine:
             self.native.describe(),
         )
 
+    def _load_projector(self, mmproj: Path, threads: int) -> Projector:
+        from llama_cpp import mtmd_cpp
+
+        mtmd_cpp.mtmd_log_set(_quiet_log, ctypes.c_void_p(0))
+        mtmd_cpp.mtmd_helper_log_set(_quiet_log, ctypes.c_void_p(0))
+        try:
+            return Projector(mmproj, self.model.model, threads=threads)
+        except Exception:
+            L.llama_free(self._ctx)
+            self._ctx = None
+            self.model.close()
+            self._model = None
+            raise
+
     async def close(self) -> None:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             await asyncio.to_thread(scheduler.stop)
+        if self._projector is not None:
+            self._projector.close()
+            self._projector = None
         if self._ctx is not None:
             L.llama_free(self._ctx)
             self._ctx = None
@@ -181,7 +213,11 @@ class LlamaCppEngine:
         self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
     ) -> list[int]:
         assert self._template is not None
-        return self.model.tokenize_segments(self._template.segments(messages, tools=tools))
+        segments = self._template.segments(messages, tools=tools)
+        projector = self._projector
+        return self.model.tokenize_segments(
+            segments, projector.image_tokens if projector is not None else None
+        )
 
     def stats(self) -> dict[str, int]:
         scheduler = self._scheduler
@@ -191,6 +227,14 @@ class LlamaCppEngine:
         return {"active": active, "queued": queued}
 
     # ----- generation -----
+    def _images(self, request: GenerationRequest) -> dict[int, ImageSpan]:
+        """The encoded image spans a prompt's placeholders name (none for a text prompt)."""
+        if self._projector is None or min(request.prompt, default=0) >= 0:
+            return {}
+        if request.prompt[-1] < 0:
+            raise EngineError("a prompt cannot end with an image")
+        return self._projector.spans_in(request.prompt)
+
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         scheduler = self._scheduler
         if scheduler is None:
@@ -200,7 +244,7 @@ class LlamaCppEngine:
             raise overloaded()
         queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
         emit = scheduler.outbox.sender(asyncio.get_running_loop(), queue)
-        seq = ServedSequence(request, emit, self._context_length)
+        seq = ServedSequence(request, emit, self._context_length, images=self._images(request))
         scheduler.submit(seq)
         finished = False
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import llama_cpp as L
@@ -81,11 +81,21 @@ class GGUFModel:
             tokens = tokens[1:]  # the template already wrote BOS
         return tokens
 
-    def tokenize_segments(self, segments: Iterable[Segment]) -> list[int]:
+    def tokenize_segments(
+        self,
+        segments: Iterable[Segment],
+        image_tokens: Callable[[bytes], list[int]] | None = None,
+    ) -> list[int]:
         """A rendered prompt's tokens: control tokens are parsed in the template's text only;
-        message text that holds a control token's text is tokenized as plain text."""
+        message text that holds a control token's text is tokenized as plain text. Images
+        become what ``image_tokens`` makes of them (a model without it refuses them)."""
         tokens: list[int] = []
         for i, segment in enumerate(join_safe(list(segments), self.control_texts)):
+            if segment.image is not None:
+                if image_tokens is None:
+                    raise ValueError("this model does not read images")
+                tokens += image_tokens(segment.image)
+                continue
             bos = None if i == 0 else False  # BOS (where the vocabulary adds one) leads once
             tokens += self.tokenize(segment.text, special=segment.control, add_bos=bos)
         return tokens

@@ -1,16 +1,18 @@
 """Continuous batching over ``llama_decode``.
 
-One thread owns the llama.cpp context. Every step it builds a single ``llama_batch`` holding
-one token for each sequence that is decoding and chunks of prompt for sequences still being
+One thread owns the llama.cpp context. Every step it builds a single ``llama_batch`` holding one
+token for each sequence that is decoding and chunks of prompt for sequences still being
 prefilled (so a long prompt never stalls other streams), decodes it, and samples every sequence
 that produced logits with that sequence's own sampler. New requests join at the next step,
 finished or cancelled ones leave at once. Each slot remembers the tokens in its KV cache, and a
 new request takes the free slot whose cache saves it the most work without evicting another
-conversation for a merely shared prefix (``reuse_value``), so only the rest is computed
-(prefix caching). A step's tokens reach the requests' asyncio queues in one wake-up per event
-loop (``waker``); llama.cpp releases the GIL while it decodes, and the short per-token calls and
-the wake-up keep it (``held``), so the event loop runs while the model computes and does not
-interrupt the Python part of a step.
+conversation for a merely shared prefix (``reuse_value``), so only the rest is computed (prefix
+caching). An image in a prompt (``media``) is a span of placeholders whose embeddings are
+decoded on their own, one image per step, when the prefill reaches them; prompt chunks stop at a
+span, and a cached prefix never ends inside one. A step's tokens reach the requests' asyncio
+queues in one wake-up per event loop (``waker``); llama.cpp releases the GIL while it decodes,
+and the short per-token calls and the wake-up keep it (``held``), so the event loop runs while
+the model computes and does not interrupt the Python part of a step.
 """
 
 from __future__ import annotations
@@ -31,14 +33,18 @@ from serverroom.engine.base import (
     PromptProcessed,
     SampledToken,
 )
+from serverroom.engine.llamacpp.media import FILLER, ImageSpan, Projector
+from serverroom.engine.llamacpp.placement import (
+    Slot,
+    choose_donor,
+    choose_slot,
+    common_prefix,
+    fewest_runs,
+)
 from serverroom.engine.llamacpp.sampling import SequenceSampler, sample_step
 from serverroom.engine.llamacpp.waker import Outbox
 
 logger = logging.getLogger("serverroom.engine.llamacpp")
-# Copying a prefix from another slot's KV cache moves that slot's whole KV buffer (~47 MB,
-# ~6 ms for the default model, about what 2 prompt tokens cost to compute); it is done when
-# it saves at least this many.
-COPY_MIN = 4
 _arrivals = itertools.count()
 
 
@@ -57,6 +63,11 @@ class ServedSequence:
     pending: int | None = None  # sampled token not yet in the KV cache
     sampler: SequenceSampler | None = None
     cancelled: bool = False
+    images: dict[int, ImageSpan] = field(default_factory=dict)  # by prompt position
+
+    def text_end(self) -> int:
+        """Where the prompt's text from ``n_past`` on ends: the next image span, or the end."""
+        return min((at for at in self.images if at >= self.n_past), default=len(self.prompt))
 
     @property
     def prompt(self) -> list[int]:
@@ -65,77 +76,6 @@ class ServedSequence:
     @property
     def prefilling(self) -> bool:
         return self.n_past < len(self.prompt)
-
-
-@dataclass
-class Slot:
-    seq_id: int
-    tokens: list[int] = field(default_factory=list)  # what this sequence id holds in KV
-    busy: ServedSequence | None = None
-    last_used: float = 0.0
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    """How many leading tokens ``a`` and ``b`` share (slice comparisons, a binary search)."""
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    lo, hi = 0, n - 1  # a[:lo] == b[:lo], a[:hi + 1] != b[:hi + 1]
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def reuse_value(cached: int, common: int) -> int:
-    """What taking a slot is worth: the prompt tokens it saves computing (``common``, shared
-    with the ``cached`` tokens it holds), minus the cached tokens it throws away (another
-    conversation's context). A prefix that every slot shares, such as the chat template's
-    system prompt, is then not worth evicting a conversation for."""
-    return common - (cached - common)
-
-
-def choose_slot(free: list[Slot], prompt: list[int], common: dict[int, int]) -> Slot:
-    """The slot whose cache is worth most to ``prompt`` (``reuse_value``; ``common`` maps each
-    slot's sequence id to the prompt tokens its cache shares). When none is worth anything:
-    the prompt's own earlier slot if one holds the whole prompt (a repeated prompt whose reply
-    outgrew it: only that reply is dropped), else the least recently used slot, an empty one
-    first (plain LRU for unrelated prompts, so hot caches stay)."""
-    slot = max(free, key=lambda s: (reuse_value(len(s.tokens), common[s.seq_id]), -s.last_used))
-    if reuse_value(len(slot.tokens), common[slot.seq_id]) <= 0:
-        own = [s for s in free if common[s.seq_id] >= len(prompt) - 1 > 0]
-        slot = max(own, key=lambda s: s.last_used) if own else min(free, key=lambda s: s.last_used)
-    return slot
-
-
-def fewest_runs(free: list[Slot], busy: set[int]) -> list[Slot]:
-    """The free slots that leave the busy sequence ids in the fewest runs of consecutive ids.
-
-    With one KV stream per sequence, llama.cpp splits a batch into one micro-batch per run of
-    consecutive sequence ids (``split_equal``, sequential), and each micro-batch costs about a
-    whole pass over the weights: four streams in scattered slots took 39 ms a step, against
-    22-26 ms in adjacent ones. So a new sequence goes next to the busy ones (filling a hole
-    first); the prefix it would have found in its own slot is copied (``choose_donor``)."""
-    if not busy:
-        return free
-
-    def added(slot: Slot) -> int:
-        return 1 - ((slot.seq_id - 1) in busy) - ((slot.seq_id + 1) in busy)
-
-    fewest = min(added(s) for s in free)
-    return [s for s in free if added(s) == fewest]
-
-
-def choose_donor(slots: list[Slot], slot: Slot, common: dict[int, int]) -> Slot | None:
-    """Another slot, busy or free, whose cache shares at least ``COPY_MIN`` more leading
-    prompt tokens than ``slot``'s does (the most such), to copy them from; None if none."""
-    best = max((s for s in slots if s is not slot), key=lambda s: common[s.seq_id], default=None)
-    if best is None or common[best.seq_id] < common[slot.seq_id] + COPY_MIN:
-        return None
-    return best
 
 
 class Scheduler:
@@ -150,9 +90,17 @@ class Scheduler:
     """
 
     def __init__(
-        self, ctx: int, n_vocab: int, eog: frozenset[int], *, slots: int, batch_size: int
+        self,
+        ctx: int,
+        n_vocab: int,
+        eog: frozenset[int],
+        *,
+        slots: int,
+        batch_size: int,
+        projector: Projector | None = None,
     ) -> None:
         self.ctx = ctx
+        self.projector = projector
         self.mem = L.llama_get_memory(ctx)
         self.n_vocab = n_vocab
         self.eog = eog
@@ -273,6 +221,8 @@ class Scheduler:
             L.llama_memory_seq_cp(self.mem, donor.seq_id, slot.seq_id, -1, -1)
             slot.tokens = donor.tokens[: common[donor.seq_id]]
         reuse = min(common[(donor or slot).seq_id], len(seq.prompt) - 1)
+        while reuse > 0 and seq.prompt[reuse] == FILLER:  # not into an image: back to its start
+            reuse -= 1
         if not L.llama_memory_seq_rm(self.mem, slot.seq_id, reuse, -1):
             L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
             reuse = 0
@@ -295,17 +245,39 @@ class Scheduler:
         for seq in prefilling:
             if budget <= 0:
                 break
-            chunk = seq.prompt[seq.n_past : seq.n_past + budget]
-            plan.append((seq, chunk, seq.n_past + len(chunk) == len(seq.prompt)))
-            budget -= len(chunk)
+            chunk = seq.prompt[seq.n_past : min(seq.n_past + budget, seq.text_end())]
+            if chunk:  # none while an image is next
+                plan.append((seq, chunk, seq.n_past + len(chunk) == len(seq.prompt)))
+                budget -= len(chunk)
         # The batch in sequence-id order: with one KV stream per sequence, llama.cpp splits a
         # batch into one ubatch per run of consecutive ids (out of order: 2.2x slower); slots
         # are chosen to keep those runs few (``fewest_runs``).
         plan.sort(key=lambda entry: entry[0].slot.seq_id if entry[0].slot else 0)
         return plan
 
+    def _decode_image(self) -> None:
+        """Decode the first image that a prefilling sequence has reached (one per step, so
+        the other streams keep their pace)."""
+        for seq in self.active:
+            span = seq.images.get(seq.n_past) if seq.prefilling else None
+            if span is None or seq.slot is None:
+                continue
+            assert self.projector is not None
+            rc = self.projector.decode(self.ctx, span, seq.n_past, seq.slot.seq_id, self.batch_size)
+            if rc != 0:
+                logger.error("decoding an image of %d tokens returned %d", span.n_tokens, rc)
+                self._finish(seq, "error", f"decoding an image failed ({rc}): KV cache full?")
+            else:
+                seq.slot.tokens.extend(span.placeholders())
+                seq.n_past += span.n_tokens
+            return
+
     def _step(self) -> None:
+        if self.projector is not None:
+            self._decode_image()
         plan = self._plan_batch()
+        if not plan:  # every sequence here waits on an image (decoded next step)
+            return
         outputs = self._fill_batch(plan)
         rc = L.llama_decode(self.ctx, self.batch)
         if rc != 0:

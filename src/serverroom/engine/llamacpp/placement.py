@@ -1,0 +1,86 @@
+"""Where a new sequence goes: which free slot's KV cache serves its prompt best, and which
+other slot's cache to copy a longer shared prefix from (the scheduler's prefix caching)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from serverroom.engine.llamacpp.scheduler import ServedSequence
+
+# Copying a prefix from another slot's KV cache moves that slot's whole KV buffer (~47 MB,
+# ~6 ms for the default model, about what 2 prompt tokens cost to compute); it is done when
+# it saves at least this many.
+COPY_MIN = 4
+
+
+@dataclass
+class Slot:
+    seq_id: int
+    tokens: list[int] = field(default_factory=list)  # what this sequence id holds in KV
+    busy: ServedSequence | None = None
+    last_used: float = 0.0
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share (slice comparisons, a binary search)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n - 1  # a[:lo] == b[:lo], a[:hi + 1] != b[:hi + 1]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def reuse_value(cached: int, common: int) -> int:
+    """What taking a slot is worth: the prompt tokens it saves computing (``common``, shared
+    with the ``cached`` tokens it holds), minus the cached tokens it throws away (another
+    conversation's context). A prefix that every slot shares, such as the chat template's
+    system prompt, is then not worth evicting a conversation for."""
+    return common - (cached - common)
+
+
+def choose_slot(free: list[Slot], prompt: list[int], common: dict[int, int]) -> Slot:
+    """The slot whose cache is worth most to ``prompt`` (``reuse_value``; ``common`` maps each
+    slot's sequence id to the prompt tokens its cache shares). When none is worth anything:
+    the prompt's own earlier slot if one holds the whole prompt (a repeated prompt whose reply
+    outgrew it: only that reply is dropped), else the least recently used slot, an empty one
+    first (plain LRU for unrelated prompts, so hot caches stay)."""
+    slot = max(free, key=lambda s: (reuse_value(len(s.tokens), common[s.seq_id]), -s.last_used))
+    if reuse_value(len(slot.tokens), common[slot.seq_id]) <= 0:
+        own = [s for s in free if common[s.seq_id] >= len(prompt) - 1 > 0]
+        slot = max(own, key=lambda s: s.last_used) if own else min(free, key=lambda s: s.last_used)
+    return slot
+
+
+def fewest_runs(free: list[Slot], busy: set[int]) -> list[Slot]:
+    """The free slots that leave the busy sequence ids in the fewest runs of consecutive ids.
+
+    With one KV stream per sequence, llama.cpp splits a batch into one micro-batch per run of
+    consecutive sequence ids (``split_equal``, sequential), and each micro-batch costs about a
+    whole pass over the weights: four streams in scattered slots took 39 ms a step, against
+    22-26 ms in adjacent ones. So a new sequence goes next to the busy ones (filling a hole
+    first); the prefix it would have found in its own slot is copied (``choose_donor``)."""
+    if not busy:
+        return free
+
+    def added(slot: Slot) -> int:
+        return 1 - ((slot.seq_id - 1) in busy) - ((slot.seq_id + 1) in busy)
+
+    fewest = min(added(s) for s in free)
+    return [s for s in free if added(s) == fewest]
+
+
+def choose_donor(slots: list[Slot], slot: Slot, common: dict[int, int]) -> Slot | None:
+    """Another slot, busy or free, whose cache shares at least ``COPY_MIN`` more leading
+    prompt tokens than ``slot``'s does (the most such), to copy them from; None if none."""
+    best = max((s for s in slots if s is not slot), key=lambda s: common[s.seq_id], default=None)
+    if best is None or common[best.seq_id] < common[slot.seq_id] + COPY_MIN:
+        return None
+    return best
