@@ -16,7 +16,7 @@ import pytest
 from serverroom.catalog import locate_weights
 from serverroom.engine.base import ChatMessage
 from serverroom.engine.llamacpp.model import GGUFModel
-from serverroom.engine.llamacpp.scheduler import COPY_MIN
+from serverroom.engine.llamacpp.placement import COPY_MIN
 from serverroom.engine.template import ChatTemplate
 from tests.live.server import LiveServer
 
