@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, FastAPI
+from opentelemetry.sdk.trace import TracerProvider
 
 from serverroom import __version__
 from serverroom.accounts import service as accounts_service
@@ -33,13 +34,18 @@ from serverroom.api import (
 )
 from serverroom.api.errors import install_error_handlers
 from serverroom.api.health import router as health_router
+from serverroom.api.metrics import router as metrics_router
 from serverroom.api.openapi import install_openapi
 from serverroom.banner import announce_when_ready
 from serverroom.catalog import Catalog
 from serverroom.context import AppContext, Lifespan, get_principal
+from serverroom.engine.base import GenerationObserver
 from serverroom.engine.embeddings.registry import EmbeddingFactory, EmbeddingRegistry
 from serverroom.engine.registry import EngineFactory, EngineRegistry, default_factory
 from serverroom.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from serverroom.observability.metering import ObservedMetering
+from serverroom.observability.metrics import Metrics
+from serverroom.observability.tracing import GenerationObservers, Tracing
 from serverroom.settings import Settings
 from serverroom.storage.db import Database
 from serverroom.upstream import Upstreams
@@ -79,18 +85,37 @@ def create_app(
     engine_factory: EngineFactory | None = None,
     embedding_factory: EmbeddingFactory | None = None,
     catalog: Catalog | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """Build the ASGI app. Tests pass a fake engine factory; ``serve`` passes nothing."""
+    """Build the ASGI app. Tests pass a fake engine factory (and a tracer provider with an
+    in-memory exporter); ``serve`` passes nothing."""
     settings = settings or Settings()
     catalog = catalog or Catalog.load(settings.catalog_file)
-    registry = EngineRegistry(catalog, engine_factory or default_factory(settings))
+    metrics = Metrics()
+    tracing = Tracing(settings.tracing, tracer_provider)
+
+    def observers(model: str) -> GenerationObserver:
+        return GenerationObservers(metrics.observer(model), tracing.observer(model))
+
+    registry = EngineRegistry(
+        catalog, engine_factory or default_factory(settings), observer=observers
+    )
     db = Database(settings.resolved_database_url())
+    tracing.instrument(db.engine)
     embeddings_registry = EmbeddingRegistry(embedding_factory)
     upstreams = Upstreams(catalog)
     context = AppContext(
-        settings, catalog, registry, db, embeddings=embeddings_registry, upstreams=upstreams
+        settings,
+        catalog,
+        registry,
+        db,
+        embeddings=embeddings_registry,
+        upstreams=upstreams,
+        metrics=metrics,
+        tracing=tracing,
     )
     accounts_service.install(context)  # metering + authentication
+    context.metering = ObservedMetering(context.metering, metrics)  # tokens, 429s, labels
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +138,7 @@ def create_app(
                 announce.cancel()
             await registry.close()
             await db.close()
+            tracing.shutdown()
 
     app = FastAPI(
         title="serverroom",
@@ -124,6 +150,7 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     for resource in RESOURCES:
         # Every /v1 route authenticates (once per request: FastAPI caches the dependency).
         app.include_router(resource.router, prefix="/v1", dependencies=[Depends(get_principal)])
@@ -133,5 +160,5 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, tracing=tracing)
     return app

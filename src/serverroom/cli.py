@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 from pydantic_settings import CliApp
 
@@ -31,21 +29,22 @@ def serve(ctx: typer.Context) -> None:
     import uvicorn
 
     from serverroom.app import create_app
+    from serverroom.observability.logs import configure_logging
     from serverroom.server_protocol import http_protocol
 
     # A native fault (in llama.cpp, say) prints every thread's Python stack before the process
     # dies with the signal: a non-zero exit a supervisor restarts, never a silent death.
     faulthandler.enable()
     settings = load_settings(list(ctx.args))
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        # JSON logs: uvicorn's own loggers (access lines included) go through the root handler
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         http=http_protocol(settings.requests.header_timeout),
         timeout_graceful_shutdown=10,
     )

@@ -25,6 +25,8 @@ from serverroom.engine.embeddings import EmbeddingRegistry
 from serverroom.engine.registry import EngineRegistry
 from serverroom.ids import new_id
 from serverroom.metering import Admission, Metering, NullMetering, Ticket
+from serverroom.observability.metrics import Metrics
+from serverroom.observability.tracing import Tracing
 from serverroom.principal import DEFAULT_PROJECT, Principal
 from serverroom.sealing import Sealer
 from serverroom.settings import Settings
@@ -58,6 +60,8 @@ class AppContext:
     response_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # background
     response_logs: OrderedDict[str, EventLog] = field(default_factory=OrderedDict)
     replica_id: str = field(default_factory=lambda: new_id("replica_"))  # owns leases
+    metrics: Metrics = field(default_factory=Metrics)  # what /metrics shows
+    tracing: Tracing | None = None  # OpenTelemetry spans (``create_app``; None: off)
     sealer: Sealer = field(init=False)  # seals reasoning for stateless clients
 
     def __post_init__(self) -> None:

@@ -1,8 +1,9 @@
-"""ASGI middleware: a request id on every reply, and a last-resort 500 in the envelope.
+"""ASGI middleware: a request id on every reply, request metrics, and a last-resort 500.
 
 It wraps the whole application (outside FastAPI's own error middleware) so that even an
 unexpected exception is answered with ``{"error": ...}`` and an ``x-request-id`` header, and the
-server keeps serving.
+server keeps serving. Each request is counted and timed once its reply is done, labelled with
+its route's template and the model and project the work named (``observability.requests``).
 """
 
 from __future__ import annotations
@@ -11,21 +12,30 @@ import asyncio
 import json
 import logging
 import time
+from contextlib import nullcontext
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serverroom.api.errors import error_response
 from serverroom.errors import PayloadTooLargeError, RequestTimeoutError
 from serverroom.ids import request_id
+from serverroom.observability.metrics import Metrics
+from serverroom.observability.requests import RequestInfo, current_request
+from serverroom.observability.tracing import Tracing
 
 logger = logging.getLogger("serverroom.http")
 
 
 class RequestContextMiddleware:
-    """Assigns ``x-request-id``, times the request, and turns crashes into 500 envelopes."""
+    """Assigns ``x-request-id``, times and counts the request, and turns crashes into 500
+    envelopes."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics | None = None, tracing: Tracing | None = None
+    ) -> None:
         self.app = app
+        self.metrics = metrics
+        self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,13 +43,51 @@ class RequestContextMiddleware:
             return
         rid = request_id()
         scope.setdefault("state", {})["request_id"] = rid
-        started = time.perf_counter()
+        info = RequestInfo(rid, scope.get("method", ""), scope.get("path", ""))
+        token = current_request.set(info)
+        status = 500
+        with self.tracing.request(info) if self.tracing else nullcontext() as span:
+            try:
+                status = await self._serve(scope, receive, send, info)
+            finally:
+                current_request.reset(token)
+                template = self._template(scope)
+                if self.tracing is not None:
+                    self.tracing.request_done(span, info, template, status)
+                self._count(template, info, status)
+
+    def _count(self, template: str, info: RequestInfo, status: int) -> None:
+        if self.metrics is None:
+            return
+        seconds = time.perf_counter() - info.started
+        self.metrics.request_done(template, info.method, status, info.model, info.project, seconds)
+
+    @staticmethod
+    def _template(scope: Scope) -> str:
+        """The matched route's path template as mounted (``/v1/responses/{response_id}``).
+        Routing leaves the route as its router declared it (``/responses/{response_id}``), so
+        the mount's prefix is the part of the path before what the route's pattern matches."""
+        route = scope.get("route")
+        pattern, local = getattr(route, "path_regex", None), getattr(route, "path_format", None)
+        if pattern is None or local is None:
+            return "unmatched"
+        path = str(scope.get("path", ""))
+        for at, char in enumerate(path):
+            if char == "/" and pattern.match(path[at:]):
+                return path[:at] + str(local)
+        return str(local)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, info: RequestInfo) -> int:
+        """Run the request; the reply's status."""
+        rid, started = info.request_id, info.started
         response_started = False
+        status = 500
 
         async def send_with_id(message: Message) -> None:
-            nonlocal response_started
+            nonlocal response_started, status
             if message["type"] == "http.response.start":
                 response_started = True
+                status = int(message["status"])
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode()))
                 ms = int((time.perf_counter() - started) * 1000)
@@ -72,6 +120,7 @@ class RequestContextMiddleware:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+        return status
 
 
 class BodyLimitMiddleware:

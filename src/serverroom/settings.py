@@ -187,8 +187,39 @@ class ImageSettings(BaseModel):
         10.0, gt=0, description="Seconds one image URL may take to download."
     )
     max_images: int = Field(
-        16, ge=1, description="Most images in one request's prompt (history included)."
+        16, ge=1, le=32, description="Most images in one request's prompt (history included)."
     )
+    max_pixels: int = Field(
+        32 * 1024 * 1024, ge=1, description="Largest image in pixels (width x height)."
+    )
+    fetch_private: bool = Field(
+        False,
+        description="With fetch_urls, also fetch from loopback, private and link-local"
+        " addresses (off: only public ones).",
+    )
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics at ``GET /metrics``."""
+
+    enabled: bool = Field(True, description="Serve /metrics (off: a 404).")
+    public: bool = Field(
+        False,
+        description="Serve /metrics without an admin key even while authentication is on (for"
+        " a scraper on a private network).",
+    )
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces, exported over OTLP/HTTP."""
+
+    enabled: bool = Field(False, description="Export traces (spans per request and generation).")
+    endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces URL (e.g. http://collector:4318/v1/traces); default: the"
+        " OTEL_EXPORTER_OTLP_* environment, else localhost:4318.",
+    )
+    service_name: str = Field("serverroom", description="The traces' service.name.")
 
 
 class Settings(BaseSettings):
@@ -219,6 +250,9 @@ class Settings(BaseSettings):
         "smollm2-135m-instruct", description="Model loaded eagerly at start-up."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text, or one JSON object per line."
+    )
     engine: EngineSettings = Field(default_factory=EngineSettings)
     files_dir: Path | None = Field(
         None, description="Where uploaded file bytes live; default: <data_dir>/files."
@@ -239,6 +273,8 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     images: ImageSettings = Field(default_factory=ImageSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     def resolved_files_dir(self) -> Path:
         """The blob directory of uploaded files."""

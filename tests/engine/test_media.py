@@ -108,9 +108,12 @@ def test_two_images_side_by_side(engine: LlamaCppEngine) -> None:
     assert stats.error is None and tokens
 
 
-def test_bytes_that_are_not_an_image_are_a_400(engine: LlamaCppEngine) -> None:
-    with pytest.raises(InvalidRequestError) as caught:
-        engine.tokenize_chat(_message("x", (b"not a picture", 0)))
+@pytest.mark.parametrize(
+    "data", [b"not a picture", b"RIFF\0\0\0\0WEBPVP8 ", b"\x89PNG\r\n\x1a\n" + b"\0" * 40]
+)
+def test_bytes_that_are_not_an_image_are_a_400(engine: LlamaCppEngine, data: bytes) -> None:
+    with pytest.raises(InvalidRequestError) as caught:  # never handed to audio or video readers
+        engine.tokenize_chat(_message("x", (data, 0)))
     assert caught.value.code == "invalid_image_format"
 
 
@@ -121,7 +124,7 @@ def test_an_image_no_longer_encoded_fails_cleanly(engine: LlamaCppEngine) -> Non
     import gc
 
     gc.collect()
-    from serverroom.errors import EngineError
+    from serverroom.errors import ServiceUnavailableError
 
-    with pytest.raises(EngineError):
+    with pytest.raises(ServiceUnavailableError):  # a 503: the SDK retries
         _run(engine, prompt)

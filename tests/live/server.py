@@ -41,6 +41,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_healthy(root_url: str, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+    """Until ``/health`` answers 200; RuntimeError if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited early")
+        try:
+            if httpx.get(f"{root_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("server did not become healthy")
+
+
 class LiveServer:
     """A ``serverroom serve`` process with its own data directory and port.
 
@@ -85,18 +100,11 @@ class LiveServer:
         cmd = [sys.executable, "-m", "serverroom", "serve", "--port", str(self.port), *self.args]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.root_url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+        try:
+            wait_healthy(self.root_url, self.proc, timeout)
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}:\n{self.log()}") from None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:

@@ -159,7 +159,10 @@ def test_an_operator_can_let_the_server_fetch_image_urls(
     images = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Images)
     threading.Thread(target=images.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{images.server_address[1]}"
-    server = _server(tmp_path, SERVERROOM_IMAGES__FETCH_URLS="true")
+    # the image server is on loopback: allowed only with fetch_private as well
+    server = _server(
+        tmp_path, SERVERROOM_IMAGES__FETCH_URLS="true", SERVERROOM_IMAGES__FETCH_PRIVATE="true"
+    )
     try:
         with server.running():
             client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key)

@@ -9,6 +9,7 @@ and the fake test engine behave alike.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -101,12 +102,54 @@ GenerationEvent = PromptProcessed | SampledToken | GenerationStats
 
 
 @dataclass(frozen=True)
+class EngineLoad:
+    """What an engine holds now: sequences decoding and waiting, its slots, and its KV cache
+    (tokens held by every slot, and the most it can hold)."""
+
+    running: int
+    queued: int
+    slots: int
+    kv_tokens: int = 0
+    kv_capacity: int = 0
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """How one generation went, for its engine's observer. Times are seconds from when it was
+    asked for: ``waited`` until a slot took it (None if none did), ``first_after`` until its
+    first token (None without one), ``after`` until it ended; ``reason`` is stop, length,
+    cancelled (the consumer stopped early or left) or error."""
+
+    reason: str
+    prompt_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    waited: float | None
+    first_after: float | None
+    after: float
+    started_ns: int  # wall clock (time.time_ns) when it was asked for
+
+
+class GenerationObserver(Protocol):
+    """Hears how each generation of an engine went (metrics, traces)."""
+
+    def finished(self, record: GenerationRecord) -> None: ...
+
+
+@dataclass(frozen=True)
 class ImageInput:
-    """An image in a message: its encoded bytes (PNG, JPEG ...) and where in the message's
-    text it goes (a character offset into ``ChatMessage.content``)."""
+    """An image in a message: its encoded bytes (PNG, JPEG ...), or a base64 ``data:`` URL of
+    them (``url``, decoded only when the prompt is tokenized, off the event loop), and where in
+    the message's text it goes (a character offset into ``ChatMessage.content``)."""
 
     data: bytes
     at: int
+    url: str = ""
+
+    def read(self) -> bytes:
+        if self.data or not self.url:
+            return self.data
+        return base64.b64decode(self.url.partition(",")[2])
 
 
 @dataclass(frozen=True)
@@ -122,6 +165,8 @@ class ChatMessage:
 @runtime_checkable
 class Engine(Protocol):
     """An inference backend for one model."""
+
+    observer: GenerationObserver | None  # hears every generation's timings (see ``textgen``)
 
     @property
     def context_length(self) -> int:
@@ -139,6 +184,9 @@ class Engine(Protocol):
 
     def room(self) -> int:
         """Generations it would admit now, before refusing with ``EngineOverloadedError``."""
+
+    def load(self) -> EngineLoad:
+        """Its sequences and KV cache now (for metrics and health)."""
 
     async def start(self) -> None:
         """Load the model; ``ready`` turns true when done."""

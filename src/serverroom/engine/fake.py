@@ -16,7 +16,9 @@ from llguidance import LLTokenizer
 from serverroom.constraints.tokenizers import byte_tokenizer
 from serverroom.engine.base import (
     ChatMessage,
+    EngineLoad,
     GenerationEvent,
+    GenerationObserver,
     GenerationRequest,
     GenerationStats,
     PromptProcessed,
@@ -69,6 +71,7 @@ class FakeEngine:
         self._reply_words = reply_words
         self._gate = SlotGate(slots, max_queue)
         self._ready = False
+        self.observer: GenerationObserver | None = None
 
     @property
     def capacity(self) -> int:
@@ -76,6 +79,10 @@ class FakeEngine:
 
     def room(self) -> int:
         return self._gate.room()
+
+    def load(self) -> EngineLoad:
+        gate = self._gate
+        return EngineLoad(running=gate.busy, queued=gate.waiting, slots=gate.slots)
 
     @property
     def context_length(self) -> int:

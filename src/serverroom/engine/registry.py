@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from serverroom.catalog import Catalog, ModelEntry, locate_weights
-from serverroom.engine.base import Engine
+from serverroom.engine.base import Engine, GenerationObserver
 from serverroom.errors import ServiceUnavailableError
 from serverroom.settings import Settings
 
@@ -54,9 +54,16 @@ def default_factory(settings: Settings) -> EngineFactory:
 class EngineRegistry:
     """Owns the engines; hands out the one for a catalog entry."""
 
-    def __init__(self, catalog: Catalog, factory: EngineFactory) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        factory: EngineFactory,
+        observer: Callable[[str], GenerationObserver] | None = None,
+    ) -> None:
+        """``observer`` gives each engine made the observer of its model's generations."""
         self._catalog = catalog
         self._factory = factory
+        self._observer = observer
         self._engines: dict[str, Engine] = {}
         self._loading: dict[str, asyncio.Task[None]] = {}
         self._failures: dict[str, str] = {}
@@ -65,6 +72,8 @@ class EngineRegistry:
         engine = self._engines.get(entry.target)
         if engine is None:
             engine = self._factory(self._catalog.resolve(entry.target))
+            if self._observer is not None:
+                engine.observer = self._observer(entry.target)
             self._engines[entry.target] = engine
         return engine
 
@@ -112,6 +121,10 @@ class EngineRegistry:
     def engine(self, model: str) -> Engine | None:
         """The engine of a model, loaded or not (None before anything asked for it)."""
         return self._engines.get(self._catalog.resolve(model).target)
+
+    def loaded(self) -> dict[str, Engine]:
+        """Every engine made so far (ready or still loading), by real model."""
+        return dict(self._engines)
 
     def ready(self, model: str) -> bool:
         entry = self._catalog.resolve(model)

@@ -26,6 +26,14 @@ class SlotGate:
         return self._waiting
 
     @property
+    def busy(self) -> int:
+        return self._busy
+
+    @property
+    def slots(self) -> int:
+        return self._slots
+
+    @property
     def capacity(self) -> int:
         return self._slots + self._max_queue
 

@@ -64,22 +64,34 @@ class ChatTemplate:
         self._template = env.from_string(self.source)
         self.bos_token = bos_token
         self.eos_token = eos_token
-        self.typed_content = self._drops_string_content()
+        self.typed_roles = self._typed_roles()
 
-    def _drops_string_content(self) -> bool:
-        """Whether the template loses a message given as a plain string (it iterates over
-        typed parts): then content goes in as one text part."""
+    @property
+    def typed_content(self) -> bool:
+        return bool(self.typed_roles)
+
+    def _typed_roles(self) -> frozenset[str]:
+        """The roles whose plain string content the template loses but whose typed parts it
+        renders: their content goes in as one text part."""
         probe = f"{_OPEN}0{_CLOSE}"
+        typed = set()
+        for role in ("system", "user", "assistant", "tool"):
+            as_text = self._probe(role, probe)
+            as_parts = self._probe(role, [{"type": "text", "text": probe}])
+            if as_text is not None and probe not in as_text and probe in (as_parts or ""):
+                typed.add(role)
+        return frozenset(typed)
+
+    def _probe(self, role: str, content: object) -> str | None:
         try:
-            rendered = self._template.render(
-                messages=[{"role": "user", "content": probe}],
+            return self._template.render(
+                messages=[{"role": role, "content": content}],
                 add_generation_prompt=True,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,
             )
-        except Exception:
-            return False
-        return probe not in rendered
+        except Exception:  # a template that cannot render this probe: no verdict
+            return None
 
     def render(
         self,
@@ -89,7 +101,8 @@ class ChatTemplate:
         add_generation_prompt: bool = True,
     ) -> str:
         payload = [
-            {"role": m.role, "content": self._content(m.content), **m.extra} for m in messages
+            {"role": m.role, "content": self._content(m.role, m.content), **m.extra}
+            for m in messages
         ]
         try:
             return self._template.render(
@@ -104,8 +117,8 @@ class ChatTemplate:
                 f"The messages could not be formatted for this model: {exc}", param="messages"
             ) from exc
 
-    def _content(self, text: str) -> str | list[dict[str, str]]:
-        return [{"type": "text", "text": text}] if self.typed_content else text
+    def _content(self, role: str, text: str) -> str | list[dict[str, str]]:
+        return [{"type": "text", "text": text}] if role in self.typed_roles else text
 
     def segments(
         self, messages: Sequence[ChatMessage], *, tools: list[dict[str, Any]] | None = None
@@ -140,7 +153,7 @@ def _message_segments(message: ChatMessage) -> list[Segment]:
         cut = min(max(image.at, at), len(message.content))
         if cut > at:
             out.append(Segment(message.content[at:cut], False))
-        out.append(Segment("", False, image.data))
+        out.append(Segment("", False, image.read()))
         at = cut
     if at < len(message.content):
         out.append(Segment(message.content[at:], False))

@@ -8,12 +8,16 @@ generation (and is not shown), and an end-of-generation token is never rendered.
 from __future__ import annotations
 
 import codecs
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from serverroom.engine.base import (
     Engine,
+    GenerationEvent,
+    GenerationObserver,
+    GenerationRecord,
     GenerationRequest,
     GenerationStats,
     PromptProcessed,
@@ -139,8 +143,10 @@ async def generate_text(
         GenerationRequest(prompt=prompt, params=params, request_id=request_id, priority=priority)
     )
     finish: Literal["stop", "length"] = "stop"
+    watch = _Watch(engine.observer, len(prompt))
     try:
         async for event in stream:
+            watch.saw(event)
             if isinstance(event, PromptProcessed):
                 cached = event.cached_tokens
                 if on_start is not None:
@@ -158,7 +164,9 @@ async def generate_text(
             else:
                 finish = _finish_reason(event)
                 break
+        watch.ended("stop" if assembler.stopped else finish)
     finally:
+        watch.ended("cancelled")
         closer = getattr(stream, "aclose", None)
         if closer is not None:
             await closer()
@@ -173,6 +181,51 @@ async def generate_text(
         completion_tokens=len(tokens),
         token_ids=tokens,
     )
+
+
+class _Watch:
+    """Tells an engine's observer how one generation went (``GenerationRecord``): when a slot
+    took it, when its first token came, and how it ended (the first reason given)."""
+
+    def __init__(self, observer: GenerationObserver | None, prompt_tokens: int) -> None:
+        self.observer = observer
+        self.prompt_tokens = prompt_tokens
+        self.started = time.perf_counter()
+        self.started_ns = time.time_ns()
+        self.cached = 0
+        self.tokens = 0
+        self.waited: float | None = None
+        self.first: float | None = None
+        self.done = False
+
+    def saw(self, event: GenerationEvent) -> None:
+        if self.observer is None:
+            return
+        if isinstance(event, PromptProcessed):
+            self.waited = time.perf_counter() - self.started
+            self.cached = event.cached_tokens
+        elif isinstance(event, SampledToken):
+            self.tokens += 1
+            if self.tokens == 1:
+                self.first = time.perf_counter() - self.started
+        elif event.finish_reason == "error":
+            self.ended("error")
+
+    def ended(self, reason: str) -> None:
+        if self.observer is None or self.done:
+            return
+        self.done = True
+        record = GenerationRecord(
+            reason=reason,
+            prompt_tokens=self.prompt_tokens,
+            cached_tokens=self.cached,
+            output_tokens=self.tokens,
+            waited=self.waited,
+            first_after=self.first,
+            after=time.perf_counter() - self.started,
+            started_ns=self.started_ns,
+        )
+        self.observer.finished(record)
 
 
 def _finish_reason(stats: GenerationStats) -> Literal["stop", "length"]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from serverroom.api.chat.schemas import ChatCompletionRequest, ChatMessageIn
-from serverroom.api.image_data import image_bytes
+from serverroom.api.image_data import as_data_url
 from serverroom.api.images import image_part
 from serverroom.engine.base import ImageInput
 from serverroom.errors import InvalidRequestError
@@ -14,11 +14,12 @@ from serverroom.errors import InvalidRequestError
 if TYPE_CHECKING:
     from serverroom.context import AppContext
 
-Images = dict[tuple[int, int], bytes]  # by (message index, part index)
+Images = dict[tuple[int, int], str]  # checked data URLs, by (message index, part index)
 
 
 async def chat_images(ctx: AppContext, request: ChatCompletionRequest) -> Images:
-    """Every ``image_url`` part's bytes: data URLs decoded, other URLs downloaded if allowed."""
+    """Every ``image_url`` part as a checked data URL (other URLs downloaded if allowed);
+    images go in user messages only."""
     limits = ctx.settings.images
     out: Images = {}
     for i, message in enumerate(request.messages):
@@ -27,6 +28,13 @@ async def chat_images(ctx: AppContext, request: ChatCompletionRequest) -> Images
             if part.type != "image_url":
                 continue
             param = f"messages[{i}].content[{j}]"
+            if message.role != "user":
+                raise InvalidRequestError(
+                    f"Invalid '{param}': images are supported in user messages only, not in"
+                    f" '{message.role}' messages.",
+                    param=f"{param}.type",
+                    code="unsupported_content_type",
+                )
             if len(out) >= limits.max_images:
                 raise InvalidRequestError(
                     f"Too many images: this server takes at most {limits.max_images} per request.",
@@ -42,7 +50,7 @@ async def chat_images(ctx: AppContext, request: ChatCompletionRequest) -> Images
                     code="missing_required_parameter",
                 )
             image_part(url, None, spec.get("detail"), f"{param}.image_url")  # its form
-            out[(i, j)] = await image_bytes(url, limits, f"{param}.image_url.url")
+            out[(i, j)] = await as_data_url(url, limits, f"{param}.image_url.url")
     return out
 
 
@@ -58,7 +66,7 @@ def message_content(
         if part.type == "text":
             text += part.text or ""
         elif part.type == "image_url" and images is not None and (index, j) in images:
-            placed.append(ImageInput(images[(index, j)], len(text)))
+            placed.append(ImageInput(b"", len(text), url=images[(index, j)]))
         else:
             raise InvalidRequestError(
                 f"Content type '{part.type}' is not supported by this model; only text"

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from serverroom.api.disconnect import while_connected
 from serverroom.api.image_data import load_images
-from serverroom.api.images import takes_images
+from serverroom.api.images import check_images, takes_images
 from serverroom.api.lists import NewestFirst, deleted_body, list_body, page_of
 from serverroom.api.responses.background import cancel_response, forget, start_background
 from serverroom.api.responses.objects import dump
@@ -69,6 +69,7 @@ async def count_input_tokens(
     engine = await ctx.engines.get(entry)
     state = await gather_state(ctx, body, principal, require_input=False)
     items, tools = state.history + state.new, response_tools(body)
+    check_images(entry, state.history, state.new)
     if takes_images(entry):  # a local vision model counts its images' tokens
         items = await load_images(ctx, principal.project_id, items)
     prompt = await asyncio.to_thread(render_prompt, engine, body.instructions, items, tools)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from openai.types.responses import Response, ResponseStreamEvent
@@ -104,7 +105,8 @@ async def _search(plan: ResponsePlan, run: ResponseRun) -> Events:
     item, call_id = run.to_run
     assert plan.state is not None
     item["queries"] = file_search.with_question(item["queries"], plan.state.new)
-    results = await file_search.search(plan.ctx, plan.searcher, item["queries"])
+    with traced_tool(plan, "file_search", "file_search"):
+        results = await file_search.search(plan.ctx, plan.searcher, item["queries"])
     plan.tools_usd += file_search.CALL_USD
     shown = file_search.RESULTS_INCLUDE in (plan.request.include or [])
     run.followup = file_search.followup_items(call_id, item["queries"], results)
@@ -115,7 +117,8 @@ async def _call(plan: ResponsePlan, run: ResponseRun) -> Events:
     """Run the MCP tool call the model made; its events (the model reads the item next)."""
     assert run.to_run is not None and plan.mcp is not None
     item = run.to_run[0]
-    await mcp.run_call(plan.mcp, item)
+    with traced_tool(plan, str(item.get("name", "mcp")), "mcp"):
+        await mcp.run_call(plan.mcp, item)
     return run.mcp_ran(item)
 
 
@@ -123,11 +126,17 @@ async def _interpret(plan: ResponsePlan, run: ResponseRun) -> Events:
     """Run the code the model wrote; its events, and what the model reads next."""
     assert run.to_run is not None
     item = run.to_run[0]
-    result, saved = await code_interpreter.interpret(plan.ctx, plan.principal.project_id, item)
+    with traced_tool(plan, "code_interpreter", "code_interpreter"):
+        result, saved = await code_interpreter.interpret(plan.ctx, plan.principal.project_id, item)
     text = code_interpreter.report(result, saved)
     run.followup = code_interpreter.followup_items(item, text)
     failed = result.timed_out or result.exit_code not in (0, None)
     return run.interpreted(item, result.logs, failed, saved)
+
+
+def traced_tool(plan: ResponsePlan, name: str, kind: str) -> AbstractContextManager[None]:
+    tracing = plan.ctx.tracing
+    return tracing.tool(name, kind) if tracing is not None else nullcontext()
 
 
 async def close_events(events: AsyncIterator[Any]) -> None:

@@ -16,7 +16,9 @@ from llguidance import LLTokenizer
 from serverroom.constraints.tokenizers import tokenizer_from_vocab
 from serverroom.engine.base import (
     ChatMessage,
+    EngineLoad,
     GenerationEvent,
+    GenerationObserver,
     GenerationRequest,
     GenerationStats,
 )
@@ -57,6 +59,7 @@ class LlamaCppEngine:
         self.gguf = gguf
         self.mmproj = mmproj
         self._projector: Projector | None = None
+        self.observer: GenerationObserver | None = None
         self.settings = settings
         self.native = native
         self._probe_cache = probe_cache
@@ -140,7 +143,9 @@ class LlamaCppEngine:
         mtmd_cpp.mtmd_log_set(_quiet_log, ctypes.c_void_p(0))
         mtmd_cpp.mtmd_helper_log_set(_quiet_log, ctypes.c_void_p(0))
         try:
-            return Projector(mmproj, self.model.model, threads=threads)
+            return Projector(
+                mmproj, self.model.model, threads=threads, n_batch=self.settings.batch_size
+            )
         except Exception:
             L.llama_free(self._ctx)
             self._ctx = None
@@ -219,12 +224,19 @@ class LlamaCppEngine:
             segments, projector.image_tokens if projector is not None else None
         )
 
-    def stats(self) -> dict[str, int]:
+    def load(self) -> EngineLoad:
         scheduler = self._scheduler
+        slots = self.settings.slots
         if scheduler is None:
-            return {"active": 0, "queued": 0}
-        active, queued = scheduler.load()
-        return {"active": active, "queued": queued}
+            return EngineLoad(running=0, queued=0, slots=slots)
+        running, queued = scheduler.load()
+        return EngineLoad(
+            running=running,
+            queued=queued,
+            slots=slots,
+            kv_tokens=scheduler.kv_tokens(),
+            kv_capacity=slots * self._context_length,
+        )
 
     # ----- generation -----
     def _images(self, request: GenerationRequest) -> dict[int, ImageSpan]:

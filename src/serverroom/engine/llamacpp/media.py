@@ -27,11 +27,21 @@ import llama_cpp as L
 import numpy as np
 import numpy.typing as npt
 
-from serverroom.errors import EngineError, InvalidRequestError
+from serverroom.engine.image_header import read_header
+from serverroom.errors import EngineError, InvalidRequestError, ServiceUnavailableError
 
 FILLER = -1  # every placeholder of an image span after its first
 KEEP = 64
+MAX_CHUNKS = 64  # image chunks (slices) one image may become
 _TEXT, _IMAGE = 0, 1
+
+
+def _not_an_image(why: str = "") -> InvalidRequestError:
+    return InvalidRequestError(
+        "The image data you provided does not represent a valid image. Please check your input"
+        " and try again with one of the formats this model reads (PNG, JPEG, GIF, BMP)." + why,
+        code="invalid_image_format",
+    )
 
 
 def is_image_start(token: int) -> bool:
@@ -61,14 +71,18 @@ class EncodedImage:
 
 def _key(digest: bytes, index: int) -> int:
     """A span's first placeholder: negative, below ``FILLER``, from the image's digest."""
-    value = int.from_bytes(hashlib.blake2b(digest + bytes([index]), digest_size=8).digest())
+    value = int.from_bytes(
+        hashlib.blake2b(digest + index.to_bytes(4, "big"), digest_size=8).digest()
+    )
     return -2 - (value >> 2)
 
 
 class Projector:
     """A loaded multimodal projector for one text model: encodes images, decodes their spans."""
 
-    def __init__(self, mmproj: Path, model: Any, *, threads: int) -> None:
+    def __init__(self, mmproj: Path, model: Any, *, threads: int, n_batch: int) -> None:
+        """``n_batch``: the decode batch; a projector whose images attend to each other
+        (non-causal, e.g. Gemma 3) needs each image to fit in one."""
         from llama_cpp import mtmd_cpp as M
 
         self._m = M
@@ -86,7 +100,8 @@ class Projector:
             self.close()
             raise RuntimeError(f"{mmproj.name}: {problem}")
         self.n_embd = int(L.llama_model_n_embd_inp(model))
-        self._lock = threading.Lock()  # one encode at a time: the context holds its output
+        self.n_batch = n_batch
+        self._lock = threading.Lock()  # one encode at a time (the context holds its output)
         self._kept: OrderedDict[bytes, EncodedImage] = OrderedDict()
         self._spans: weakref.WeakValueDictionary[int, ImageSpan] = weakref.WeakValueDictionary()
 
@@ -101,15 +116,20 @@ class Projector:
         return ""
 
     def close(self) -> None:
-        if self.ctx:
-            self._m.mtmd_free(self.ctx)
-            self.ctx = None
+        """Free the context, after any encode in progress (a later one is refused)."""
+        lock = getattr(self, "_lock", None) or threading.Lock()
+        with lock:
+            if self.ctx:
+                self._m.mtmd_free(self.ctx)
+                self.ctx = None
 
     # ----- on a worker thread, while a prompt is tokenized -----
     def image_tokens(self, data: bytes) -> list[int]:
         """An image's prompt tokens, encoding it unless it is one of the last ``KEEP``."""
         digest = hashlib.blake2b(data, digest_size=16).digest()
         with self._lock:
+            if not self.ctx:
+                raise ServiceUnavailableError("The model is shutting down.")
             kept = self._kept.get(digest)
             if kept is None:
                 kept = self._encode(data, digest)
@@ -121,15 +141,20 @@ class Projector:
 
     def _encode(self, data: bytes, digest: bytes) -> EncodedImage:
         M = self._m
+        if read_header(data[: 256 * 1024]) is None:  # libmtmd would try audio and video too
+            raise _not_an_image()
         buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        bitmap = M.mtmd_helper_bitmap_init_from_buf(self.ctx, buf, len(data), False)
+        loaded = M.mtmd_helper_bitmap_init_from_buf_wrapper(
+            self.ctx, buf, len(data), False, M.mtmd_helper_init_opt_default()
+        )
+        if loaded.video_ctx:
+            M.mtmd_helper_video_free(loaded.video_ctx)
+            if loaded.bitmap:
+                M.mtmd_bitmap_free(loaded.bitmap)
+            raise _not_an_image()
+        bitmap = loaded.bitmap
         if not bitmap:
-            raise InvalidRequestError(
-                "The image data you provided does not represent a valid image. Please check"
-                " your input and try again with one of the supported image formats"
-                " (PNG, JPEG, GIF, BMP).",
-                code="invalid_image_format",
-            )
+            raise _not_an_image()
         chunks = M.mtmd_input_chunks_init()
         try:
             marker = M.mtmd_default_marker()
@@ -139,7 +164,13 @@ class Projector:
             bitmaps = (M.mtmd_bitmap_p_ctypes * 1)(bitmap)
             rc = M.mtmd_tokenize(self.ctx, chunks, ctypes.byref(text), bitmaps, 1)
             if rc != 0:
-                raise EngineError(f"libmtmd could not tokenize the image ({rc})")
+                raise _not_an_image(f" (the projector could not read it: {rc})")
+            if M.mtmd_input_chunks_size(chunks) > MAX_CHUNKS:
+                raise InvalidRequestError(
+                    "The image is too large for this model: it makes more than"
+                    f" {MAX_CHUNKS} image slices.",
+                    code="image_too_large",
+                )
             return self._encode_chunks(chunks, digest)
         finally:
             M.mtmd_input_chunks_free(chunks)
@@ -161,12 +192,18 @@ class Projector:
                 spans.append(span)
                 tokens += span.placeholders()
             else:
-                raise EngineError("libmtmd made a non-image chunk of an image")
+                raise _not_an_image(" (it reads as audio)")
         return EncodedImage(tuple(tokens), tuple(spans))
 
     def _encode_span(self, chunk: Any, key: int) -> ImageSpan:
         M = self._m
         n_tokens = int(M.mtmd_input_chunk_get_n_tokens(chunk))
+        if n_tokens > self.n_batch and M.mtmd_decode_use_non_causal(self.ctx, chunk):
+            raise InvalidRequestError(
+                f"The image makes {n_tokens} image tokens, more than this server decodes at once"
+                f" for this model ({self.n_batch}: engine.batch_size).",
+                code="image_too_large",
+            )
         if M.mtmd_encode_chunk(self.ctx, chunk) != 0:
             raise EngineError("the vision encoder failed on the image")
         out = M.mtmd_get_output_embd(self.ctx)
@@ -185,8 +222,11 @@ class Projector:
         for at, token in enumerate(prompt):
             if is_image_start(token):
                 span = self._spans.get(token)
-                if span is None:
-                    raise EngineError("an image of this request is no longer encoded; retry")
+                if span is None:  # pushed out by KEEP later images
+                    raise ServiceUnavailableError(
+                        "An image of this request is no longer encoded here (the server is"
+                        " busy with images); please retry."
+                    )
                 out[at] = span
         return out
 

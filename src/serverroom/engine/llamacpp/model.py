@@ -9,6 +9,7 @@ from pathlib import Path
 import llama_cpp as L
 
 from serverroom.engine.template import Segment, join_safe
+from serverroom.errors import InvalidRequestError
 
 _BACKEND_READY = False
 
@@ -93,7 +94,11 @@ class GGUFModel:
         for i, segment in enumerate(join_safe(list(segments), self.control_texts)):
             if segment.image is not None:
                 if image_tokens is None:
-                    raise ValueError("this model does not read images")
+                    raise InvalidRequestError(
+                        "Content type 'input_image' is not supported by this model; only text"
+                        " parts are.",
+                        code="unsupported_content_type",
+                    )
                 tokens += image_tokens(segment.image)
                 continue
             bos = None if i == 0 else False  # BOS (where the vocabulary adds one) leads once

@@ -133,6 +133,10 @@ class Scheduler:
         with self.cond:
             return len(self.active), len(self.waiting)
 
+    def kv_tokens(self) -> int:
+        """Tokens the slots hold in the KV cache (read without the lock: a gauge's value)."""
+        return sum(len(slot.tokens) for slot in self.slots)
+
     def stop(self) -> None:
         with self.cond:
             self.stopping = True
@@ -263,7 +267,13 @@ class Scheduler:
             if span is None or seq.slot is None:
                 continue
             assert self.projector is not None
-            rc = self.projector.decode(self.ctx, span, seq.n_past, seq.slot.seq_id, self.batch_size)
+            try:
+                rc = self.projector.decode(
+                    self.ctx, span, seq.n_past, seq.slot.seq_id, self.batch_size
+                )
+            except Exception:  # this sequence fails; the loop and the others go on
+                logger.exception("decoding an image failed")
+                rc = -1
             if rc != 0:
                 logger.error("decoding an image of %d tokens returned %d", span.n_tokens, rc)
                 self._finish(seq, "error", f"decoding an image failed ({rc}): KV cache full?")
