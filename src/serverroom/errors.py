@@ -152,6 +152,15 @@ class RateLimitError(APIError, status=429, error_type="requests", code="rate_lim
     """Over the project's requests-per-minute limit (the SDK retries after a while)."""
 
 
+class InsufficientQuotaError(
+    RateLimitError, error_type="insufficient_quota", code="insufficient_quota"
+):
+    """The project has spent its monthly limit (the SDK is told not to retry)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"x-should-retry": "false"})
+
+
 class EngineError(APIError, code="engine_error"):
     """The engine failed while generating."""
 

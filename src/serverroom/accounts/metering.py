@@ -1,11 +1,11 @@
 """The accounts implementation of the ``Metering`` protocol: rate limits, ledger, tiers.
 
-``admit`` resolves the project's tier (cached briefly), takes the RPM/TPM hits and returns a
-ticket whose headers carry the ``x-ratelimit-*`` values. ``settle`` corrects the token
-reservation to the actual count and records the ledger row, whose cost is added to the
-project's spend (which may promote the project to the next tier) — once per ticket. An
-interactive request's row is deferred (written with others within ``ledger.flush_seconds``);
-a batch line's is written before the line counts as done.
+``admit`` refuses a project past its monthly spend limit (``quota``), resolves its tier (cached
+briefly), takes the RPM/TPM hits and returns a ticket whose headers carry the ``x-ratelimit-*``
+values. ``settle`` corrects the token reservation to the actual count and records the ledger
+row, whose cost is added to the project's spend (which may promote the project to the next tier)
+— once per ticket. An interactive request's row is deferred (written with others within
+``ledger.flush_seconds``); a batch line's is written before the line counts as done.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from serverroom.accounts.ledger import Ledger, Spend
 from serverroom.accounts.limiter import Limiter, Reservation
+from serverroom.accounts.quota import Quotas
 from serverroom.accounts.repository import AccountsRepository
 from serverroom.accounts.tiers import Ladder, Tier
 from serverroom.errors import NotFoundError
@@ -62,6 +63,7 @@ class AccountsMetering:
         self.ladder = ladder
         self.limits_enabled = limits_enabled
         self.limit_open_requests = limit_open_requests
+        self.quotas = Quotas(repo)
         self._tiers: dict[str, tuple[Tier, float]] = {}
         ledger.on_spend = self.spent
 
@@ -84,6 +86,7 @@ class AccountsMetering:
 
     async def admit(self, admission: Admission) -> Ticket:
         principal, entry = admission.principal, admission.entry
+        await self.quotas.check(principal.project_id)  # the monthly spend limit (429)
         reservation = None
         limited = self.limits_enabled and (principal.key_id is not None or self.limit_open_requests)
         if limited:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from serverroom.accounts import keys
 from serverroom.errors import ConflictError, NotFoundError
 from serverroom.ids import new_id
 from serverroom.storage.repository import Repository
-from serverroom.storage.tables.accounts import ApiKeyRow, ProjectRow
+from serverroom.storage.tables.accounts import ApiKeyRow, ProjectRow, UsageRow
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class ProjectInfo:
     archived_at: int | None
     pinned_tier: str | None
     spend_usd: float
+    spend_limit_usd: float | None = None  # a month's most, in dollars (None: no limit)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def _project(row: ProjectRow) -> ProjectInfo:
         row.archived_at,
         row.pinned_tier,
         float(row.spend_usd or 0.0),
+        row.monthly_spend_limit_usd,
     )
 
 
@@ -113,6 +115,24 @@ class AccountsRepository(Repository):
             await s.execute(
                 update(ProjectRow).where(ProjectRow.id == project_id).values(pinned_tier=tier)
             )
+
+    async def set_spend_limit(self, project_id: str, monthly_usd: float | None) -> None:
+        async with self.db.session() as s:
+            await s.execute(
+                update(ProjectRow)
+                .where(ProjectRow.id == project_id)
+                .values(monthly_spend_limit_usd=monthly_usd)
+            )
+
+    async def spend_since(self, project_id: str, since: int) -> float:
+        """The project's spend in dollars from ``since`` (epoch seconds) on, by its ledger."""
+        async with self.db.session() as s:
+            total = await s.scalar(
+                select(func.coalesce(func.sum(UsageRow.cost_usd), 0.0)).where(
+                    UsageRow.project_id == project_id, UsageRow.created_at >= since
+                )
+            )
+        return float(total or 0.0)
 
     # -- keys ---------------------------------------------------------------------------------
 

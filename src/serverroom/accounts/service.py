@@ -16,6 +16,7 @@ from serverroom.accounts.auth import Authenticator
 from serverroom.accounts.ledger import Ledger
 from serverroom.accounts.limiter import Limiter
 from serverroom.accounts.metering import AccountsMetering
+from serverroom.accounts.quota import MonthSpend
 from serverroom.accounts.repository import AccountsRepository, KeyInfo, ProjectInfo
 from serverroom.accounts.tiers import Ladder, Tier
 from serverroom.catalog import Catalog
@@ -92,6 +93,15 @@ class Accounts:
 
     async def tier_of(self, project_id: str) -> Tier:
         return await self.metering.tier_of(project_id, fresh=True)
+
+    async def set_spend_limit(self, project: ProjectInfo, monthly_usd: float | None) -> MonthSpend:
+        await self.repo.set_spend_limit(project.id, monthly_usd)
+        return await self.month_spend(project.id)
+
+    async def month_spend(self, project_id: str) -> MonthSpend:
+        """This month's spend and limit, with this replica's deferred usage written first."""
+        await self.ledger.settled()
+        return await self.metering.quotas.spend(project_id, fresh=True)
 
     async def pin_tier(self, project: ProjectInfo, tier: str | None) -> Tier:
         if tier is not None and tier not in self.ladder.names():

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from serverroom.accounts.quota import MonthSpend
 from serverroom.accounts.repository import ProjectInfo
 from serverroom.accounts.service import Accounts
 from serverroom.api.lists import deleted_body
@@ -105,6 +106,34 @@ async def pin_tier(project_id: str, body: TierPin, accounts: AppAccounts) -> dic
     project = await accounts.project(project_id)
     tier = await accounts.pin_tier(project, body.tier)
     return _tier_body(project, tier.name, pinned=body.tier is not None)
+
+
+class SpendLimit(BaseModel):
+    monthly_usd: float | None = Field(None, ge=0)  # null: no limit
+
+
+def _spend_body(project_id: str, spend: MonthSpend) -> dict[str, Any]:
+    return {
+        "object": "organization.project.spend_limit",
+        "project_id": project_id,
+        "monthly_usd": spend.limit_usd,
+        "spent_this_month_usd": round(spend.spent_usd, 6),
+        "month_start": spend.month,
+    }
+
+
+@router.get("/projects/{project_id}/spend_limit")
+async def retrieve_spend_limit(project_id: str, accounts: AppAccounts) -> dict[str, Any]:
+    project = await accounts.project(project_id)
+    return _spend_body(project.id, await accounts.month_spend(project.id))
+
+
+@router.post("/projects/{project_id}/spend_limit")
+async def set_spend_limit(
+    project_id: str, body: SpendLimit, accounts: AppAccounts
+) -> dict[str, Any]:
+    project = await accounts.project(project_id)
+    return _spend_body(project.id, await accounts.set_spend_limit(project, body.monthly_usd))
 
 
 @router.get("/projects/{project_id}/api_keys")

@@ -20,6 +20,7 @@ class ProjectRow(Base):
     archived_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     pinned_tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
     spend_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    monthly_spend_limit_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ApiKeyRow(Base):
