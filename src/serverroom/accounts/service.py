@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from serverroom.accounts.audit import AuditLog
 from serverroom.accounts.auth import Authenticator
 from serverroom.accounts.ledger import Ledger
 from serverroom.accounts.limiter import Limiter
@@ -44,6 +45,7 @@ class Accounts:
         self.db = db
         self.catalog = catalog
         self.repo = AccountsRepository(db)
+        self.audit = AuditLog(db)
         self.ledger = Ledger(db, flush_seconds=settings.ledger.flush_seconds)
         self.ladder = Ladder.load(settings.limits.tiers_file)
         self.redis = _redis_client(settings.redis_url)

@@ -16,11 +16,11 @@ from pydantic import BaseModel, Field
 from serverroom.accounts.quota import MonthSpend
 from serverroom.accounts.repository import ProjectInfo
 from serverroom.accounts.service import Accounts
-from serverroom.api.lists import deleted_body
+from serverroom.api.lists import deleted_body, list_body
 from serverroom.api.organization import service
 from serverroom.api.routing import CheckedRoute
 from serverroom.context import Ctx
-from serverroom.errors import NotFoundError, ServiceUnavailableError
+from serverroom.errors import InvalidRequestError, NotFoundError, ServiceUnavailableError
 from serverroom.principal import Principal
 
 
@@ -36,6 +36,8 @@ AppAccounts = Annotated[Accounts, Depends(accounts_of)]
 async def require_admin(request: Request, accounts: AppAccounts) -> Principal:
     return await accounts.auth.admin(request)
 
+
+AdminCaller = Annotated[Principal, Depends(require_admin)]  # cached: checked once per request
 
 router = APIRouter(
     prefix="/organization",
@@ -74,8 +76,15 @@ async def list_projects(
 
 
 @router.post("/projects")
-async def create_project(body: ProjectCreate, accounts: AppAccounts) -> dict[str, Any]:
-    return service.project_object(await accounts.repo.create_project(body.name))
+async def create_project(
+    body: ProjectCreate, accounts: AppAccounts, admin: AdminCaller
+) -> dict[str, Any]:
+    project = await accounts.repo.create_project(body.name)
+    data = {"name": body.name}
+    await accounts.audit.record(
+        "project.created", admin, project_id=project.id, resource_id=project.id, data=data
+    )
+    return service.project_object(project)
 
 
 @router.get("/projects/{project_id}")
@@ -102,9 +111,18 @@ def _tier_body(project: ProjectInfo, tier: str, *, pinned: bool) -> dict[str, An
 
 
 @router.post("/projects/{project_id}/tier")
-async def pin_tier(project_id: str, body: TierPin, accounts: AppAccounts) -> dict[str, Any]:
+async def pin_tier(
+    project_id: str, body: TierPin, accounts: AppAccounts, admin: AdminCaller
+) -> dict[str, Any]:
     project = await accounts.project(project_id)
     tier = await accounts.pin_tier(project, body.tier)
+    await accounts.audit.record(
+        "project.updated",
+        admin,
+        project_id=project.id,
+        resource_id=project.id,
+        data={"tier": body.tier},
+    )
     return _tier_body(project, tier.name, pinned=body.tier is not None)
 
 
@@ -130,10 +148,18 @@ async def retrieve_spend_limit(project_id: str, accounts: AppAccounts) -> dict[s
 
 @router.post("/projects/{project_id}/spend_limit")
 async def set_spend_limit(
-    project_id: str, body: SpendLimit, accounts: AppAccounts
+    project_id: str, body: SpendLimit, accounts: AppAccounts, admin: AdminCaller
 ) -> dict[str, Any]:
     project = await accounts.project(project_id)
-    return _spend_body(project.id, await accounts.set_spend_limit(project, body.monthly_usd))
+    spend = await accounts.set_spend_limit(project, body.monthly_usd)
+    await accounts.audit.record(
+        "project.updated",
+        admin,
+        project_id=project.id,
+        resource_id=project.id,
+        data={"monthly_spend_limit_usd": body.monthly_usd},
+    )
+    return _spend_body(project.id, spend)
 
 
 @router.get("/projects/{project_id}/api_keys")
@@ -152,10 +178,18 @@ async def list_keys(
 async def create_key(
     project_id: str,
     accounts: AppAccounts,
+    admin: AdminCaller,
     body: KeyCreate | None = None,
 ) -> dict[str, Any]:
     created = await accounts.repo.create_key(project_id, name=body.name if body else "")
     accounts.auth.key_created()
+    await accounts.audit.record(
+        "api_key.created",
+        admin,
+        project_id=project_id,
+        resource_id=created.info.id,
+        data={"name": created.info.name, "scopes": ["api.all"]},
+    )
     return service.created_key_object(created)
 
 
@@ -172,10 +206,47 @@ async def retrieve_key(project_id: str, key_id: str, accounts: AppAccounts) -> d
 
 
 @router.delete("/projects/{project_id}/api_keys/{key_id}")
-async def delete_key(project_id: str, key_id: str, accounts: AppAccounts) -> dict[str, Any]:
+async def delete_key(
+    project_id: str, key_id: str, accounts: AppAccounts, admin: AdminCaller
+) -> dict[str, Any]:
     await _key_in(accounts, project_id, key_id)
     await accounts.revoke_key(key_id)
+    await accounts.audit.record("api_key.deleted", admin, project_id=project_id, resource_id=key_id)
     return deleted_body(key_id, "organization.project.api_key.deleted")
+
+
+@router.get("/audit_logs")
+async def list_audit_logs(
+    request: Request,
+    accounts: AppAccounts,
+    limit: int = Query(20, ge=1, le=100),
+    after: str | None = None,
+) -> dict[str, Any]:
+    """The audit log, newest first; filters as the platform's (``event_types[]``,
+    ``project_ids[]``, ``resource_ids[]``, ``effective_at[gt|gte|lt|lte]``)."""
+    ranges = {}
+    for op in ("gt", "gte", "lt", "lte"):
+        value = request.query_params.get(f"effective_at[{op}]")
+        if value is not None:
+            ranges[op] = _integer(value, f"effective_at[{op}]")
+    entries, more = await accounts.audit.page(
+        limit=limit,
+        after=after,
+        event_types=_many(request, "event_types"),
+        project_ids=_many(request, "project_ids"),
+        resource_ids=_many(request, "resource_ids"),
+        effective_at=ranges,
+    )
+    return list_body(entries, more)
+
+
+def _integer(value: str, param: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidRequestError(
+            f"Invalid '{param}': expected an integer (unix seconds).", param=param
+        ) from None
 
 
 # Bucketed pages: the route's path → the kind of page (``service.bucket_page``).

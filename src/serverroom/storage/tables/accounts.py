@@ -5,7 +5,9 @@ Keys are stored only as SHA-256 hashes plus a redacted display value. Times are 
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from serverroom.storage.db import Base
@@ -53,3 +55,19 @@ class UsageRow(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     batch: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class AuditLogRow(Base):
+    """One change to the organization: who made it, to what, when (``accounts.audit``)."""
+
+    __tablename__ = "audit_logs"
+    __table_args__ = (Index("ix_audit_logs_time", "effective_at"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    effective_at: Mapped[int] = mapped_column(BigInteger)
+    actor_key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    resource_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
