@@ -31,6 +31,7 @@ from serverroom.api import (
     passthrough,
     responses,
     vector_stores,
+    webhooks,
 )
 from serverroom.api.errors import install_error_handlers
 from serverroom.api.health import router as health_router
@@ -76,6 +77,7 @@ RESOURCES = (
     Resource(batches.router, batches.lifespan),  # the Batch API worker
     Resource(passthrough.router),  # images and audio, on upstream models
     Resource(vector_stores.router, vector_stores.lifespan),  # the ingestion worker
+    Resource(webhooks.router, webhooks.lifespan),  # the delivery worker
 )
 
 

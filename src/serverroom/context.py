@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from serverroom.api.responses.replay import EventLog
     from serverroom.api.vector_stores.ingest import Ingestor
     from serverroom.api.vector_stores.search import Index
+    from serverroom.api.webhooks.delivery import WebhookWorker
     from serverroom.upstream import Upstreams
 
 
@@ -53,6 +54,7 @@ class AppContext:
     accounts: Accounts | None = None  # ``accounts.service.install``: None without accounts
     batch_worker: BatchWorker | None = None  # set while the Batch API worker runs
     ingestor: Ingestor | None = None  # set while vector-store ingestion runs
+    webhook_worker: WebhookWorker | None = None  # set while webhook deliveries run
     # vector stores' search indexes, most recently used last: store id -> (chunk version, index)
     vector_indexes: OrderedDict[str, tuple[tuple[int, int], Index]] = field(
         default_factory=OrderedDict

@@ -96,6 +96,19 @@ class InvalidRequestError(APIError, status=400):
     """A request the server cannot run as it is (a bad or missing parameter)."""
 
 
+def check_choices(values: list[str], allowed: tuple[str, ...], param: str) -> None:
+    """The platform's 400 ``invalid_value`` for the first of ``values`` not in ``allowed``."""
+    for value in values:
+        if value not in allowed:
+            raise InvalidRequestError(
+                f"Invalid value for '{param}': '{value}'. Supported values: "
+                + ", ".join(allowed)
+                + ".",
+                param=param,
+                code="invalid_value",
+            )
+
+
 class ContextLengthExceededError(InvalidRequestError, code="context_length_exceeded"):
     """The prompt, or prompt and output budget, exceed the model's context window."""
 

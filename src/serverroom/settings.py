@@ -222,6 +222,26 @@ class TracingSettings(BaseModel):
     service_name: str = Field("serverroom", description="The traces' service.name.")
 
 
+class WebhookSettings(BaseModel):
+    """Webhook deliveries (docs/webhooks.md)."""
+
+    poll_seconds: float = Field(1.0, gt=0, description="How often due deliveries are looked for.")
+    timeout_seconds: float = Field(
+        10.0, gt=0, description="Seconds an endpoint has to answer one delivery."
+    )
+    max_attempts: int = Field(
+        8, ge=1, description="Attempts before a delivery is given up (state failed)."
+    )
+    backoff_seconds: float = Field(
+        5.0, gt=0, description="Wait after the first failed attempt, doubled after each one."
+    )
+    allow_private: bool = Field(
+        False,
+        description="Allow endpoint URLs on loopback, private and link-local addresses (off:"
+        " public addresses only).",
+    )
+
+
 class Settings(BaseSettings):
     """All of serverroom's configuration."""
 
@@ -275,6 +295,7 @@ class Settings(BaseSettings):
     images: ImageSettings = Field(default_factory=ImageSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     def resolved_files_dir(self) -> Path:
         """The blob directory of uploaded files."""

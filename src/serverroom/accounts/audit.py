@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from serverroom.errors import InvalidRequestError
+from serverroom.errors import check_choices
 from serverroom.ids import new_id
 from serverroom.principal import Principal
 from serverroom.storage.db import Database
@@ -56,15 +56,7 @@ class AuditLog:
         effective_at: dict[str, int],
     ) -> tuple[list[dict[str, Any]], bool]:
         """One page of entries, newest first, and whether more follow."""
-        for kind in event_types:
-            if kind not in EVENT_TYPES:
-                raise InvalidRequestError(
-                    f"Invalid value for 'event_types': '{kind}'. Supported: "
-                    + ", ".join(EVENT_TYPES)
-                    + ".",
-                    param="event_types",
-                    code="invalid_value",
-                )
+        check_choices(event_types, EVENT_TYPES, "event_types")
         query = select(AuditLogRow).order_by(AuditLogRow.seq.desc()).limit(limit + 1)
         if event_types:
             query = query.where(AuditLogRow.type.in_(event_types))

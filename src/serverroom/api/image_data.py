@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import ipaddress
-import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from serverroom.api.addresses import check_public_host
 from serverroom.api.images import data_url
 from serverroom.engine.base import ChatMessage, ImageInput
 from serverroom.engine.image_header import HEAD_BYTES, read_header
@@ -86,7 +85,14 @@ async def fetch_image(url: str, limits: ImageSettings, param: str) -> bytes:
             " base64 data URL or upload it and send its file_id",
         )
     if not limits.fetch_private:
-        await _public_host(url, param)
+        try:
+            await check_public_host(url, param, "invalid_image_url")
+        except InvalidRequestError as exc:
+            if "public addresses" in exc.message:
+                raise
+            raise InvalidRequestError(
+                f"Error while downloading {url}.", param=param, code="invalid_image_url"
+            ) from exc
     try:
         async with asyncio.timeout(limits.fetch_timeout):
             data = await _download(url, limits, param)
@@ -117,20 +123,6 @@ async def _download(url: str, limits: ImageSettings, param: str) -> bytes:
             if len(data) > limits.max_bytes:
                 check_image(bytes(data[:HEAD_BYTES]), len(data), limits, param)
     return bytes(data)
-
-
-async def _public_host(url: str, param: str) -> None:
-    """Refuse a URL whose host resolves to a loopback, private or link-local address."""
-    host = urlsplit(url).hostname or ""
-    try:
-        found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise InvalidRequestError(
-            f"Error while downloading {url}.", param=param, code="invalid_image_url"
-        ) from exc
-    for *_, address in found:
-        if not ipaddress.ip_address(address[0]).is_global:
-            raise _invalid_url(param, "this server downloads images from public addresses only")
 
 
 async def load_images(ctx: AppContext, project_id: str, items: list[Item]) -> list[Item]:

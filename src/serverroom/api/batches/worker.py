@@ -22,10 +22,13 @@ from typing import Any
 from serverroom.api.batches.lines import expired_result, parse_input, run_line
 from serverroom.api.batches.repository import BatchRepository, LineUsage, PendingLine
 from serverroom.api.files.service import FileService
+from serverroom.api.webhooks.service import emit_event
 from serverroom.context import AppContext, Call
 from serverroom.errors import APIError
 from serverroom.principal import Principal
 from serverroom.storage.tables.batches import BatchRow
+
+TERMINAL = ("completed", "failed", "cancelled", "expired")
 
 logger = logging.getLogger("serverroom.batches")
 PURGE_EVERY = 300.0  # seconds between sweeps for expired files
@@ -95,6 +98,23 @@ class BatchWorker:
         row = await self.repo.get(batch_id)
         if row is None:
             return
+        try:
+            await self._step(row)
+        finally:
+            await self._announce(row)
+
+    async def _announce(self, before: BatchRow) -> None:
+        """The webhook event of a batch that this step ended."""
+        try:
+            after = await self.repo.get(before.id)
+        except Exception:  # the database is away: the step's own error says more
+            logger.warning("no webhook event for %s: its status could not be read", before.id)
+            return
+        if after is not None and after.status != before.status and after.status in TERMINAL:
+            await emit_event(self.ctx, after.project_id, f"batch.{after.status}", after.id)
+
+    async def _step(self, row: BatchRow) -> None:
+        batch_id = row.id
         try:
             if row.status == "validating":
                 await self._validate(row)

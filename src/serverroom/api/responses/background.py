@@ -26,6 +26,7 @@ from serverroom.api.responses.replay import EventLog, open_log
 from serverroom.api.responses.repository import ACTIVE, ResponseRepository
 from serverroom.api.responses.service import settle, start_generation
 from serverroom.api.responses.stream import TERMINAL, run_events
+from serverroom.api.webhooks.service import emit_event
 from serverroom.context import AppContext
 from serverroom.errors import APIError, InvalidRequestError
 from serverroom.principal import Principal
@@ -84,6 +85,20 @@ async def _run(plan: ResponsePlan, request_id: str, log: EventLog) -> None:
     finally:
         log.finish()
         await settle(plan, 0, 0)  # no-op when the run already settled
+        await _announce(plan)
+
+
+async def _announce(plan: ResponsePlan) -> None:
+    """The webhook event of how the background response ended (none while it still runs,
+    e.g. at a shutdown that leaves it to recovery)."""
+    project = plan.principal.project_id
+    try:
+        row = await ResponseRepository(plan.ctx.db).get(project, plan.response_id)
+    except Exception:  # deleted meanwhile, or the database is away: nothing to announce
+        logger.warning("no webhook event for %s: its status could not be read", plan.response_id)
+        return
+    if row.status in ("completed", "failed", "cancelled", "incomplete"):
+        await emit_event(plan.ctx, project, f"response.{row.status}", plan.response_id)
 
 
 async def cancel_response(ctx: AppContext, principal: Principal, response_id: str) -> Response:

@@ -10,6 +10,7 @@ from serverroom.storage.tables import (  # noqa: F401
     files,
     responses,
     vector_stores,
+    webhooks,
 )
 
 __all__ = ["Base"]
