@@ -108,7 +108,7 @@ def test_every_admin_route_refuses_a_project_key(app_client: TestClient, admin: 
     _, key = admin.key(admin.project("gamma"))
     paths = app_client.get("/openapi.json").json()["paths"]
     routes = [(p, m) for p, ops in paths.items() if "/organization/" in p for m in ops]
-    assert len(routes) == 14  # with spend_limit (GET, POST) and audit_logs
+    assert len(routes) == 19  # with spend_limit, archive, audit_logs and admin_api_keys
     for path, method in routes:
         url = path.replace("{project_id}", "proj_x").replace("{key_id}", "key_x")
         r = app_client.request(method, url, headers={"Authorization": f"Bearer {key}"})

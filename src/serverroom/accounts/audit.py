@@ -16,7 +16,13 @@ from serverroom.principal import Principal
 from serverroom.storage.db import Database
 from serverroom.storage.tables.accounts import AuditLogRow, ProjectRow
 
-EVENT_TYPES = ("api_key.created", "api_key.deleted", "project.created", "project.updated")
+EVENT_TYPES = (
+    "api_key.created",
+    "api_key.deleted",
+    "project.created",
+    "project.updated",
+    "project.archived",
+)
 _RANGE = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
 
 

@@ -116,6 +116,14 @@ class AccountsRepository(Repository):
                 update(ProjectRow).where(ProjectRow.id == project_id).values(pinned_tier=tier)
             )
 
+    async def archive_project(self, project_id: str) -> None:
+        async with self.db.session() as s:
+            await s.execute(
+                update(ProjectRow)
+                .where(ProjectRow.id == project_id, ProjectRow.archived_at.is_(None))
+                .values(archived_at=int(time.time()))
+            )
+
     async def set_spend_limit(self, project_id: str, monthly_usd: float | None) -> None:
         async with self.db.session() as s:
             await s.execute(

@@ -88,6 +88,14 @@ class Accounts:
         await self.auth.publish_revocation(key_id)
         return info
 
+    async def archive(self, project: ProjectInfo) -> ProjectInfo:
+        """Archive a project: its keys are revoked (on every replica) and no new ones made."""
+        await self.repo.archive_project(project.id)
+        for key in await self.repo.list_keys(project.id):
+            if key.revoked_at is None:
+                await self.revoke_key(key.id)
+        return await self.repo.get_project(project.id)
+
     async def project(self, project_id: str) -> ProjectInfo:
         """A project with its spend up to date (this replica's deferred usage written first)."""
         await self.ledger.settled()

@@ -8,7 +8,7 @@ from the ledger, one route per ``BUCKET_ROUTES`` entry.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -17,27 +17,11 @@ from serverroom.accounts.quota import MonthSpend
 from serverroom.accounts.repository import ProjectInfo
 from serverroom.accounts.service import Accounts
 from serverroom.api.lists import deleted_body, list_body
-from serverroom.api.organization import service
+from serverroom.api.organization import admin_keys, service
+from serverroom.api.organization.access import AdminCaller, AppAccounts, require_admin
 from serverroom.api.routing import CheckedRoute
-from serverroom.context import Ctx
-from serverroom.errors import InvalidRequestError, NotFoundError, ServiceUnavailableError
-from serverroom.principal import Principal
-
-
-async def accounts_of(ctx: Ctx) -> Accounts:
-    if ctx.accounts is None:
-        raise ServiceUnavailableError("Accounts are not enabled on this server.")
-    return ctx.accounts
-
-
-AppAccounts = Annotated[Accounts, Depends(accounts_of)]
-
-
-async def require_admin(request: Request, accounts: AppAccounts) -> Principal:
-    return await accounts.auth.admin(request)
-
-
-AdminCaller = Annotated[Principal, Depends(require_admin)]  # cached: checked once per request
+from serverroom.errors import InvalidRequestError, NotFoundError
+from serverroom.principal import DEFAULT_PROJECT
 
 router = APIRouter(
     prefix="/organization",
@@ -91,6 +75,21 @@ async def create_project(
 async def retrieve_project(project_id: str, accounts: AppAccounts) -> dict[str, Any]:
     project = await accounts.project(project_id)
     return service.project_object(project, (await accounts.tier_of(project.id)).name)
+
+
+@router.post("/projects/{project_id}/archive")
+async def archive_project(
+    project_id: str, accounts: AppAccounts, admin: AdminCaller
+) -> dict[str, Any]:
+    project = await accounts.project(project_id)
+    if project.id == DEFAULT_PROJECT:
+        raise InvalidRequestError("The default project cannot be archived.", param="project_id")
+    archived = await accounts.archive(project)
+    if project.archived_at is None:
+        await accounts.audit.record(
+            "project.archived", admin, project_id=project.id, resource_id=project.id
+        )
+    return service.project_object(archived)
 
 
 @router.get("/projects/{project_id}/tier")
@@ -181,6 +180,10 @@ async def create_key(
     admin: AdminCaller,
     body: KeyCreate | None = None,
 ) -> dict[str, Any]:
+    if (await accounts.repo.get_project(project_id)).archived_at is not None:
+        raise InvalidRequestError(
+            f"Project '{project_id}' is archived: it takes no new API keys.", param="project_id"
+        )
     created = await accounts.repo.create_key(project_id, name=body.name if body else "")
     accounts.auth.key_created()
     await accounts.audit.record(
@@ -286,3 +289,5 @@ for _path, _kind in BUCKET_ROUTES.items():  # named usage_completions, costs (op
     router.add_api_route(
         _path, _bucket_route(_kind), methods=["GET"], name=_path.strip("/").replace("/", "_")
     )
+
+router.include_router(admin_keys.router)
