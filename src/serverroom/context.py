@@ -65,6 +65,8 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)  # what /metrics shows
     tracing: Tracing | None = None  # OpenTelemetry spans (``create_app``; None: off)
     sealer: Sealer = field(init=False)  # seals reasoning for stateless clients
+    # prompts with images rendered at once (``api.image_data.encoding_turn``)
+    image_prompts: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
     def __post_init__(self) -> None:
         secret = self.settings.secret_key

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -188,6 +189,22 @@ async def as_data_url(url: str, limits: ImageSettings, param: str) -> str:
         return url
     data = await fetch_image(url, limits, param)
     return data_url(data, urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+def encoding_turn(ctx: AppContext, has_images: bool) -> AbstractAsyncContextManager[object]:
+    """Where a prompt with images waits its turn to be rendered (its images are encoded then,
+    one at a time per model): on the event loop, so waiting requests do not each hold one of
+    the worker threads that all prompt rendering shares."""
+    return ctx.image_prompts if has_images else nullcontext()
+
+
+def has_images(items: list[Item]) -> bool:
+    return any(
+        _is_image(part)
+        for item in items
+        if item.get("type") == "message" and isinstance(item.get("content"), list)
+        for part in item["content"]
+    )
 
 
 def with_images(message: ChatMessage, item: Item) -> ChatMessage:

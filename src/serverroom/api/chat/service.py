@@ -40,6 +40,7 @@ from serverroom.api.common import (
     choice_params,
     logit_bias_ids,
 )
+from serverroom.api.image_data import encoding_turn
 from serverroom.api.images import takes_images
 from serverroom.api.reasoning import check_parameters, thinking_for
 from serverroom.api.upstream import output_reserve, upstream_chat
@@ -132,7 +133,8 @@ async def plan_chat(call: Call, request: ChatCompletionRequest) -> ChatPlan:
     chat = to_chat_messages(request, images)
     tools = tools.after(chat) if tools is not None else None
     messages = render_tool_messages(chat, tools)
-    prompt = await asyncio.to_thread(engine.tokenize_chat, messages)  # long ones take seconds
+    async with encoding_turn(ctx, bool(images)):  # long prompts and images take seconds
+        prompt = await asyncio.to_thread(engine.tokenize_chat, messages)
     max_tokens = check_context(
         engine,
         len(prompt),

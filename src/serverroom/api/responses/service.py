@@ -14,7 +14,7 @@ from dataclasses import replace
 from openai.types.responses import Response
 
 from serverroom.api.common import primed_results, sampling_params
-from serverroom.api.image_data import load_images
+from serverroom.api.image_data import encoding_turn, has_images, load_images
 from serverroom.api.images import check_images, inline_files, takes_images
 from serverroom.api.items import Item, render_items
 from serverroom.api.reasoning import check_parameters, check_summary, thinking_for
@@ -105,18 +105,19 @@ async def plan_response(call: Call, request: ResponseCreateRequest) -> ResponseP
     state = compacted.state
     if compacted.item is not None:
         preamble = [compacted.item, *preamble]
-    prompt, budget = await asyncio.to_thread(  # templating a long input takes seconds
-        fit_prompt,
-        engine,
-        request.instructions,
-        state,
-        max_output=request.max_output_tokens,
-        truncation=_truncation(request),
-        tools=tools,
-        model_cap=entry.max_output_tokens,
-        default_output=entry.default_max_output_tokens,
-        rendered=compacted.prompt,
-    )
+    async with encoding_turn(ctx, has_images(state.history + state.new)):
+        prompt, budget = await asyncio.to_thread(  # templating a long input takes seconds
+            fit_prompt,
+            engine,
+            request.instructions,
+            state,
+            max_output=request.max_output_tokens,
+            truncation=_truncation(request),
+            tools=tools,
+            model_cap=entry.max_output_tokens,
+            default_output=entry.default_max_output_tokens,
+            rendered=compacted.prompt,
+        )
     constraint = await _constraint(engine, fmt, tools)
     params = sampling_params(
         max_tokens=budget,
