@@ -75,6 +75,11 @@ class LimitsSettings(BaseModel):
     window_seconds: int = Field(60, ge=1, description="Length of a rate-limit window (RPM/TPM).")
     tiers_file: Path | None = Field(None, description="TOML tier ladder replacing the built-in.")
     redis_prefix: str = Field("serverroom", description="Prefix of the accounts' Redis keys.")
+    spend_alert_url: str | None = Field(
+        None,
+        description="A URL that also gets each spend alert (50/80/100% of a project's monthly"
+        " limit) as a JSON POST.",
+    )
 
 
 class BatchSettings(BaseModel):

@@ -4,12 +4,15 @@ sets, reads and lifts the limit; alerts are logged as spend passes its threshold
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import openai
 import pytest
 
 from serverroom.accounts.quota import month_start
+from serverroom.settings import LimitsSettings
 from tests.accounts.conftest import Admin, AppFactory, sdk_for
 
 MODEL = "gpt-4.1-mini"
@@ -73,3 +76,26 @@ def test_a_negative_limit_is_a_400(make_app: AppFactory) -> None:
         headers=admin.headers,
     )
     assert reply.status_code == 400 and reply.json()["error"]["param"] == "monthly_usd"
+
+
+def test_spend_alerts_are_posted_where_configured(tmp_path: Path, make_app: AppFactory) -> None:
+    from tests.api.test_webhooks import Receiver
+
+    receiver = Receiver()
+    try:
+        client = make_app(limits=LimitsSettings(spend_alert_url=receiver.url))  # type: ignore[call-arg]
+        admin = Admin(client)
+        project = admin.project("watched")
+        _, key = admin.key(project)
+        admin.post(f"/v1/organization/projects/{project}/spend_limit", {"monthly_usd": 1e-7})
+        sdk_for(client, key).chat.completions.create(
+            model=MODEL,
+            messages=MESSAGES,  # type: ignore[arg-type]
+            max_tokens=4,
+        )
+        admin.get(f"/v1/organization/projects/{project}/spend_limit")  # reads the new spend
+        alerts = [json.loads(body) for body, _ in receiver.wait(3)]
+        assert sorted(a["threshold"] for a in alerts) == [0.5, 0.8, 1.0]
+        assert all(a["type"] == "spend.alert" and a["project_id"] == project for a in alerts)
+    finally:
+        receiver.server.shutdown()

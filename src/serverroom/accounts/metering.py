@@ -56,6 +56,7 @@ class AccountsMetering:
         ladder: Ladder,
         limits_enabled: bool,
         limit_open_requests: bool,
+        spend_alert_url: str | None = None,
     ) -> None:
         self.repo = repo
         self.ledger = ledger
@@ -63,7 +64,7 @@ class AccountsMetering:
         self.ladder = ladder
         self.limits_enabled = limits_enabled
         self.limit_open_requests = limit_open_requests
-        self.quotas = Quotas(repo)
+        self.quotas = Quotas(repo, spend_alert_url)
         self._tiers: dict[str, tuple[Tier, float]] = {}
         ledger.on_spend = self.spent
 

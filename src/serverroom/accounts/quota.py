@@ -2,16 +2,19 @@
 platform's 429 ``insufficient_quota`` once its ledger's spend this calendar month (UTC) reaches
 the limit, until the month turns or an admin raises the limit. Spend alerts: the first time a
 project passes 50%, 80% and 100% of its limit in a month, this replica logs a warning (the
-``serverroom.accounts.spend`` logger; route it to your alerting). Spend is read from the
-ledger at most every ``QUOTA_CACHE_SECONDS`` per project, so a burst may overshoot the limit by
-what it spends in that time."""
+``serverroom.accounts.spend`` logger) and, with ``limits.spend_alert_url``, POSTs it there.
+Spend is read from the ledger at most every ``QUOTA_CACHE_SECONDS`` per project, so a burst may
+overshoot the limit by what it spends in that time."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import time
 from dataclasses import dataclass
+
+import httpx
 
 from serverroom.accounts.repository import AccountsRepository
 from serverroom.errors import InsufficientQuotaError, NotFoundError
@@ -40,8 +43,12 @@ class MonthSpend:
 
 
 class Quotas:
-    def __init__(self, repo: AccountsRepository) -> None:
+    def __init__(self, repo: AccountsRepository, alert_url: str | None = None) -> None:
+        """``alert_url``: where each spend alert is also POSTed as JSON (sent once, in the
+        background; a failure is logged)."""
         self.repo = repo
+        self.alert_url = alert_url
+        self._sending: set[asyncio.Task[None]] = set()
         self._cache: dict[str, tuple[MonthSpend, float]] = {}
         self._alerted: set[tuple[str, int, float]] = set()
 
@@ -89,3 +96,28 @@ class Quotas:
                     int(share * 100),
                     limit,
                 )
+                if self.alert_url:
+                    self._post(project_id, found, share)
+
+    def _post(self, project_id: str, found: MonthSpend, share: float) -> None:
+        alert = {
+            "type": "spend.alert",
+            "project_id": project_id,
+            "threshold": share,
+            "spent_usd": round(found.spent_usd, 6),
+            "limit_usd": found.limit_usd,
+            "month_start": found.month,
+            "created_at": int(time.time()),
+        }
+        task = asyncio.create_task(self._send(alert))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, alert: dict[str, object]) -> None:
+        assert self.alert_url is not None
+        try:
+            async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+                reply = await client.post(self.alert_url, json=alert)
+                reply.raise_for_status()
+        except httpx.HTTPError as exc:
+            logger.warning("the spend alert could not be sent to %s: %s", self.alert_url, exc)

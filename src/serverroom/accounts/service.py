@@ -62,6 +62,7 @@ class Accounts:
             ladder=self.ladder,
             limits_enabled=settings.limits.enabled,
             limit_open_requests=settings.limits.in_dev_mode,
+            spend_alert_url=settings.limits.spend_alert_url,
         )
 
     async def start(self) -> None:

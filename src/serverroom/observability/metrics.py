@@ -12,6 +12,7 @@ database, so every replica reports the same values for them.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -29,6 +30,7 @@ from serverroom.engine.base import GenerationObserver, GenerationRecord
 if TYPE_CHECKING:
     from serverroom.context import AppContext
 
+logger = logging.getLogger("serverroom.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _PER_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
@@ -154,10 +156,14 @@ class Metrics:
 
     # ----- scraping -----
     async def refresh(self, ctx: AppContext) -> None:
-        """Read the gauges' current values from the engines, the pools and the database."""
+        """Read the gauges' current values from the engines, the pools and the database (a
+        database that does not answer leaves the batch gauges as they were)."""
         self._engines(ctx)
         self._upstreams(ctx)
-        await self._batches(ctx)
+        try:
+            await self._batches(ctx)
+        except Exception:  # the other metrics matter most when something is down
+            logger.warning("metrics: the batch gauges could not be read", exc_info=True)
 
     def _engines(self, ctx: AppContext) -> None:
         for family in (self.running, self.queued, self.slots, self.kv_tokens, self.kv_usage):
