@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Depends, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
-from serverroom import __version__
+from serverroom import __version__, dashboard
 from serverroom.accounts import service as accounts_service
 from serverroom.api import (
     batches,
@@ -158,6 +158,8 @@ def create_app(
         app.include_router(resource.router, prefix="/v1", dependencies=[Depends(get_principal)])
     # The Responses WebSocket authenticates itself: a bad key is an error event on the socket.
     app.include_router(responses.socket_router, prefix="/v1")
+    if settings.dashboard.enabled:
+        dashboard.install(app)  # its pages take an admin's sign-in, not a bearer key
     limits = settings.requests
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout

@@ -1,4 +1,5 @@
-"""Sealing text for clients to hold: reasoning items' ``encrypted_content``.
+"""Sealing text for clients to hold: reasoning items' ``encrypted_content``, and the
+dashboard's login cookie.
 
 A stateless client (``store: false``) that asks for ``reasoning.encrypted_content`` gets its
 reasoning sealed, replays it in a later request's input, and serverroom checks that it sealed
@@ -50,6 +51,14 @@ class Sealer:
                 param=param,
                 code="invalid_encrypted_content",
             ) from None
+
+
+    def open_fresh(self, token: str, max_age: float) -> str | None:
+        """The sealed text if this server sealed it less than ``max_age`` seconds ago."""
+        try:
+            return self._cipher().decrypt(token.encode(), ttl=max(1, int(max_age))).decode()
+        except (InvalidToken, ValueError):
+            return None
 
 
 def _key_from_file(path: Path) -> str:

@@ -215,6 +215,15 @@ class MetricsSettings(BaseModel):
     )
 
 
+class DashboardSettings(BaseModel):
+    """The web dashboard at ``/dashboard`` (docs/dashboard.md)."""
+
+    enabled: bool = Field(True, description="Serve the dashboard (off: a 404).")
+    session_hours: float = Field(
+        12.0, gt=0, le=720, description="How long a dashboard login lasts."
+    )
+
+
 class TracingSettings(BaseModel):
     """OpenTelemetry traces, exported over OTLP/HTTP."""
 
@@ -300,6 +309,7 @@ class Settings(BaseSettings):
     images: ImageSettings = Field(default_factory=ImageSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     def resolved_files_dir(self) -> Path:

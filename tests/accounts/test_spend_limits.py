@@ -99,3 +99,13 @@ def test_spend_alerts_are_posted_where_configured(tmp_path: Path, make_app: AppF
         assert all(a["type"] == "spend.alert" and a["project_id"] == project for a in alerts)
     finally:
         receiver.server.shutdown()
+
+
+def test_this_months_spend_is_reported_without_a_limit(make_app: AppFactory) -> None:
+    client = make_app()
+    admin = Admin(client)
+    project = admin.project("unlimited")
+    _, key = admin.key(project)
+    sdk_for(client, key).chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=4)  # type: ignore[arg-type]
+    spend = admin.get(f"/v1/organization/projects/{project}/spend_limit")
+    assert spend["monthly_usd"] is None and spend["spent_this_month_usd"] > 0

@@ -63,7 +63,7 @@ class Quotas:
         except NotFoundError:
             return MonthSpend(None, 0.0, month)
         spent = 0.0
-        if project.spend_limit_usd is not None:
+        if project.spend_limit_usd is not None or fresh:  # fresh: an admin looks, limit or not
             spent = await self.repo.spend_since(project_id, month)
         found = MonthSpend(project.spend_limit_usd, spent, month)
         self._cache[project_id] = (found, now + QUOTA_CACHE_SECONDS)
