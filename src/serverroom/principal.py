@@ -16,3 +16,7 @@ class Principal:
     project_id: str
     key_id: str | None = None
     is_admin: bool = False
+    # an admin acting in a session rather than with a bearer key: the dashboard (signed in
+    # with ``key_id``) or the CLI; the audit log names the user and where they came from
+    session_user: str | None = None
+    session_ip: str | None = None

@@ -52,7 +52,6 @@ class Sealer:
                 code="invalid_encrypted_content",
             ) from None
 
-
     def open_fresh(self, token: str, max_age: float) -> str | None:
         """The sealed text if this server sealed it less than ``max_age`` seconds ago."""
         try:

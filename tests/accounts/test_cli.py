@@ -62,3 +62,39 @@ def test_open_auth_beyond_loopback_warns(tmp_path: Path, caplog: pytest.LogCaptu
     ):
         pass
     assert any("AUTH IS OPEN" in r.message for r in caplog.records)
+
+
+def test_cli_changes_are_audited_as_the_operators_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVERROOM_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr("getpass.getuser", lambda: "ops")
+    runner = CliRunner()
+    assert runner.invoke(app, ["projects", "create", "audited"]).exit_code == 0
+    made = runner.invoke(app, ["keys", "create", "--project", "audited"])
+    admin_made = runner.invoke(app, ["keys", "create", "--admin", "--name", "boot"])
+    assert made.exit_code == 0 and admin_made.exit_code == 0
+    key_id = re.search(r"created key (key_[0-9a-f]+)", made.output)
+    admin_value = admin_made.output.strip().splitlines()[-1]
+    assert key_id is not None
+    assert runner.invoke(app, ["keys", "revoke", key_id.group(1)]).exit_code == 0
+    assert runner.invoke(app, ["tiers", "set", "--project", "audited", "tier-2"]).exit_code == 0
+    with TestClient(create_app(fake_settings(tmp_path))) as client:
+        log = client.get(
+            "/v1/organization/audit_logs", headers={"Authorization": f"Bearer {admin_value}"}
+        ).json()["data"]
+    kinds = [e["type"] for e in reversed(log)]
+    assert kinds == [
+        "project.created",
+        "api_key.created",
+        "api_key.created",
+        "api_key.deleted",
+        "project.updated",
+    ]
+    for entry in log:
+        assert entry["actor"] == {
+            "type": "session",
+            "session": {"user": {"id": "cli:ops", "email": None}, "ip_address": None},
+        }
+    assert log[1]["api_key.deleted"]["id"] == key_id.group(1)
+    assert log[0]["project.updated"]["changes_requested"] == {"tier": "tier-2"}

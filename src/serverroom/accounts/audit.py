@@ -1,7 +1,10 @@
 """The audit log: every change an admin makes to the organization (a project created or
-changed, an API key created or revoked, a tier pinned, a spend limit set), who made it (the
-admin key, or nobody while authentication is open) and when, listed newest first in the
-platform's ``/v1/organization/audit_logs`` shape."""
+changed, an API key created or revoked, a tier pinned, a spend limit set), who made it and
+when, listed newest first in the platform's ``/v1/organization/audit_logs`` shape.
+
+The actor is an ``api_key`` (the admin key of an API call) or a ``session``: the dashboard
+(its user is the admin key that signed in, with the browser's address) or the CLI (its user is
+``cli:<login>``); a change made while authentication is open is a session with no user."""
 
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ class AuditLog:
             type=event_type,
             effective_at=int(time.time()),
             actor_key_id=actor.key_id,
+            actor_user=actor.session_user,
+            actor_ip=actor.session_ip,
             project_id=project_id,
             resource_id=resource_id,
             data=data or {},
@@ -82,16 +87,21 @@ class AuditLog:
         return [_entry(row, names) for row in rows[:limit]], len(rows) > limit
 
 
+def _actor(row: AuditLogRow) -> dict[str, Any]:
+    if row.actor_key_id and not row.actor_user:
+        key = {"id": row.actor_key_id, "type": "service_account"}
+        return {"type": "api_key", "api_key": {**key, "service_account": {"id": row.actor_key_id}}}
+    user = {"id": row.actor_user, "email": None} if row.actor_user else None
+    return {"type": "session", "session": {"user": user, "ip_address": row.actor_ip}}
+
+
 def _entry(row: AuditLogRow, names: dict[str, str]) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "object": "organization.audit_log",
         "id": row.id,
         "type": row.type,
         "effective_at": row.effective_at,
-        "actor": {
-            "type": "api_key",
-            "api_key": {"id": row.actor_key_id, "type": "admin"} if row.actor_key_id else None,
-        },
+        "actor": _actor(row),
     }
     if row.project_id:
         entry["project"] = {"id": row.project_id, "name": names.get(row.project_id)}

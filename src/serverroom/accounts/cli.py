@@ -8,6 +8,7 @@ work with or without a running server; revocations are also published through Re
 from __future__ import annotations
 
 import asyncio
+import getpass
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -18,8 +19,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from serverroom.accounts.repository import ProjectInfo
 from serverroom.accounts.service import Accounts
 from serverroom.errors import APIError
+from serverroom.principal import DEFAULT_PROJECT, Principal
 from serverroom.settings import Settings
 
 T = TypeVar("T")
@@ -59,10 +62,28 @@ def _run(action: Callable[[Accounts], Awaitable[T]]) -> T:
         raise typer.Exit(1) from exc
 
 
+def _operator() -> Principal:
+    """Who acts from the CLI: the audit log's session user ``cli:<login>``."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "unknown"
+    return Principal(DEFAULT_PROJECT, is_admin=True, session_user=f"cli:{login}")
+
+
 @projects_app.command("create")
 def projects_create(name: str) -> None:
     """Create a project."""
-    project = _run(lambda a: a.repo.create_project(name))
+
+    async def create(a: Accounts) -> ProjectInfo:
+        project = await a.repo.create_project(name)
+        data = {"name": name}
+        await a.audit.record(
+            "project.created", _operator(), project_id=project.id, resource_id=project.id, data=data
+        )
+        return project
+
+    project = _run(create)
     console.print(f"created project [bold]{project.name}[/bold] ({project.id})")
 
 
@@ -100,6 +121,14 @@ def keys_create(
     async def create(a: Accounts) -> tuple[str, str]:
         project_id = None if admin else (await a.repo.find_project(project)).id
         created = await a.repo.create_key(project_id, name=name, admin=admin)
+        scopes = ["api.organization.admin"] if admin else ["api.all"]
+        await a.audit.record(
+            "api_key.created",
+            _operator(),
+            project_id=project_id,
+            resource_id=created.info.id,
+            data={"name": name, "scopes": scopes},
+        )
         return created.info.id, created.value
 
     key_id, value = _run(create)
@@ -134,7 +163,14 @@ def keys_list(project: str = typer.Option(None, "--project", help="Only this pro
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key (effective on the next request, on every replica)."""
-    _run(lambda a: a.revoke_key(key_id))
+
+    async def revoke(a: Accounts) -> None:
+        info = await a.revoke_key(key_id)
+        await a.audit.record(
+            "api_key.deleted", _operator(), project_id=info.project_id, resource_id=key_id
+        )
+
+    _run(revoke)
     console.print(f"revoked {key_id}")
 
 
@@ -147,7 +183,16 @@ def tiers_set(
 
     async def pin(a: Accounts) -> str:
         info = await a.repo.find_project(project)
-        return (await a.pin_tier(info, None if tier == "auto" else tier)).name
+        pinned = None if tier == "auto" else tier
+        found = await a.pin_tier(info, pinned)
+        await a.audit.record(
+            "project.updated",
+            _operator(),
+            project_id=info.id,
+            resource_id=info.id,
+            data={"tier": pinned},
+        )
+        return found.name
 
     console.print(f"project {project} is now on tier [bold]{_run(pin)}[/bold]")
 

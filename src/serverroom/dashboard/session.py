@@ -90,7 +90,8 @@ async def current_session(request: Request, ctx: Ctx) -> Session:
     if sealed is None:
         raise LoginRequired
     key_id = json.loads(sealed).get("key")
-    session = await _session_for(ctx, key_id, page_token(cookie))
+    address = request.client.host if request.client else None
+    session = await _session_for(ctx, key_id, page_token(cookie), address)
     if request.method not in ("GET", "HEAD"):
         sent = request.headers.get(TOKEN_HEADER, "")
         if not hmac.compare_digest(sent.encode(), session.token.encode()):
@@ -98,13 +99,16 @@ async def current_session(request: Request, ctx: Ctx) -> Session:
     return session
 
 
-async def _session_for(ctx: AppContext, key_id: str | None, token: str) -> Session:
+async def _session_for(
+    ctx: AppContext, key_id: str | None, token: str, address: str | None
+) -> Session:
     accounts = ctx.accounts
     enforced = accounts is not None and await accounts.auth.enforced()
     if key_id is None:
         if enforced:  # an open-mode session ends once keys are required
             raise LoginRequired
-        return Session(Principal(DEFAULT_PROJECT, is_admin=True), token, "open")
+        principal = Principal(DEFAULT_PROJECT, is_admin=True, session_ip=address)
+        return Session(principal, token, "open")
     if accounts is None:
         raise LoginRequired
     try:
@@ -113,7 +117,9 @@ async def _session_for(ctx: AppContext, key_id: str | None, token: str) -> Sessi
         raise LoginRequired from None
     if not info.is_admin or info.revoked_at is not None:
         raise LoginRequired
-    principal = Principal(DEFAULT_PROJECT, key_id=info.id, is_admin=True)
+    principal = Principal(
+        DEFAULT_PROJECT, key_id=info.id, is_admin=True, session_user=info.id, session_ip=address
+    )
     return Session(principal, token, info.name or info.redacted_value)
 
 

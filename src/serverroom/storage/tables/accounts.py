@@ -68,6 +68,9 @@ class AuditLogRow(Base):
     type: Mapped[str] = mapped_column(String(64))
     effective_at: Mapped[int] = mapped_column(BigInteger)
     actor_key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # set for a change made in a session (dashboard, CLI): who signed in, and from where
+    actor_user: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    actor_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     project_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     resource_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
