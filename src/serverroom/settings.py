@@ -36,6 +36,12 @@ class EngineSettings(BaseModel):
         " outputs bit-identical to unbatched ones.",
     )
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    fast_forward: bool = Field(
+        True,
+        description="Where a JSON schema or tool grammar allows only one continuation (keys,"
+        " punctuation, a call's envelope), append those tokens without sampling and decode"
+        " them in one batch.",
+    )
     max_queue: int = Field(
         64, ge=0, description="Requests waiting for a free slot before new ones get 503."
     )

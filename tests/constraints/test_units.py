@@ -218,3 +218,26 @@ def test_the_margin_to_call_again_grows_with_the_rounds() -> None:
         logits[ord("<")] = call_lead  # the call's opening, this many nats ahead
         constraint.decide(logits)
         assert bool(logits[ord("<")] == -np.inf) is masked, (rounds, call_lead)
+
+
+def test_forced_tokens_are_the_only_continuation() -> None:
+    tok = byte_tokenizer()
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "ok": {"type": "boolean"}},
+        "required": ["name", "ok"],
+        "additionalProperties": False,
+    }
+    constraint = GrammarConstraint(tok, json_grammar(schema, strict=True), 258)
+    tokens = tok.tokenize_bytes(b'{"name": "Al", "ok": true}')
+    forced_text = b""
+    i = 0
+    while i < len(tokens):
+        forced = constraint.forced()
+        assert forced == tokens[i : i + len(forced)]  # exactly what must come next
+        for token in forced or tokens[i : i + 1]:
+            constraint.accept(token)
+        forced_text += tok.decode_bytes(forced) + (b"|" if forced else b"")
+        i += len(forced) or 1
+    assert forced_text == b'{"name": "|, "ok": |rue}|'  # keys, punctuation, the rest of true
+    assert constraint.is_finished() and constraint.forced() == []

@@ -176,7 +176,7 @@ def test_batch_is_laid_out_in_sequence_id_order(scheduler: Scheduler) -> None:
     for seq, slot_id in zip(seqs, (2, 0, 1), strict=True):
         seq.slot = scheduler.slots[slot_id]
         seq.n_past = 3
-        seq.pending = 7
+        seq.pending = [7]
     prefilling = _seq([4, 5, 6, 7], events)
     prefilling.slot = Slot(5)
     scheduler.slots.append(prefilling.slot)
@@ -369,3 +369,91 @@ def test_submit_and_cancel_do_not_wait_for_a_step_that_samples(
     assert isinstance(first_events[-1], GenerationStats)
     assert first_events[-1].finish_reason == "cancelled"
     assert second_events[-1] == GenerationStats("length", 2, 0, 4)
+
+
+class _Forcing:
+    """A constraint that forces ``runs[i]`` after the i-th sampled token and is finished once
+    ``done_at`` tokens were accepted."""
+
+    def __init__(self, runs: list[list[int]], done_at: int = 1000) -> None:
+        self.runs = runs
+        self.accepted: list[int] = []
+        self.done_at = done_at
+
+    def allowed_mask(self) -> None:
+        return None
+
+    def accept(self, token: int) -> None:
+        self.accepted.append(token)
+
+    def is_finished(self) -> bool:
+        return len(self.accepted) >= self.done_at
+
+    def decide(self, logits: Any) -> None:
+        return None
+
+    def forced(self) -> list[int]:
+        return self.runs.pop(0) if self.runs else []
+
+
+def _forcing_seq(
+    scheduler: Scheduler, constraint: _Forcing, events: list[GenerationEvent], max_tokens: int = 20
+) -> ServedSequence:
+    scheduler.eog = frozenset({0})
+    scheduler.fast_forward = True
+    scheduler.batch_size = 64
+    params = SamplingParams(max_tokens=max_tokens, constraint=constraint)
+    seq = ServedSequence(GenerationRequest(prompt=[1, 2], params=params), events.append, 100)
+    seq.slot, seq.n_past = scheduler.slots[0], 2
+    scheduler.active = [seq]
+    return seq
+
+
+def test_forced_tokens_follow_the_sampled_one_into_the_next_step(scheduler: Scheduler) -> None:
+    events: list[GenerationEvent] = []
+    constraint = _Forcing([[5, 6, 7]])
+    seq = _forcing_seq(scheduler, constraint, events)
+    constraint.accept(4)  # the sampler accepts the sampled token before the scheduler sees it
+    scheduler._advance(seq, SampledToken(4))
+    assert events == [SampledToken(4), *(SampledToken(t, forced=True) for t in (5, 6, 7))]
+    assert constraint.accepted == [4, 5, 6, 7] and seq.generated == 4
+    plan = scheduler._plan_batch()
+    assert plan == [(seq, [4, 5, 6, 7], True)]  # one step, logits after the last
+
+
+def test_forced_tokens_stop_at_the_limit_and_at_the_grammars_end(scheduler: Scheduler) -> None:
+    events: list[GenerationEvent] = []
+    seq = _forcing_seq(scheduler, _Forcing([[5, 6, 7]]), events, max_tokens=3)
+    scheduler._advance(seq, SampledToken(4))
+    assert [e.token for e in events if isinstance(e, SampledToken)] == [4, 5, 6]
+    assert isinstance(events[-1], GenerationStats) and events[-1].finish_reason == "length"
+    events.clear()
+    ending = _Forcing([[5, 6, 7]], done_at=2)
+    seq = _forcing_seq(scheduler, ending, events)
+    ending.accept(4)
+    scheduler._advance(seq, SampledToken(4))
+    assert [e.token for e in events if isinstance(e, SampledToken)] == [4, 5]
+    assert isinstance(events[-1], GenerationStats) and events[-1].finish_reason == "stop"
+
+
+def test_no_forced_tokens_when_off_or_with_logprobs(scheduler: Scheduler) -> None:
+    events: list[GenerationEvent] = []
+    seq = _forcing_seq(scheduler, _Forcing([[5, 6]]), events)
+    scheduler.fast_forward = False
+    scheduler._advance(seq, SampledToken(4))
+    assert seq.pending == [4] and events == [SampledToken(4)]
+    seq = _forcing_seq(scheduler, _Forcing([[5, 6]]), events)
+    seq.request.params = SamplingParams(max_tokens=9, top_logprobs=0, constraint=_Forcing([[5]]))
+    scheduler._advance(seq, SampledToken(4))
+    assert seq.pending == [4]
+
+
+def test_a_long_forced_run_is_split_over_steps(scheduler: Scheduler) -> None:
+    events: list[GenerationEvent] = []
+    seq = _forcing_seq(scheduler, _Forcing([list(range(10, 30))]), events, max_tokens=50)
+    scheduler._advance(seq, SampledToken(4))
+    scheduler.batch_size = 8
+    first = scheduler._plan_batch()
+    assert first == [(seq, [4, *range(10, 17)], False)]  # no logits until the run is in
+    del seq.pending[:8]
+    assert scheduler._plan_batch() == [(seq, list(range(17, 25)), False)]

@@ -58,7 +58,10 @@ class Answer(BaseModel):
     answer: str = Field(pattern=r"^[^\n]{1,160}$")
 
 
-def _agent(model: Any, tools: list[Any], servers: list[Any] | None = None) -> Agent[Any]:
+def _agent(
+    model: Any, tools: list[Any], servers: list[Any] | None = None, first: str = "required"
+) -> Agent[Any]:
+    """``first``: the first turn's tool choice (a tool's name, or any tool)."""
     return Agent(
         name="helper",
         output_type=Answer,
@@ -68,7 +71,7 @@ def _agent(model: Any, tools: list[Any], servers: list[Any] | None = None) -> Ag
         mcp_servers=servers or [],
         model=model,
         # The first turn must call a tool; after it the SDK resets the choice to auto.
-        model_settings=ModelSettings(tool_choice="required", max_tokens=300),
+        model_settings=ModelSettings(tool_choice=first, max_tokens=300),
     )
 
 
@@ -89,6 +92,9 @@ def test_responses_mode_runs_and_streams(live_server: LiveServer, served: Served
         }
     )
     agent = _agent(OpenAIResponsesModel("gpt-4.1-mini", client), [hosted])
+    # With the hosted tool beside them the tiny model may pick it over the function tools:
+    # this run names the function tool it must call first.
+    weather = _agent(OpenAIResponsesModel("gpt-4.1-mini", client), [hosted], first="get_weather")
     summing = Agent(
         name="calculator",
         instructions="Add numbers with the add tool.",
@@ -99,7 +105,7 @@ def test_responses_mode_runs_and_streams(live_server: LiveServer, served: Served
     )
 
     async def run() -> tuple[Any, Any, list[str], Any]:
-        plain = await Runner.run(agent, "What is the weather in Paris?", max_turns=12)
+        plain = await Runner.run(weather, "What is the weather in Paris?", max_turns=12)
         streamed = Runner.run_streamed(agent, "What time is it in Tokyo?", max_turns=12)
         kinds = [event.type async for event in streamed.stream_events()]
         # The hosted MCP tool: serverroom lists and calls it inside one response.

@@ -143,6 +143,11 @@ class GrammarConstraint:
     def is_accepting(self) -> bool:
         return self.matcher.is_accepting()
 
+    def forced(self) -> list[int]:
+        if self.matcher.is_error() or self.matcher.is_accepting():
+            return []  # where the output may end, ending is for the model (or ``decide``)
+        return list(self.matcher.compute_ff_tokens())
+
 
 _MARKERS: dict[tuple[int, str, int], npt.NDArray[np.bool_]] = {}
 
@@ -192,3 +197,9 @@ class PrefixSwitchConstraint:
 
     def decide(self, logits: npt.NDArray[np.float32]) -> int | None:
         return None if self.free else self.inner.decide(logits)
+
+    def forced(self) -> list[int]:
+        # Only once the output is a call: before that, what it is must be left to the model.
+        if self.free or not self._text.lstrip().startswith(self.marker.encode()):
+            return []
+        return self.inner.forced()

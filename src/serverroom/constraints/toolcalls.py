@@ -231,3 +231,6 @@ class RepeatGuard:
 
     def decide(self, logits: npt.NDArray[np.float32]) -> int | None:
         return self.inner.decide(logits)
+
+    def forced(self) -> list[int]:
+        return self.inner.forced()

@@ -39,6 +39,11 @@ class TokenConstraint(Protocol):
         """The token for this step when it is a decision rather than a sample (after a tool
         call: another call, or the end), from the masked logits; None to sample as usual."""
 
+    def forced(self) -> list[int]:
+        """Tokens the constraint allows as the only continuation from here (a JSON key, its
+        punctuation, a call's envelope), in their canonical tokenization; the engine may
+        append them without sampling (``engine.fast_forward``) and then ``accept`` each."""
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -65,11 +70,13 @@ class TopLogprob:
 
 @dataclass(frozen=True)
 class SampledToken:
-    """One sampled token, with its log-probability when asked for."""
+    """One output token, with its log-probability when asked for; ``forced``: appended
+    without sampling, the only continuation a constraint allowed (``engine.fast_forward``)."""
 
     token: int
     logprob: float | None = None
     top: tuple[TopLogprob, ...] = ()
+    forced: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,7 @@ class GenerationRecord:
     first_after: float | None
     after: float
     started_ns: int  # wall clock (time.time_ns) when it was asked for
+    forced_tokens: int = 0  # output tokens a constraint forced (appended without sampling)
 
 
 class GenerationObserver(Protocol):

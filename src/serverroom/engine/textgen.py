@@ -194,6 +194,7 @@ class _Watch:
         self.started_ns = time.time_ns()
         self.cached = 0
         self.tokens = 0
+        self.forced = 0
         self.waited: float | None = None
         self.first: float | None = None
         self.done = False
@@ -206,6 +207,7 @@ class _Watch:
             self.cached = event.cached_tokens
         elif isinstance(event, SampledToken):
             self.tokens += 1
+            self.forced += event.forced
             if self.tokens == 1:
                 self.first = time.perf_counter() - self.started
         elif event.finish_reason == "error":
@@ -224,6 +226,7 @@ class _Watch:
             first_after=self.first,
             after=time.perf_counter() - self.started,
             started_ns=self.started_ns,
+            forced_tokens=self.forced,
         )
         self.observer.finished(record)
 

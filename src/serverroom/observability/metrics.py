@@ -95,6 +95,13 @@ class Metrics:
             buckets=_PER_TOKEN,
             registry=r,
         )
+        self.forced_tokens = Counter(
+            "serverroom_forced_output_tokens",
+            "Output tokens a JSON schema or tool grammar forced, appended without sampling"
+            " (engine.fast_forward); also counted in the output tokens.",
+            ["model"],
+            registry=r,
+        )
         self.generations = Counter(
             "serverroom_generations",
             "Generations on local engines, by model and how they ended.",
@@ -218,11 +225,14 @@ class _EngineObserver:
         self.queue = metrics.queue_seconds.labels(model)
         self.ttft = metrics.ttft.labels(model)
         self.per_token = metrics.per_token.labels(model)
+        self.forced = metrics.forced_tokens.labels(model)
         self.generations = metrics.generations
         self.model = model
 
     def finished(self, record: GenerationRecord) -> None:
         self.generations.labels(self.model, record.reason).inc()
+        if record.forced_tokens:
+            self.forced.inc(record.forced_tokens)
         if record.waited is not None:
             self.queue.observe(record.waited)
         first = record.first_after

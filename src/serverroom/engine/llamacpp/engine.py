@@ -125,6 +125,7 @@ class LlamaCppEngine:
             slots=s.slots,
             batch_size=s.batch_size,
             projector=self._projector,
+            fast_forward=s.fast_forward,
         )
         scheduler.start()
         self._scheduler = scheduler

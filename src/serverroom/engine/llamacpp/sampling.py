@@ -91,6 +91,11 @@ class SequenceSampler:
             return SampledToken(token)
         return _with_logprobs(token, logits, self.params.top_logprobs)
 
+    def accepted(self, token: int) -> None:
+        """A token the constraint forced (not sampled): penalties count it like a sampled one."""
+        if self.chain:
+            L.llama_sampler_accept(self.chain, token)
+
     def close(self) -> None:
         if self.chain:
             L.llama_sampler_free(self.chain)

@@ -60,7 +60,7 @@ class ServedSequence:
     n_past: int = 0
     cached: int = 0
     generated: int = 0
-    pending: int | None = None  # sampled token not yet in the KV cache
+    pending: list[int] = field(default_factory=list)  # output tokens not yet in the KV cache
     sampler: SequenceSampler | None = None
     cancelled: bool = False
     images: dict[int, ImageSpan] = field(default_factory=dict)  # by prompt position
@@ -98,8 +98,10 @@ class Scheduler:
         slots: int,
         batch_size: int,
         projector: Projector | None = None,
+        fast_forward: bool = True,
     ) -> None:
         self.ctx = ctx
+        self.fast_forward = fast_forward
         self.projector = projector
         self.mem = L.llama_get_memory(ctx)
         self.n_vocab = n_vocab
@@ -238,13 +240,15 @@ class Scheduler:
         seq.emit(PromptProcessed(cached_tokens=reuse))
 
     def _plan_batch(self) -> list[tuple[ServedSequence, list[int], bool]]:
-        """Decoding sequences first (one token each), then prompt chunks in arrival order."""
+        """Decoding sequences first (their sampled token, and the tokens a constraint forced
+        after it), then prompt chunks in arrival order."""
         budget = self.batch_size
         plan: list[tuple[ServedSequence, list[int], bool]] = []
         for seq in self.active:
-            if seq.pending is not None and budget > 0:
-                plan.append((seq, [seq.pending], True))
-                budget -= 1
+            if seq.pending and budget > 0:
+                tokens = seq.pending[:budget]
+                plan.append((seq, tokens, len(tokens) == len(seq.pending)))
+                budget -= len(tokens)
         prefilling = sorted((s for s in self.active if s.prefilling), key=lambda s: s.arrival)
         for seq in prefilling:
             if budget <= 0:
@@ -301,7 +305,8 @@ class Scheduler:
             assert seq.slot is not None
             seq.slot.tokens.extend(tokens)
             seq.n_past += len(tokens)
-            seq.pending = None
+            if seq.pending:
+                del seq.pending[: len(tokens)]
         with self.cond:  # a sequence cancelled from here on is sampled once more, unread
             live = [(s, i) for s, i in outputs if not s.cancelled]
         samplers = []
@@ -335,16 +340,38 @@ class Scheduler:
         return outputs
 
     def _advance(self, seq: ServedSequence, sampled: SampledToken) -> None:
+        if not self._emit(seq, sampled):
+            return
+        seq.pending = [sampled.token]
+        constraint = seq.request.params.constraint
+        if (
+            constraint is None
+            or not self.fast_forward
+            or seq.request.params.top_logprobs is not None
+        ):
+            return
+        for token in constraint.forced():  # appended without sampling, decoded with it
+            constraint.accept(token)
+            if seq.sampler is not None:
+                seq.sampler.accepted(token)
+            if not self._emit(seq, SampledToken(token, forced=True)):
+                return
+            seq.pending.append(token)
+
+    def _emit(self, seq: ServedSequence, token: SampledToken) -> bool:
+        """Send an output token; False when it ended the sequence (finished here)."""
         seq.generated += 1
-        seq.emit(sampled)
+        seq.emit(token)
         params = seq.request.params
         constraint = params.constraint
-        if sampled.token in self.eog or (constraint is not None and constraint.is_finished()):
+        ahead = seq.n_past + len(seq.pending) + 1
+        if token.token in self.eog or (constraint is not None and constraint.is_finished()):
             self._finish(seq, "stop")
-        elif seq.generated >= params.max_tokens or seq.n_past + 1 >= seq.max_context:
+        elif seq.generated >= params.max_tokens or ahead >= seq.max_context:
             self._finish(seq, "length")
         else:
-            seq.pending = sampled.token
+            return True
+        return False
 
     def _finish(self, seq: ServedSequence, reason: str, error: str | None = None) -> None:
         """End an active sequence: out of ``active`` (under the lock), then released."""
