@@ -105,7 +105,7 @@ def create_app(
     db = Database(settings.resolved_database_url())
     tracing.instrument(db.engine)
     embeddings_registry = EmbeddingRegistry(embedding_factory)
-    upstreams = Upstreams(catalog)
+    upstreams = Upstreams(catalog, observer=observers)  # upstream generations: same metrics
     context = AppContext(
         settings,
         catalog,

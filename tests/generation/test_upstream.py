@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from serverroom.catalog import UpstreamSpec
-from serverroom.engine.base import SamplingParams
+from serverroom.engine.base import GenerationRecord, SamplingParams
 from serverroom.errors import UpstreamError
 from serverroom.generation import (
     CallArguments,
@@ -31,14 +31,26 @@ def _sse(chunks: list[dict[str, object]], done: bool = True) -> bytes:
     return (body + ("data: [DONE]\n\n" if done else "")).encode()
 
 
-async def _run(payload: bytes, n: int = 1) -> tuple[list[Result], Generation]:
+class _Records:
+    """An observer that keeps the records it hears."""
+
+    def __init__(self) -> None:
+        self.records: list[GenerationRecord] = []
+
+    def finished(self, record: GenerationRecord) -> None:
+        self.records.append(record)
+
+
+async def _run(
+    payload: bytes, n: int = 1, observer: _Records | None = None
+) -> tuple[list[Result], Generation]:
     """The results of a generation whose upstream answers ``payload`` (a stub server)."""
 
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=payload, headers={"content-type": "text/event-stream"})
 
     with stub_server(answer) as server:
-        upstream = Upstream(UpstreamSpec((server.base_url("a"),), "m"), Connections())
+        upstream = Upstream(UpstreamSpec((server.base_url("a"),), "m"), Connections(), observer)
         chat = UpstreamChat(upstream, {"messages": []}, None, prompt_tokens=99)
         jobs = [Job([], SamplingParams(max_tokens=8))] * n
         gen = Generation(None, jobs, call_ids="seed", upstream=chat)
@@ -126,3 +138,28 @@ async def test_choices_interleave_and_each_ends() -> None:
 async def test_broken_streams_are_upstream_errors(payload: bytes) -> None:
     with pytest.raises(UpstreamError):
         await _run(payload)
+
+
+async def test_each_stream_is_told_to_the_upstreams_observer() -> None:
+    usage = {
+        "prompt_tokens": 7,
+        "completion_tokens": 2,
+        "prompt_tokens_details": {"cached_tokens": 3},
+    }
+    seen = _Records()
+    await _run(
+        _sse([_choice({"content": "Hi"}), _choice({}, "length"), {"choices": [], "usage": usage}]),
+        observer=seen,
+    )
+    with pytest.raises(UpstreamError):
+        await _run(_sse([_choice({"content": "Hi"})], done=False), observer=seen)
+    done, failed = seen.records
+    assert (done.reason, done.prompt_tokens, done.cached_tokens, done.output_tokens) == (
+        "length",
+        7,
+        3,
+        2,
+    )
+    assert done.waited is None and done.first_after is not None
+    assert 0 < done.first_after <= done.after
+    assert failed.reason == "error" and failed.first_after is not None

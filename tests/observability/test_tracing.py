@@ -5,6 +5,7 @@ streamed response keeps its spans in the request's trace."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from serverroom.app import create_app
+from serverroom.engine.base import GenerationRecord
+from serverroom.observability.tracing import Tracing
+from serverroom.settings import TracingSettings
 from tests.conftest import fake_settings
 
 MODEL = "gpt-4.1-mini"
@@ -97,3 +101,30 @@ def test_a_streamed_response_keeps_its_trace(
 def test_tracing_is_off_unless_asked(tmp_path: Path) -> None:
     app = create_app(fake_settings(tmp_path))
     assert app.state.context.tracing.tracer is None
+
+
+def test_an_upstream_generation_has_no_queue_of_ours() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    observer = Tracing(TracingSettings(), provider).observer("gpt-4o")
+    assert observer is not None
+    record = GenerationRecord(
+        reason="stop",
+        prompt_tokens=7,
+        cached_tokens=0,
+        output_tokens=3,
+        waited=None,
+        first_after=0.2,
+        after=0.5,
+        started_ns=time.time_ns(),
+        upstream=True,
+    )
+    observer.finished(record)
+    spans = exporter.get_finished_spans()
+    assert sorted(s.name for s in spans) == ["chat gpt-4o", "decode", "prefill"]
+    prefill = _one(list(spans), "prefill")
+    chat = _one(list(spans), "chat gpt-4o")
+    assert prefill.start_time == chat.start_time
+    assert prefill.end_time is not None and chat.start_time is not None
+    assert abs(prefill.end_time - chat.start_time - 200_000_000) < 1_000

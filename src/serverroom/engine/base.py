@@ -136,6 +136,7 @@ class GenerationRecord:
     after: float
     started_ns: int  # wall clock (time.time_ns) when it was asked for
     forced_tokens: int = 0  # output tokens a constraint forced (appended without sampling)
+    upstream: bool = False  # run by an upstream server: no slot here, so no queue wait
 
 
 class GenerationObserver(Protocol):

@@ -7,15 +7,20 @@ model exactly as a local one. Usage is the upstream's own (``stream_options.incl
 an upstream that sends none is billed by estimate (the prompt's estimate, a token per chunk).
 A reasoning model's thinking is read from the chunks' ``reasoning_content`` (or ``reasoning``),
 as vLLM and llama-server send it, or from a think block at the head of its content.
+Each stream is told to the upstream's observer (``Upstream.observer``: metrics and traces) as
+a local engine's generations are: when its first result came, how it ended, its tokens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from serverroom.engine.base import GenerationRecord
 from serverroom.engine.textgen import TokenInfo
 from serverroom.errors import UpstreamError
 from serverroom.generation import results
@@ -217,17 +222,59 @@ async def upstream_results(
     (its refusals before that are raised as they are, e.g. a relayed 400)."""
     call = gen.upstream
     assert call is not None
-    stream = await call.upstream.stream(
-        call.path, call.body, affinity=call.affinity, request_id=request_id
-    )
-    if on_start is not None:
-        on_start()
-    reader = _Reader(gen, call)
+    watch = _Watch(gen, call)
     try:
-        async for chunk in stream.chunks():
-            for result in reader.chunk(chunk):
-                yield result
+        stream = await call.upstream.stream(
+            call.path, call.body, affinity=call.affinity, request_id=request_id
+        )
+        if on_start is not None:
+            on_start()
+        reader = _Reader(gen, call)
+        try:
+            async for chunk in stream.chunks():
+                for result in reader.chunk(chunk):
+                    watch.first()
+                    yield result
+        finally:
+            await stream.aclose()
+        for result in reader.end():
+            yield result
+        watch.reason = "length" if reader.choices[0].finish == "length" else "stop"
+    except BaseException as exc:
+        stopped = isinstance(exc, GeneratorExit | asyncio.CancelledError)
+        watch.reason = "cancelled" if stopped else "error"
+        raise
     finally:
-        await stream.aclose()
-    for result in reader.end():
-        yield result
+        watch.ended()
+
+
+class _Watch:
+    """Tells the upstream's observer how one stream went (``GenerationRecord``)."""
+
+    def __init__(self, gen: Generation, call: UpstreamChat) -> None:
+        self.gen, self.call = gen, call
+        self.started = time.perf_counter()
+        self.started_ns = time.time_ns()
+        self.first_after: float | None = None
+        self.reason = "cancelled"  # until the answer ends
+
+    def first(self) -> None:
+        if self.first_after is None:
+            self.first_after = time.perf_counter() - self.started
+
+    def ended(self) -> None:
+        observer = self.call.upstream.observer
+        if observer is None:
+            return
+        record = GenerationRecord(
+            reason=self.reason,
+            prompt_tokens=self.call.prompt_tokens,
+            cached_tokens=self.call.cached_tokens,
+            output_tokens=sum(self.gen.tokens),
+            waited=None,
+            first_after=self.first_after,
+            after=time.perf_counter() - self.started,
+            started_ns=self.started_ns,
+            upstream=True,
+        )
+        observer.finished(record)

@@ -104,7 +104,7 @@ class Metrics:
         )
         self.generations = Counter(
             "serverroom_generations",
-            "Generations on local engines, by model and how they ended.",
+            "Generations on local engines and upstream servers, by model and how they ended.",
             ["model", "finish_reason"],
             registry=r,
         )

@@ -129,13 +129,14 @@ class _GenerationSpans:
         if record.reason == "error":
             span.set_status(Status(StatusCode.ERROR))
         parent = trace.set_span_in_context(span)
-        admitted = start + int((record.waited or record.after) * _NS)
+        admitted = start if record.upstream else start + int((record.waited or record.after) * _NS)
         first = start + int(record.first_after * _NS) if record.first_after is not None else end
-        for name, begin, finish in (
+        phases = [
             ("queue", start, admitted),
             ("prefill", admitted, max(admitted, first)),
             ("decode", max(admitted, first), end),
-        ):
+        ]
+        for name, begin, finish in phases[record.upstream :]:  # an upstream's queue is its own
             phase = self.tracer.start_span(name, context=parent, start_time=begin)
             phase.end(end_time=max(begin, finish))
         span.end(end_time=end)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from serverroom.catalog import Catalog, ModelEntry
+from serverroom.engine.base import GenerationObserver
 from serverroom.upstream.client import Answer, Connections, Stream, Upstream
 from serverroom.upstream.pool import Member, Pool
 
@@ -21,12 +22,16 @@ __all__ = ["Answer", "Connections", "Member", "Pool", "Stream", "Upstream", "Ups
 class Upstreams:
     """The upstream models of a catalog, by target model id."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(
+        self, catalog: Catalog, observer: Callable[[str], GenerationObserver] | None = None
+    ) -> None:
+        """``observer`` gives each upstream model the observer of its generations."""
         self.connections = Connections()
         self._by_target: dict[str, Upstream] = {}
         for entry in catalog.real_models():
             if entry.upstream is not None:
-                self._by_target[entry.target] = Upstream(entry.upstream, self.connections)
+                watcher = observer(entry.target) if observer is not None else None
+                self._by_target[entry.target] = Upstream(entry.upstream, self.connections, watcher)
 
     def for_entry(self, entry: ModelEntry) -> Upstream:
         return self._by_target[entry.target]

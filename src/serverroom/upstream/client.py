@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from serverroom.catalog import UpstreamSpec
+from serverroom.engine.base import GenerationObserver
 from serverroom.errors import APIError, UpstreamError, UpstreamTimeoutError, relayed
 from serverroom.upstream.pool import Member, Pool
 
@@ -163,10 +164,16 @@ def _chunk(data: bytes) -> JSON:
 class Upstream:
     """One upstream model: its pool, and requests to it."""
 
-    def __init__(self, spec: UpstreamSpec, connections: Connections) -> None:
+    def __init__(
+        self,
+        spec: UpstreamSpec,
+        connections: Connections,
+        observer: GenerationObserver | None = None,
+    ) -> None:
         self.spec = spec
         self.pool = Pool(spec)
         self.connections = connections
+        self.observer = observer  # hears how each streamed generation went
         key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.timeout = aiohttp.ClientTimeout(
