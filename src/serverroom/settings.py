@@ -35,7 +35,16 @@ class EngineSettings(BaseModel):
         description="One KV buffer shared by all slots. Off (one stream per slot) keeps batched"
         " outputs bit-identical to unbatched ones.",
     )
-    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads, fixed; default: all cores, fewer while that is faster.",
+    )
+    adapt_threads: bool = Field(
+        True,
+        description="Without engine.threads: measure while decoding and use fewer threads while"
+        " other processes load the CPU and that is faster.",
+    )
     fast_forward: bool = Field(
         True,
         description="Where a JSON schema or tool grammar allows only one continuation (keys,"

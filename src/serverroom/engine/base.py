@@ -118,6 +118,7 @@ class EngineLoad:
     slots: int
     kv_tokens: int = 0
     kv_capacity: int = 0
+    threads: int = 0  # CPU threads computing now (0: not a CPU engine)
 
 
 @dataclass(frozen=True)

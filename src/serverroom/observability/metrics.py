@@ -130,6 +130,11 @@ class Metrics:
             "Share of the KV cache's tokens in use (0 to 1).",
             ["model"],
         )
+        self.threads = gauge(
+            "serverroom_engine_threads",
+            "CPU threads a local engine computes with now (engine.adapt_threads).",
+            ["model"],
+        )
         self.ready = gauge("serverroom_model_ready", "1 when a loaded model serves.", ["model"])
         self.batch_lines = gauge(
             "serverroom_batch_requests", "Batch API lines, by state (all batches).", ["state"]
@@ -173,7 +178,8 @@ class Metrics:
             logger.warning("metrics: the batch gauges could not be read", exc_info=True)
 
     def _engines(self, ctx: AppContext) -> None:
-        for family in (self.running, self.queued, self.slots, self.kv_tokens, self.kv_usage):
+        families = (self.running, self.queued, self.slots, self.kv_tokens, self.kv_usage)
+        for family in (*families, self.threads):
             family.clear()
         self.ready.clear()
         for model, engine in ctx.engines.loaded().items():
@@ -187,6 +193,8 @@ class Metrics:
             self.kv_tokens.labels(model).set(load.kv_tokens)
             if load.kv_capacity:
                 self.kv_usage.labels(model).set(load.kv_tokens / load.kv_capacity)
+            if load.threads:
+                self.threads.labels(model).set(load.threads)
 
     def _upstreams(self, ctx: AppContext) -> None:
         self.upstream_up.clear()

@@ -26,6 +26,7 @@ from serverroom.engine.llamacpp.media import ImageSpan, Projector
 from serverroom.engine.llamacpp.model import GGUFModel
 from serverroom.engine.llamacpp.native import NativeChoice, NativeProbeError, Probe, choose
 from serverroom.engine.llamacpp.scheduler import Scheduler, ServedSequence
+from serverroom.engine.llamacpp.threads import ThreadTuner
 from serverroom.engine.slots import overloaded
 from serverroom.engine.template import ChatTemplate
 from serverroom.errors import EngineError
@@ -126,6 +127,11 @@ class LlamaCppEngine:
             batch_size=s.batch_size,
             projector=self._projector,
             fast_forward=s.fast_forward,
+            tuner=ThreadTuner(
+                threads,
+                lambda n: L.llama_set_n_threads(ctx, n, n),
+                adaptive=s.adapt_threads and s.threads is None,
+            ),
         )
         scheduler.start()
         self._scheduler = scheduler
@@ -237,6 +243,7 @@ class LlamaCppEngine:
             slots=slots,
             kv_tokens=scheduler.kv_tokens(),
             kv_capacity=slots * self._context_length,
+            threads=scheduler.tuner.current if scheduler.tuner is not None else 0,
         )
 
     # ----- generation -----

@@ -1,10 +1,11 @@
 """Where a new sequence goes: which free slot's KV cache serves its prompt best, and which
-other slot's cache to copy a longer shared prefix from (the scheduler's prefix caching)."""
+other slot's cache to copy a longer shared prefix from (the scheduler's prefix caching); and
+where a step's tokens go in the batch (``fill_batch``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from serverroom.engine.llamacpp.scheduler import ServedSequence
@@ -84,3 +85,27 @@ def choose_donor(slots: list[Slot], slot: Slot, common: dict[int, int]) -> Slot 
     if best is None or common[best.seq_id] < common[slot.seq_id] + COPY_MIN:
         return None
     return best
+
+
+Plan = list[tuple["ServedSequence", list[int], bool]]  # (sequence, its tokens, wants logits)
+
+
+def fill_batch(batch: Any, plan: Plan) -> list[tuple[ServedSequence, int]]:
+    """Where a step's tokens go in the ``llama_batch``: each plan entry's tokens at their
+    positions in the sequence's slot; the batch index of each sequence's logits."""
+    n = 0
+    outputs: list[tuple[ServedSequence, int]] = []
+    for seq, tokens, wants_logits in plan:
+        assert seq.slot is not None
+        for offset, token in enumerate(tokens):
+            batch.token[n] = token
+            batch.pos[n] = seq.n_past + offset
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = seq.slot.seq_id
+            last = offset == len(tokens) - 1
+            batch.logits[n] = 1 if (last and wants_logits) else 0
+            if last and wants_logits:
+                outputs.append((seq, n))
+            n += 1
+    batch.n_tokens = n
+    return outputs

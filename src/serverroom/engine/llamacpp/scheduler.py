@@ -40,8 +40,10 @@ from serverroom.engine.llamacpp.placement import (
     choose_slot,
     common_prefix,
     fewest_runs,
+    fill_batch,
 )
 from serverroom.engine.llamacpp.sampling import SequenceSampler, sample_step
+from serverroom.engine.llamacpp.threads import ThreadTuner
 from serverroom.engine.llamacpp.waker import Outbox
 
 logger = logging.getLogger("serverroom.engine.llamacpp")
@@ -99,9 +101,11 @@ class Scheduler:
         batch_size: int,
         projector: Projector | None = None,
         fast_forward: bool = True,
+        tuner: ThreadTuner | None = None,
     ) -> None:
         self.ctx = ctx
         self.fast_forward = fast_forward
+        self.tuner = tuner
         self.projector = projector
         self.mem = L.llama_get_memory(ctx)
         self.n_vocab = n_vocab
@@ -292,8 +296,11 @@ class Scheduler:
         plan = self._plan_batch()
         if not plan:  # every sequence here waits on an image (decoded next step)
             return
-        outputs = self._fill_batch(plan)
+        outputs = fill_batch(self.batch, plan)
+        started = self.tuner.started() if self.tuner is not None else 0.0
         rc = L.llama_decode(self.ctx, self.batch)
+        if self.tuner is not None:
+            self.tuner.observe(started, self.batch.n_tokens)
         if rc != 0:
             logger.error(
                 "llama_decode returned %d for a batch of %d tokens", rc, self.batch.n_tokens
@@ -316,28 +323,6 @@ class Scheduler:
         drawn = sample_step(samplers, [i for _, i in live], self.ctx)
         for (seq, _), sampled in zip(live, drawn, strict=True):
             self._advance(seq, sampled)
-
-    def _fill_batch(
-        self, plan: list[tuple[ServedSequence, list[int], bool]]
-    ) -> list[tuple[ServedSequence, int]]:
-        """Write the plan into ``self.batch``; the batch index of each sequence's logits."""
-        batch = self.batch
-        n = 0
-        outputs: list[tuple[ServedSequence, int]] = []
-        for seq, tokens, wants_logits in plan:
-            assert seq.slot is not None
-            for offset, token in enumerate(tokens):
-                batch.token[n] = token
-                batch.pos[n] = seq.n_past + offset
-                batch.n_seq_id[n] = 1
-                batch.seq_id[n][0] = seq.slot.seq_id
-                last = offset == len(tokens) - 1
-                batch.logits[n] = 1 if (last and wants_logits) else 0
-                if last and wants_logits:
-                    outputs.append((seq, n))
-                n += 1
-        batch.n_tokens = n
-        return outputs
 
     def _advance(self, seq: ServedSequence, sampled: SampledToken) -> None:
         if not self._emit(seq, sampled):
