@@ -54,17 +54,23 @@ def start_serverroom(data: Path, threads: int | None) -> Server:
 
 
 async def decode_speed(server: Server, max_tokens: int) -> float:
-    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-bench", timeout=900)
-    ttft, tokens, total = await one_request(client, server.model, "Tell me a story.", max_tokens)
+    async with openai.AsyncOpenAI(
+        base_url=server.base_url, api_key="sk-bench", timeout=900
+    ) as client:
+        ttft, tokens, total = await one_request(client, server.model, "Tell a story.", max_tokens)
     return (tokens - 1) / max(total - ttft, 1e-9)
 
 
-async def phase(servers: list[Server], rounds: int, max_tokens: int) -> dict[str, float]:
+async def phase(servers: list[Server], rounds: int, max_tokens: int) -> dict[str, dict[str, float]]:
+    """Each server's median and slowest decode speed over ``rounds`` requests."""
     speeds: dict[str, list[float]] = {s.name: [] for s in servers}
     for r in range(rounds):
         for server in servers[r % len(servers) :] + servers[: r % len(servers)]:
             speeds[server.name].append(await decode_speed(server, max_tokens))
-    return {name: round(statistics.median(values), 1) for name, values in speeds.items()}
+    return {
+        name: {"median": round(statistics.median(v), 1), "slowest": round(min(v), 1)}
+        for name, v in speeds.items()
+    }
 
 
 def main() -> None:
@@ -100,12 +106,14 @@ def main() -> None:
             "max_tokens": args.max_tokens,
             "quiet_tok_s": quiet,
             "loaded_tok_s": loaded,
-            "loaded_over_quiet": {k: round(loaded[k] / quiet[k], 3) for k in quiet},
+            "loaded_over_quiet": {
+                k: round(loaded[k]["median"] / quiet[k]["median"], 3) for k in quiet
+            },
         }
         if "llama-server" in quiet:
-            report["vs_llama_server"] = {
-                phase_name: {k: round(v[k] / v["llama-server"], 2) for k in v}
-                for phase_name, v in (("quiet", quiet), ("loaded", loaded))
+            report["vs_llama_server_median"] = {
+                name: {k: round(v[k]["median"] / v["llama-server"]["median"], 2) for k in v}
+                for name, v in (("quiet", quiet), ("loaded", loaded))
             }
         print(json.dumps(report, indent=2))
     finally:
