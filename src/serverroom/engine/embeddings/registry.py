@@ -1,8 +1,8 @@
 """One embedding engine per catalog model, loaded lazily off the event loop.
 
-The registry also serialises forward passes (numpy already uses every core for one batch) and
-lets interactive requests go before batch work: a waiting interactive call is served before
-any waiting batch call.
+The registry also serialises forward passes (numpy already uses every core for one batch),
+lets interactive requests go before batch work (a waiting interactive call is served before
+any waiting batch call), and merges concurrent small requests into one pass (``merging``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from serverroom.catalog import ModelEntry, locate_weights
 from serverroom.engine.embeddings.base import EmbeddingEngine, EmbeddingInput
+from serverroom.engine.embeddings.merging import Merger, Request
 from serverroom.errors import ServiceUnavailableError
 
 logger = logging.getLogger("serverroom.embeddings")
@@ -77,6 +78,7 @@ class EmbeddingRegistry:
         self._engines: dict[str, EmbeddingEngine] = {}
         self._loading: dict[str, asyncio.Task[EmbeddingEngine]] = {}
         self._lock = _PriorityLock()
+        self._merger = Merger(SLICE)
 
     async def get(self, entry: ModelEntry) -> EmbeddingEngine:
         engine = self._engines.get(entry.target)
@@ -102,6 +104,7 @@ class EmbeddingRegistry:
         loading = list(self._loading.values())
         self._loading.clear()
         await asyncio.gather(*loading, return_exceptions=True)
+        await self._merger.close()
         self._engines.clear()
 
     async def embed(
@@ -110,8 +113,11 @@ class EmbeddingRegistry:
         """Run ``engine.embed`` in a worker thread, one slice at a time.
 
         Large requests are cut into slices of ``SLICE`` inputs and the lock is taken per slice,
-        so an interactive request waits for at most one slice of a big (batch) request.
+        so an interactive request waits for at most one slice of a big (batch) request; a
+        request of at most ``SLICE`` inputs may share its pass with others (``merging``).
         """
+        if len(items) <= SLICE:
+            return await self._merged(engine, items, priority)
         parts: list[npt.NDArray[np.float32]] = []
         for start in range(0, len(items), SLICE):
             await self._lock.acquire(priority)
@@ -120,3 +126,19 @@ class EmbeddingRegistry:
             finally:
                 self._lock.release()
         return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+    async def _merged(
+        self, engine: EmbeddingEngine, items: Sequence[EmbeddingInput], priority: int
+    ) -> npt.NDArray[np.float32]:
+        request = Request(engine, items, priority)
+        self._merger.join(request)
+        try:
+            await self._lock.acquire(priority)
+        except BaseException:
+            self._merger.forget(request)
+            raise
+        if request.result.done():  # another request's pass embedded it
+            self._lock.release()
+        else:
+            self._merger.start(request, self._lock.release)
+        return await request.result
