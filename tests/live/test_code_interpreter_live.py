@@ -19,6 +19,7 @@ def test_the_model_writes_code_that_the_server_runs(live_client: openai.OpenAI) 
         tool_choice={"type": "code_interpreter"},  # type: ignore[typeddict-item]
         include=["code_interpreter_call.outputs"],
         max_output_tokens=1000,  # a program is cut at 2,000 characters, then it runs
+        temperature=0,  # one program every run (sampled, one run in many was 1,000 tokens of it)
     )
     call = response.output[0]
     assert call.type == "code_interpreter_call" and call.code is not None  # may be empty
