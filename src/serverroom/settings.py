@@ -32,8 +32,9 @@ class EngineSettings(BaseModel):
     batch_size: int = Field(512, ge=32, description="Tokens per llama_decode call (n_batch).")
     kv_unified: bool = Field(
         False,
-        description="One KV buffer shared by all slots. Off (one stream per slot) keeps batched"
-        " outputs bit-identical to unbatched ones.",
+        description="One KV buffer shared by all slots: a prefix copied between slots shares its"
+        " cells. Off (one stream per slot) keeps decoding beside other requests bit-identical"
+        " to decoding alone.",
     )
     threads: int | None = Field(
         None,

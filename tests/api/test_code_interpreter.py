@@ -37,8 +37,8 @@ def _ask(sdk: openai.OpenAI, **extra: Any) -> Any:
         model="gpt-4.1-mini",
         input=extra.pop("input", "What is the sum of 0 to 9? Save it to a file."),
         tools=[extra.pop("tool", {"type": "code_interpreter", "container": {"type": "auto"}})],
-        tool_choice={"type": "code_interpreter"},  # type: ignore[typeddict-item]
-        max_output_tokens=400,
+        tool_choice=extra.pop("tool_choice", {"type": "code_interpreter"}),
+        max_output_tokens=extra.pop("max_output_tokens", 400),
         **extra,
     )
 
@@ -64,6 +64,22 @@ def test_code_runs_and_its_file_is_downloaded(sdk: openai.OpenAI, script: list[s
     later = _ask(sdk, previous_response_id=response.id)
     assert later.output[0].container_id == call.container_id and later.output[0].outputs is None
     assert later.usage is not None and later.usage.input_tokens > response.usage.input_tokens / 2
+
+
+def test_a_long_output_leaves_the_next_round_what_the_context_holds(
+    sdk: openai.OpenAI, script: list[str]
+) -> None:
+    # The output fills most of what the context holds beyond the prompt, more than the reply's
+    # limit loses to the call: the round after it gets what is left of the context, instead of
+    # failing for a context longer than the model's.
+    probe = _ask(sdk, tool_choice="auto", max_output_tokens=16)
+    assert probe.usage is not None
+    room = 8192 - probe.usage.input_tokens  # the fake engine's context in these tests
+    script.append(f"print('x' * {room - 300})")
+    response = _ask(sdk, max_output_tokens=4000, include=["code_interpreter_call.outputs"])
+    assert response.status == "completed", response.error
+    assert response.output[0].status == "completed"
+    assert response.output[-1].type == "message"
 
 
 def test_failures_fail_the_call_not_the_response(sdk: openai.OpenAI, script: list[str]) -> None:

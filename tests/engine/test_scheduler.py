@@ -45,7 +45,7 @@ def scheduler(monkeypatch: pytest.MonkeyPatch) -> Scheduler:
     s.mem = None
     s.n_vocab = 10
     s.slots = [Slot(i) for i in range(3)]
-    s.waiting, s.active = [], []
+    s.waiting, s.active, s.copying, s.shared_cells = [], [], set(), False
     s.cond = threading.Condition()
     s.removed = removed  # type: ignore[attr-defined]
     return s
@@ -299,7 +299,7 @@ def test_a_new_sequence_goes_next_to_the_busy_ones(monkeypatch: pytest.MonkeyPat
     s = Scheduler.__new__(Scheduler)
     s.mem, s.n_vocab = None, 10
     s.slots = [Slot(i) for i in range(8)]
-    s.waiting, s.active = [], []
+    s.waiting, s.active, s.copying, s.shared_cells = [], [], set(), False
     s.cond = threading.Condition()
     prompt = list(range(100, 140))
     s.slots[6].tokens = [*prompt, 1, 2, 3]  # this prompt's own earlier slot
@@ -457,3 +457,93 @@ def test_a_long_forced_run_is_split_over_steps(scheduler: Scheduler) -> None:
     assert first == [(seq, [4, *range(10, 17)], False)]  # no logits until the run is in
     del seq.pending[:8]
     assert scheduler._plan_batch() == [(seq, list(range(17, 25)), False)]
+
+
+def test_a_burst_with_one_new_prefix_computes_it_once(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests arriving together with the same new system prompt: the first computes it, the
+    others wait (no prompt chunk of theirs is planned) and, once it is computed, copy it from
+    the first's slot and compute only their own questions."""
+    copies: list[tuple[int, int, int, int]] = []
+    monkeypatch.setattr(
+        sched.L, "llama_memory_seq_cp", lambda m, a, b, p0, p1: copies.append((a, b, p0, p1))
+    )
+    scheduler.batch_size = 16
+    system = list(range(100, 100 + placement.FOLLOW_MIN + 8))
+    events: list[list[GenerationEvent]] = [[], [], []]
+    seqs = [_seq([*system, 60 + i, 61 + i], events[i]) for i in range(3)]
+    scheduler.waiting.extend(seqs)
+    scheduler._admit()
+    lead, *rest = seqs
+    assert lead.leader is None and [s.leader for s in rest] == [lead, lead]
+    assert events[0] == [PromptProcessed(cached_tokens=0)] and events[1] == events[2] == []
+    while lead.n_past < len(system):  # the leader's prefill, a batch at a time; others wait
+        plan = scheduler._plan_batch()
+        assert [entry[0] for entry in plan] == [lead]
+        lead.n_past += len(plan[0][1])
+        assert lead.slot is not None
+        lead.slot.tokens.extend(plan[0][1])
+        scheduler._join()
+        if lead.n_past < len(system):
+            assert copies == [] and all(s.leader is lead for s in rest)
+    assert lead.n_past >= len(system)
+    assert lead.slot is not None
+    assert sorted(copies) == sorted((lead.slot.seq_id, s.slot.seq_id, -1, -1) for s in rest)  # type: ignore[union-attr]
+    for seq, got in zip(rest, events[1:], strict=True):
+        assert seq.leader is None and seq.cached == seq.n_past == len(system)
+        assert got == [PromptProcessed(cached_tokens=len(system))]
+    plan = scheduler._plan_batch()
+    assert [entry[0] for entry in plan] == rest  # each computes its own question now
+    assert [entry[1] for entry in plan] == [s.prompt[len(system) :] for s in rest]
+
+
+def test_a_waiting_sequence_starts_alone_when_its_leader_goes(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sched.L, "llama_memory_seq_cp", lambda *args: None)
+    scheduler.batch_size = 64
+    system = list(range(100, 100 + placement.FOLLOW_MIN + 8))
+    lead, follower = _seq([*system, 1], []), _seq([*system, 2], [])
+    scheduler.waiting.extend([lead, follower])
+    scheduler._admit()
+    assert follower.leader is lead
+    scheduler._finish(lead, "cancelled")  # before it computed anything
+    scheduler._join()
+    assert follower.leader is None and follower.cached == 0 and follower.prefilling
+    assert [entry[0] for entry in scheduler._plan_batch()] == [follower]
+
+
+def test_a_prefix_already_computed_is_copied_at_once_not_waited_for(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sched.L, "llama_memory_seq_cp", lambda *args: None)
+    system = list(range(100, 100 + placement.FOLLOW_MIN + 8))
+    lead = _seq([*system, 1, 2, 3], [])
+    scheduler.waiting.append(lead)
+    scheduler._admit()
+    assert lead.slot is not None
+    lead.n_past = len(system) + 1  # its prefill got past the shared part
+    lead.slot.tokens = lead.prompt[: lead.n_past]
+    late = _seq([*system, 9], [])
+    scheduler.waiting.append(late)
+    scheduler._admit()
+    assert late.leader is None and late.cached == len(system)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["streams", "unified"])
+def test_kv_cells_in_use_count_a_shared_prefix_once_in_a_unified_buffer(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch, shared: bool
+) -> None:
+    monkeypatch.setattr(sched.L, "llama_memory_seq_cp", lambda *args: None)
+    scheduler.shared_cells = shared
+    system = list(range(100, 140))
+    scheduler.slots[0].extend([*system, 1, 2])  # a request still running computed it
+    scheduler.slots[0].busy = _seq([*system, 1], [])
+    seq = _seq([*system, 7, 8, 9], [])
+    scheduler.waiting.append(seq)
+    scheduler._admit()
+    assert seq.slot is not None and seq.cached == len(system)
+    seq.slot.extend([7, 8, 9])
+    own = len(system) + 2 + len(system) + 3
+    assert scheduler.kv_tokens() == (own - len(system) if shared else own)

@@ -22,7 +22,12 @@ from serverroom.generation import (
     UpstreamChat,
     generate,
 )
-from serverroom.generation.thinking import EFFORT_BUDGETS, ThinkSplitter, think_grammar
+from serverroom.generation.thinking import (
+    EFFORT_BUDGETS,
+    TagScrubber,
+    ThinkSplitter,
+    think_grammar,
+)
 from serverroom.upstream import Connections, Upstream
 from tests.generation.test_run import Scripted, _all
 from tests.upstream.stub import stub_server
@@ -61,6 +66,15 @@ def test_no_block_is_all_answer_and_an_opened_one_needs_no_tag() -> None:
     assert _split(["x</think>y"], opened=True)[:2] == ("x", "y")
 
 
+def test_the_scrubber_drops_tags_split_anywhere_and_keeps_the_rest() -> None:
+    text = "It is </think>5. <think>Sure</thi"
+    for size in (1, 2, 3, 7, len(text)):
+        scrubber = TagScrubber(("<think>", "</think>"))
+        pieces = [scrubber.feed(text[i : i + size]) for i in range(0, len(text), size)]
+        assert "".join(pieces) + scrubber.flush() == "It is 5. Sure</thi"
+    assert TagScrubber(("</think>",)).scrub("a</think>b</think>") == "ab"
+
+
 def test_efforts_buy_growing_budgets() -> None:
     budgets = [EFFORT_BUDGETS[e] for e in ("none", "minimal", "low", "medium", "high", "xhigh")]
     assert budgets == sorted(budgets) and budgets[0] == 0
@@ -96,6 +110,15 @@ async def test_the_budget_ends_the_block() -> None:
     done = out[-1]
     assert isinstance(done, ChoiceDone) and done.reasoning is not None
     assert len(done.reasoning) == 10 and done.reasoning_tokens <= 10 + len("</think>")
+
+
+async def test_a_scaffolded_answer_that_closes_the_block_again_shows_no_tag() -> None:
+    engine = Scripted("Scratch.</think>\n\nIt is 5.")  # the answer repeats it all
+    out = await _all(generate(_thinking_gen(engine, 200, 64), "r"))
+    done = out[-1]
+    assert isinstance(done, ChoiceDone) and done.reasoning == "Scratch."
+    assert done.text == "Scratch.\n\nIt is 5."
+    assert "".join(r.text for r in out if isinstance(r, TextOut)) == done.text
 
 
 async def test_thinking_that_eats_the_limit_leaves_no_answer() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import codecs
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -130,7 +130,7 @@ async def generate_text(
     request_id: str = "",
     priority: int = 0,
     on_start: Callable[[], None] | None = None,
-) -> AsyncIterator[TextEvent]:
+) -> AsyncGenerator[TextEvent, None]:
     """Generate text for a prompt; yields ``TextDelta``s then one ``TextDone``.
 
     ``on_start`` is called once the engine has admitted the request (a slot is computing it).

@@ -11,7 +11,8 @@ generated so far are counted for billing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
 from serverroom.constraints import (
@@ -24,7 +25,7 @@ from serverroom.constraints import (
 )
 from serverroom.constraints.grammar import GrammarConstraint
 from serverroom.engine.base import Engine, SamplingParams
-from serverroom.engine.textgen import TextDelta, TextDone, TokenInfo, generate_text
+from serverroom.engine.textgen import TextDelta, TextDone, TextEvent, TokenInfo, generate_text
 from serverroom.generation.results import (
     CallArguments,
     CallClosed,
@@ -37,7 +38,7 @@ from serverroom.generation.results import (
     ToolCall,
     call_id,
 )
-from serverroom.generation.thinking import Thinking, ThinkSplitter, think_grammar
+from serverroom.generation.thinking import TagScrubber, Thinking, ThinkSplitter, think_grammar
 from serverroom.generation.upstream import UpstreamChat, upstream_results
 
 __all__ = ["Generation", "Job", "Thinking", "UpstreamChat", "call_id", "fold", "generate"]
@@ -253,6 +254,8 @@ async def _choice(
         priority=gen.priority,
         on_start=on_start,
     )
+    if thought is not None and thought.plan.scaffold:
+        events = _scrubbed(events, TagScrubber((thought.plan.open, thought.plan.close)))
     async for event in events:
         if isinstance(event, TextDelta):
             gen.tokens[choice] += len(event.token_ids)
@@ -261,6 +264,20 @@ async def _choice(
         else:
             for result in reader.done(event):
                 yield thought.done(result) if thought and isinstance(result, ChoiceDone) else result
+
+
+async def _scrubbed(
+    events: AsyncGenerator[TextEvent, None], scrubber: TagScrubber
+) -> AsyncGenerator[TextEvent, None]:
+    """A scaffolded answer's text events without the think block's tags."""
+    async with aclosing(events):  # closing this stream ends the generation at once
+        async for event in events:
+            if isinstance(event, TextDelta):
+                yield replace(event, text=scrubber.feed(event.text))
+                continue
+            if rest := scrubber.flush():
+                yield TextDelta(rest, [], [])
+            yield replace(event, text=scrubber.scrub(event.text))
 
 
 async def generate(

@@ -9,13 +9,15 @@ the answer follows it in the prompt, under whatever constraint the request asks 
 
 ``ThinkSplitter`` reads generated text into reasoning and answer, whether the tags arrive whole
 or split across tokens, and with a block left unterminated (all of it is reasoning).
+``TagScrubber`` takes the block's tags out of a scaffolded model's answer: such a model, shown a
+closed block it did not write, now and then closes it again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EFFORT_BUDGETS", "ThinkSplitter", "Thinking", "think_grammar"]
+__all__ = ["EFFORT_BUDGETS", "TagScrubber", "ThinkSplitter", "Thinking", "think_grammar"]
 
 # Reasoning tokens an effort allows (the platform's default effort is medium).
 EFFORT_BUDGETS = {
@@ -133,6 +135,33 @@ class ThinkSplitter:
         else:
             self.answer += text
         return reasoning, text
+
+
+class TagScrubber:
+    """Removes every occurrence of ``tags`` from a stream of text, holding back a piece that
+    could be the start of one until the next piece (or ``flush``) decides."""
+
+    def __init__(self, tags: tuple[str, ...]) -> None:
+        self.tags = tags
+        self.held = ""
+
+    def scrub(self, text: str) -> str:
+        """``text`` whole, without the tags."""
+        for tag in self.tags:
+            text = text.replace(tag, "")
+        return text
+
+    def feed(self, text: str) -> str:
+        """What of the stream so far can be shown now."""
+        self.held = self.scrub(self.held + text)
+        keep = max(_partial_suffix(self.held, tag) for tag in self.tags)
+        shown, self.held = self.held[: len(self.held) - keep], self.held[len(self.held) - keep :]
+        return shown
+
+    def flush(self) -> str:
+        """The held-back rest at the end (it was not a tag)."""
+        rest, self.held = self.held, ""
+        return rest
 
 
 def _partial_suffix(text: str, tag: str) -> int:

@@ -25,7 +25,7 @@ from serverroom.api.responses.objects import (
     response_object,
     wants_logprobs,
 )
-from serverroom.api.responses.prompt import PromptState, fit_prompt, gather_state
+from serverroom.api.responses.prompt import PromptState, fit_prompt, gather_state, render_prompt
 from serverroom.api.responses.repository import ResponseRepository
 from serverroom.api.responses.schemas import ResponseCreateRequest
 from serverroom.api.responses.structured import (
@@ -304,13 +304,7 @@ async def next_round(
         return
     engine = await plan.ctx.engines.get(plan.entry)
     prompt, budget = await asyncio.to_thread(
-        fit_prompt,
-        engine,
-        plan.request.instructions,
-        state,
-        max_output=max(1, plan.params.max_tokens - done[1]),
-        truncation=_truncation(plan.request),
-        tools=rest,
+        _fit_round, engine, plan, state, rest, max(1, plan.params.max_tokens - done[1])
     )
     constraint = await _constraint(engine, response_format(plan.request), rest)
     params = replace(plan.params, max_tokens=budget, constraint=constraint)
@@ -321,6 +315,30 @@ async def next_round(
         call_ids=plan.response_id + str(len(plan.spent)),
         priority=plan.gen.priority,
         thinking=plan.gen.thinking,
+    )
+
+
+def _fit_round(
+    engine: Engine, plan: ResponsePlan, state: PromptState, tools: ToolSetup | None, left: int
+) -> tuple[list[int], int]:
+    """The next round's prompt and budget: what is ``left`` of the response's output tokens,
+    but without truncation at most what the context still holds (the tool's output grew the
+    prompt by more than the call's tokens the budget lost; the round then ends at the
+    context's edge, incomplete, instead of failing)."""
+    truncation = _truncation(plan.request)
+    rendered = None
+    if truncation != "auto":
+        items = state.history + state.new
+        rendered = render_prompt(engine, plan.request.instructions, items, tools)
+        left = max(1, min(left, engine.context_length - len(rendered)))
+    return fit_prompt(
+        engine,
+        plan.request.instructions,
+        state,
+        max_output=left,
+        truncation=truncation,
+        tools=tools,
+        rendered=rendered,
     )
 
 

@@ -127,6 +127,7 @@ class LlamaCppEngine:
             batch_size=s.batch_size,
             projector=self._projector,
             fast_forward=s.fast_forward,
+            shared_cells=s.kv_unified,
             tuner=ThreadTuner(
                 threads,
                 lambda n: L.llama_set_n_threads(ctx, n, n),

@@ -1,9 +1,11 @@
-"""Where a new sequence goes: which free slot's KV cache serves its prompt best, and which
-other slot's cache to copy a longer shared prefix from (the scheduler's prefix caching); and
-where a step's tokens go in the batch (``fill_batch``)."""
+"""Where a new sequence goes: which free slot's KV cache serves its prompt best, which other
+slot's cache to copy a longer shared prefix from, and which sequence still computing a prefix
+it shares to wait for (the scheduler's prefix caching); and where a step's tokens go in the
+batch (``fill_batch``)."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,14 +16,40 @@ if TYPE_CHECKING:
 # ~6 ms for the default model, about what 2 prompt tokens cost to compute); it is done when
 # it saves at least this many.
 COPY_MIN = 4
+# A new prompt whose prefix another sequence is computing right now (a burst of requests with
+# the same new system prompt) waits for that prefill and then copies it, instead of computing
+# the same tokens beside it, when that saves at least this many (``choose_leader``).
+FOLLOW_MIN = 32
+
+
+_cell_ids = itertools.count()
 
 
 @dataclass
 class Slot:
+    """One sequence id and what it holds in the KV cache: ``tokens``, and an id per token's
+    cell (``cells``): a prefix copied in a unified KV buffer keeps the donor's cell ids, since
+    the slots then share those cells, so the distinct ids count the cells in use."""
+
     seq_id: int
     tokens: list[int] = field(default_factory=list)  # what this sequence id holds in KV
     busy: ServedSequence | None = None
     last_used: float = 0.0
+    cells: list[int] = field(default_factory=list)
+
+    def extend(self, tokens: list[int]) -> None:
+        """Tokens computed into this slot's own new cells."""
+        self.tokens.extend(tokens)
+        self.cells.extend(next(_cell_ids) for _ in tokens)
+
+    def truncate(self, n: int) -> None:
+        del self.tokens[n:]
+        del self.cells[n:]
+
+    def copy_from(self, donor: Slot, n: int, *, shared: bool) -> None:
+        """The donor's first ``n`` tokens, in the donor's cells (``shared``) or in copies."""
+        self.tokens = donor.tokens[:n]
+        self.cells = donor.cells[:n] if shared else [next(_cell_ids) for _ in self.tokens]
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -87,7 +115,49 @@ def choose_donor(slots: list[Slot], slot: Slot, common: dict[int, int]) -> Slot 
     return best
 
 
+def choose_leader(
+    active: list[ServedSequence], seq: ServedSequence, cached: int
+) -> tuple[ServedSequence, int] | None:
+    """A sequence still prefilling (and not itself waiting) whose prompt shares at least
+    ``FOLLOW_MIN`` more leading tokens with ``seq``'s than any cache holds (``cached``), not yet
+    all computed: the one sharing most, and how many tokens ``seq`` waits for. None if none."""
+    leader, need = None, cached + FOLLOW_MIN
+    for other in active:
+        if other is seq or other.slot is None or other.leader is not None or not other.prefilling:
+            continue
+        shared = min(common_prefix(other.prompt, seq.prompt), len(seq.prompt) - 1)
+        if shared >= need and shared > other.n_past:
+            leader, need = other, shared
+    return None if leader is None else (leader, need)
+
+
 Plan = list[tuple["ServedSequence", list[int], bool]]  # (sequence, its tokens, wants logits)
+
+
+def plan_batch(active: list[ServedSequence], batch_size: int) -> Plan:
+    """A step's tokens: decoding sequences first (their sampled token, and the tokens a
+    constraint forced after it), then prompt chunks in arrival order (not of a sequence that
+    waits for its leader), at most ``batch_size`` in all."""
+    budget = batch_size
+    plan: Plan = []
+    for seq in active:
+        if seq.pending and budget > 0:
+            tokens = seq.pending[:budget]
+            plan.append((seq, tokens, len(tokens) == len(seq.pending)))
+            budget -= len(tokens)
+    prefilling = [s for s in active if s.prefilling and s.leader is None]
+    for seq in sorted(prefilling, key=lambda s: s.arrival):
+        if budget <= 0:
+            break
+        chunk = seq.prompt[seq.n_past : min(seq.n_past + budget, seq.text_end())]
+        if chunk:  # none while an image is next
+            plan.append((seq, chunk, seq.n_past + len(chunk) == len(seq.prompt)))
+            budget -= len(chunk)
+    # The batch in sequence-id order: with one KV stream per sequence, llama.cpp splits a
+    # batch into one ubatch per run of consecutive ids (out of order: 2.2x slower); slots
+    # are chosen to keep those runs few (``fewest_runs``).
+    plan.sort(key=lambda entry: entry[0].slot.seq_id if entry[0].slot else 0)
+    return plan
 
 
 def fill_batch(batch: Any, plan: Plan) -> list[tuple[ServedSequence, int]]:

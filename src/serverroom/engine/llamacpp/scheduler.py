@@ -7,9 +7,11 @@ that produced logits with that sequence's own sampler. New requests join at the 
 finished or cancelled ones leave at once. Each slot remembers the tokens in its KV cache, and a
 new request takes the free slot whose cache saves it the most work without evicting another
 conversation for a merely shared prefix (``reuse_value``), so only the rest is computed (prefix
-caching). An image in a prompt (``media``) is a span of placeholders whose embeddings are
-decoded on their own, one image per step, when the prefill reaches them; prompt chunks stop at a
-span, and a cached prefix never ends inside one. A step's tokens reach the requests' asyncio
+caching); a request whose prefix another one is computing right now waits for it and copies it
+(``choose_leader``), so a burst with one new system prompt computes it once. An image in a
+prompt (``media``) is a span of placeholders whose embeddings are decoded on their own, one
+image per step, when the prefill reaches them; prompt chunks stop at a span, and a cached
+prefix never ends inside one. A step's tokens reach the requests' asyncio
 queues in one wake-up per event loop (``waker``); llama.cpp releases the GIL while it decodes,
 and the short per-token calls and the wake-up keep it (``held``), so the event loop runs while
 the model computes and does not interrupt the Python part of a step.
@@ -35,12 +37,15 @@ from serverroom.engine.base import (
 )
 from serverroom.engine.llamacpp.media import FILLER, ImageSpan, Projector
 from serverroom.engine.llamacpp.placement import (
+    Plan,
     Slot,
     choose_donor,
+    choose_leader,
     choose_slot,
     common_prefix,
     fewest_runs,
     fill_batch,
+    plan_batch,
 )
 from serverroom.engine.llamacpp.sampling import SequenceSampler, sample_step
 from serverroom.engine.llamacpp.threads import ThreadTuner
@@ -66,6 +71,9 @@ class ServedSequence:
     sampler: SequenceSampler | None = None
     cancelled: bool = False
     images: dict[int, ImageSpan] = field(default_factory=dict)  # by prompt position
+    # The sequence computing this one's prefix, and how much of it to wait for (``_join``).
+    leader: ServedSequence | None = None
+    lead_need: int = 0
 
     def text_end(self) -> int:
         """Where the prompt's text from ``n_past`` on ends: the next image span, or the end."""
@@ -102,8 +110,10 @@ class Scheduler:
         projector: Projector | None = None,
         fast_forward: bool = True,
         tuner: ThreadTuner | None = None,
+        shared_cells: bool = False,
     ) -> None:
         self.ctx = ctx
+        self.shared_cells = shared_cells  # one unified KV buffer: a copied prefix is shared
         self.fast_forward = fast_forward
         self.tuner = tuner
         self.projector = projector
@@ -115,6 +125,7 @@ class Scheduler:
         self.batch = L.llama_batch_init(batch_size, 0, 1)
         self.waiting: list[ServedSequence] = []
         self.active: list[ServedSequence] = []
+        self.copying: set[int] = set()  # slots whose KV copy the next decode makes
         self.cond = threading.Condition()
         self.outbox = Outbox()
         self.stopping = False
@@ -140,7 +151,10 @@ class Scheduler:
             return len(self.active), len(self.waiting)
 
     def kv_tokens(self) -> int:
-        """Tokens the slots hold in the KV cache (read without the lock: a gauge's value)."""
+        """KV cells in use: the tokens the slots hold, a cell that slots share counted once
+        (read without the lock: a gauge's value)."""
+        if self.shared_cells:
+            return len({cell for slot in self.slots for cell in list(slot.cells)})
         return sum(len(slot.tokens) for slot in self.slots)
 
     def stop(self) -> None:
@@ -220,58 +234,68 @@ class Scheduler:
         return taken
 
     def _place(self, seq: ServedSequence) -> None:
-        """Put an admitted sequence in the free slot whose cache serves it best."""
+        """Put an admitted sequence in the free slot whose cache serves it best; if another
+        sequence is computing a longer prefix it shares, it waits for that (``_join``)."""
         free = [slot for slot in self.slots if slot.busy is None]
         busy = {s.seq_id for s in self.slots if s.busy is not None}
-        common = {s.seq_id: common_prefix(s.tokens, seq.prompt) for s in self.slots}
+        common = self._common(seq)
         slot = choose_slot(fewest_runs(free, busy), seq.prompt, common)
+        slot.busy = seq
+        seq.slot = slot
+        seq.sampler = SequenceSampler(seq.request.params, self.n_vocab)
+        follow = choose_leader(self.active, seq, max(common.values()))
+        if follow is not None:
+            seq.leader, seq.lead_need = follow
+            return
+        self._take_cache(seq, common)
+
+    def _common(self, seq: ServedSequence) -> dict[int, int]:
+        """Each slot's cached tokens shared with ``seq``'s prompt, by sequence id; none for a
+        slot whose own copy is still queued (its data is not there yet to copy on)."""
+        return {
+            s.seq_id: 0 if s.seq_id in self.copying else common_prefix(s.tokens, seq.prompt)
+            for s in self.slots
+        }
+
+    def _join(self) -> None:
+        """Start the waiting sequences whose leader computed what they wait for (or ended):
+        they take that prefix from its cache."""
+        for seq in self.active:
+            lead = seq.leader
+            if lead is None or (lead.slot is not None and lead.n_past < seq.lead_need):
+                continue
+            seq.leader = None
+            self._take_cache(seq, self._common(seq))
+
+    def _take_cache(self, seq: ServedSequence, common: dict[int, int]) -> None:
+        """Start a placed sequence from its slot's cached prefix, or from a longer one copied
+        from another slot (``common``: each slot's tokens shared with the prompt)."""
+        slot = seq.slot
+        assert slot is not None
         donor = choose_donor(self.slots, slot, common)
         if donor is not None:  # its KV data moves at the next decode, before that computes
             L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
             L.llama_memory_seq_cp(self.mem, donor.seq_id, slot.seq_id, -1, -1)
-            slot.tokens = donor.tokens[: common[donor.seq_id]]
+            slot.copy_from(donor, common[donor.seq_id], shared=self.shared_cells)
+            self.copying.add(slot.seq_id)
         reuse = min(common[(donor or slot).seq_id], len(seq.prompt) - 1)
         while reuse > 0 and seq.prompt[reuse] == FILLER:  # not into an image: back to its start
             reuse -= 1
         if not L.llama_memory_seq_rm(self.mem, slot.seq_id, reuse, -1):
             L.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
             reuse = 0
-        del slot.tokens[reuse:]
-        slot.busy = seq
-        seq.slot = slot
+        slot.truncate(reuse)
         seq.n_past = seq.cached = reuse
-        seq.sampler = SequenceSampler(seq.request.params, self.n_vocab)
         seq.emit(PromptProcessed(cached_tokens=reuse))
 
-    def _plan_batch(self) -> list[tuple[ServedSequence, list[int], bool]]:
-        """Decoding sequences first (their sampled token, and the tokens a constraint forced
-        after it), then prompt chunks in arrival order."""
-        budget = self.batch_size
-        plan: list[tuple[ServedSequence, list[int], bool]] = []
-        for seq in self.active:
-            if seq.pending and budget > 0:
-                tokens = seq.pending[:budget]
-                plan.append((seq, tokens, len(tokens) == len(seq.pending)))
-                budget -= len(tokens)
-        prefilling = sorted((s for s in self.active if s.prefilling), key=lambda s: s.arrival)
-        for seq in prefilling:
-            if budget <= 0:
-                break
-            chunk = seq.prompt[seq.n_past : min(seq.n_past + budget, seq.text_end())]
-            if chunk:  # none while an image is next
-                plan.append((seq, chunk, seq.n_past + len(chunk) == len(seq.prompt)))
-                budget -= len(chunk)
-        # The batch in sequence-id order: with one KV stream per sequence, llama.cpp splits a
-        # batch into one ubatch per run of consecutive ids (out of order: 2.2x slower); slots
-        # are chosen to keep those runs few (``fewest_runs``).
-        plan.sort(key=lambda entry: entry[0].slot.seq_id if entry[0].slot else 0)
-        return plan
+    def _plan_batch(self) -> Plan:
+        return plan_batch(self.active, self.batch_size)
 
     def _decode_image(self) -> None:
         """Decode the first image that a prefilling sequence has reached (one per step, so
         the other streams keep their pace)."""
         for seq in self.active:
-            span = seq.images.get(seq.n_past) if seq.prefilling else None
+            span = seq.images.get(seq.n_past) if seq.prefilling and not seq.leader else None
             if span is None or seq.slot is None:
                 continue
             assert self.projector is not None
@@ -286,11 +310,12 @@ class Scheduler:
                 logger.error("decoding an image of %d tokens returned %d", span.n_tokens, rc)
                 self._finish(seq, "error", f"decoding an image failed ({rc}): KV cache full?")
             else:
-                seq.slot.tokens.extend(span.placeholders())
+                seq.slot.extend(span.placeholders())
                 seq.n_past += span.n_tokens
             return
 
     def _step(self) -> None:
+        self._join()
         if self.projector is not None:
             self._decode_image()
         plan = self._plan_batch()
@@ -299,6 +324,7 @@ class Scheduler:
         outputs = fill_batch(self.batch, plan)
         started = self.tuner.started() if self.tuner is not None else 0.0
         rc = L.llama_decode(self.ctx, self.batch)
+        self.copying.clear()  # the decode made the queued copies first
         if self.tuner is not None:
             self.tuner.observe(started, self.batch.n_tokens)
         if rc != 0:
@@ -310,7 +336,7 @@ class Scheduler:
             return
         for seq, tokens, _ in plan:
             assert seq.slot is not None
-            seq.slot.tokens.extend(tokens)
+            seq.slot.extend(tokens)
             seq.n_past += len(tokens)
             if seq.pending:
                 del seq.pending[: len(tokens)]
@@ -372,7 +398,7 @@ class Scheduler:
             seq.slot.last_used = time.monotonic()
             if reason == "error":
                 L.llama_memory_seq_rm(self.mem, seq.slot.seq_id, -1, -1)
-                seq.slot.tokens.clear()
+                seq.slot.truncate(0)
             seq.slot = None
         if seq.sampler is not None:
             seq.sampler.close()
