@@ -9,7 +9,7 @@ and the same fields are exposed as command-line flags by ``serverroom serve`` (`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,8 +101,11 @@ class LimitsSettings(BaseModel):
 class BatchSettings(BaseModel):
     """The Batch API worker (see docs/batches.md)."""
 
-    concurrency: int = Field(
-        2, ge=0, le=64, description="Batch lines run at the same time (0: no batch worker)."
+    concurrency: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = Field(
+        "auto",
+        description="Batch lines run at the same time (0: no batch worker). auto: as many as"
+        " the model's engine has slots; the engine keeps one free for interactive requests and"
+        " admits them first.",
     )
     priority: int = Field(1, ge=0, description="Engine priority of batch lines (0: interactive).")
     poll_seconds: float = Field(2.0, gt=0, description="How often the worker looks for work.")

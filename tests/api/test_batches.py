@@ -335,3 +335,26 @@ def test_expired_batch_reports_unfinished_lines(tmp_path: Path) -> None:
         assert {e["error"]["code"] for e in errors} == {"batch_expired"}
         assert all(e["response"] is None for e in errors)
         assert len(read_jsonl(sdk, batch.output_file_id)) == counts.completed
+
+
+def test_auto_concurrency_runs_a_line_per_engine_slot() -> None:
+    """``batch.concurrency = auto``: one line in flight per slot of the model's engine (its
+    scheduler keeps one free for interactive requests); a set number is kept as set."""
+    from types import SimpleNamespace
+
+    from serverroom.api.batches.worker import AUTO_OTHER, BatchWorker
+    from serverroom.engine.fake import FakeEngine
+
+    engines = {"gpt-4.1": FakeEngine(slots=6)}
+
+    def engine(model: str) -> FakeEngine:
+        return engines[model]  # an unknown model raises, as the catalog does
+
+    worker = BatchWorker.__new__(BatchWorker)
+    worker.ctx = SimpleNamespace(engines=SimpleNamespace(engine=engine))  # type: ignore[assignment]
+    worker.settings = BatchSettings()
+    assert worker.settings.concurrency == "auto"
+    assert worker._concurrency(SimpleNamespace(model="gpt-4.1")) == 6  # type: ignore[arg-type]
+    assert worker._concurrency(SimpleNamespace(model="upstream-x")) == AUTO_OTHER  # type: ignore[arg-type]
+    worker.settings = BatchSettings(concurrency=3)
+    assert worker._concurrency(SimpleNamespace(model="gpt-4.1")) == 3  # type: ignore[arg-type]

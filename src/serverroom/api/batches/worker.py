@@ -34,6 +34,7 @@ logger = logging.getLogger("serverroom.batches")
 PURGE_EVERY = 300.0  # seconds between sweeps for expired files
 FINALIZE_LEASES = 4  # a batch's files are written within this many lease lengths
 RETRIES = 6  # a line refused with 429/503 (engine busy, rate limit) is retried this often
+AUTO_OTHER = 4  # lines in flight for an upstream model under batch.concurrency = auto
 
 
 class BatchWorker:
@@ -164,6 +165,19 @@ class BatchWorker:
             return
         await self.repo.start(row.id, lines, model, now)
 
+    def _concurrency(self, row: BatchRow) -> int:
+        """Lines of ``row`` in flight at once: as set, or (``auto``) one per slot of the model's
+        engine (its scheduler keeps a slot free for interactive requests and admits those
+        first, so the batch fills only what they leave idle); ``AUTO_OTHER`` for a model whose
+        engine is not local."""
+        if self.settings.concurrency != "auto":
+            return self.settings.concurrency
+        try:
+            engine = self.ctx.engines.engine(row.model) if row.model else None
+        except Exception:  # not a local model (an upstream's, or gone from the catalog)
+            engine = None
+        return engine.load().slots if engine is not None else AUTO_OTHER
+
     async def _run(self, row: BatchRow) -> None:
         call = Call(
             self.ctx,
@@ -172,7 +186,7 @@ class BatchWorker:
             priority=self.settings.priority,
         )
         stop = self._cancels.setdefault(row.id, asyncio.Event())
-        gate = asyncio.Semaphore(self.settings.concurrency)
+        gate = asyncio.Semaphore(self._concurrency(row))
         tasks: set[asyncio.Task[None]] = set()
 
         async def one(line: PendingLine) -> None:
