@@ -73,6 +73,7 @@ def test_the_scrubber_drops_tags_split_anywhere_and_keeps_the_rest() -> None:
         pieces = [scrubber.feed(text[i : i + size]) for i in range(0, len(text), size)]
         assert "".join(pieces) + scrubber.flush() == "It is 5. Sure</thi"
     assert TagScrubber(("</think>",)).scrub("a</think>b</think>") == "ab"
+    assert TagScrubber(("<think>", "</think>")).scrub("x<thi</think>nk>y") == "xy"
 
 
 def test_efforts_buy_growing_budgets() -> None:

@@ -146,9 +146,10 @@ class TagScrubber:
         self.held = ""
 
     def scrub(self, text: str) -> str:
-        """``text`` whole, without the tags."""
-        for tag in self.tags:
-            text = text.replace(tag, "")
+        """``text`` whole, without the tags (also one that removing another one formed)."""
+        while any(tag in text for tag in self.tags):
+            for tag in self.tags:
+                text = text.replace(tag, "")
         return text
 
     def feed(self, text: str) -> str:
